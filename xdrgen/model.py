@@ -1,0 +1,354 @@
+"""The resolved model: every name bound, every constant evaluated, every size checked.
+
+This is the contract between the front end (``xdrgen.frontend``) and the code
+generator (``xdrgen.generator``).  Nothing here refers to syntax any more: sizes
+are integers, type names point at their definitions, and procedures from RFC 5531
+``program`` blocks and from libvirt / libguestfs procedure enums all end up in
+one :class:`ProcedureTable` shape.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from xdrgen.diagnostics import Diagnostic, Position
+
+#: Largest length a variable-length item can declare (an XDR length is a u32).
+UNBOUNDED = 0xFFFFFFFF
+
+
+class Primitive(enum.Enum):
+    """XDR's built-in scalar types, by their RFC 4506 spelling."""
+
+    INT = "int"
+    UINT = "unsigned int"
+    HYPER = "hyper"
+    UHYPER = "unsigned hyper"
+    FLOAT = "float"
+    DOUBLE = "double"
+    QUADRUPLE = "quadruple"
+    BOOL = "bool"
+
+
+@dataclass(eq=False, slots=True)
+class PrimitiveType:
+    primitive: Primitive
+    #: The spelling in the source when it was an rpcgen alias (``u_int``, ``int64_t``...).
+    spelling: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class NamedType:
+    """A reference to a definition by name (an enum, struct, union or typedef)."""
+
+    name: str
+    definition: TypeDefinition
+    #: Set when the definition comes from another ``.x`` given with ``--import``.
+    imported_from: ImportedModule | None = None
+
+
+TypeRef = Union[PrimitiveType, NamedType]
+
+
+class DeclKind(enum.Enum):
+    PLAIN = "plain"  # T x;
+    FIXED_ARRAY = "fixed_array"  # T x[n];
+    VAR_ARRAY = "var_array"  # T x<n>; / T x<>;
+    OPTIONAL = "optional"  # T *x;
+    FIXED_OPAQUE = "fixed_opaque"  # opaque x[n];
+    VAR_OPAQUE = "var_opaque"  # opaque x<n>; / opaque x<>;
+    STRING = "string"  # string x<n>; / string x<>;
+    VOID = "void"  # void;
+
+
+@dataclass(frozen=True, slots=True)
+class AllocSpec:
+    """libvirt's ``alloc@<offset>@<type>@<count offset>`` member comment."""
+
+    offset: int
+    ctype: str
+    count_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAnnotations:
+    """libvirt's member comments, parsed; all empty for ordinary files."""
+
+    insert: int | None = None
+    call_by_reference: bool = False
+    alloc: AllocSpec | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Declaration:
+    """One RFC 4506 declaration: a struct field, a union arm, a typedef body."""
+
+    name: str | None  # None only for VOID
+    kind: DeclKind
+    #: Element type; None for opaque, string and void.
+    type: TypeRef | None
+    #: Fixed length (FIXED_*), or maximum (VAR_*, STRING; UNBOUNDED when ``<>``); None otherwise.
+    size: int | None
+    pos: Position
+    #: The size as written (a constant name or a literal), for documentation.
+    size_text: str | None = None
+    doc: str | None = None
+    annotations: MemberAnnotations = MemberAnnotations()
+
+    @property
+    def bounded(self) -> bool:
+        return self.size is not None and self.size != UNBOUNDED
+
+
+@dataclass(eq=False, slots=True)
+class ConstantDef:
+    name: str
+    value: int
+    pos: Position
+    doc: str | None = None
+    #: The right-hand side as written (``0x20008086``, ``OTHER_CONST``, ``-1``).
+    text: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class EnumMember:
+    name: str
+    value: int
+    pos: Position
+    doc: str | None = None
+    text: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class EnumDef:
+    name: str
+    members: list[EnumMember]
+    pos: Position
+    doc: str | None = None
+    #: Name of the enclosing definition when this was written inline in a declaration.
+    nested_in: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class StructDef:
+    name: str
+    fields: list[Declaration]
+    pos: Position
+    doc: str | None = None
+    nested_in: str | None = None
+    annotations: MemberAnnotations = MemberAnnotations()
+
+
+@dataclass(eq=False, slots=True)
+class CaseLabel:
+    value: int
+    #: The label as written when it was a name (an enum member or constant).
+    name: str | None
+    pos: Position
+
+
+@dataclass(eq=False, slots=True)
+class UnionArm:
+    labels: list[CaseLabel]
+    declaration: Declaration  # kind VOID for a void arm
+
+
+@dataclass(eq=False, slots=True)
+class UnionDef:
+    name: str
+    #: PLAIN declaration of int, unsigned int, bool, an enum, or a typedef of one of those.
+    discriminant: Declaration
+    arms: list[UnionArm]
+    #: None: no default arm (unknown discriminants are errors). A VOID declaration: ``default: void;``.
+    default: Declaration | None
+    pos: Position
+    doc: str | None = None
+    nested_in: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class TypedefDef:
+    name: str
+    declaration: Declaration
+    pos: Position
+    doc: str | None = None
+
+
+TypeDefinition = Union[EnumDef, StructDef, UnionDef, TypedefDef]
+
+
+@dataclass(eq=False, slots=True)
+class ProcedureDef:
+    """A procedure of an RFC 5531 ``program`` version."""
+
+    name: str
+    number: int
+    #: Argument types; empty for ``void``.
+    args: list[TypeRef]
+    result: TypeRef | None  # None for void
+    pos: Position
+    doc: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class VersionDef:
+    name: str
+    number: int
+    procedures: list[ProcedureDef]
+    pos: Position
+    doc: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class ProgramDef:
+    name: str
+    number: int
+    versions: list[VersionDef]
+    pos: Position
+    doc: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Passthrough:
+    """A ``%`` line: C text for rpcgen's output, kept with its position."""
+
+    text: str
+    pos: Position
+
+
+Definition = Union[ConstantDef, EnumDef, StructDef, UnionDef, TypedefDef, ProgramDef, Passthrough]
+
+
+# --------------------------------------------------------------------------
+# Procedure tables: one shape for RFC 5531 programs and procedure enums.
+
+
+class ProtocolStyle(enum.Enum):
+    ONCRPC = "oncrpc"  # RFC 5531 program/version/procedure blocks
+    LIBVIRT = "libvirt"  # enum <x>_procedure + <x>_<name>_args/_ret/_msg
+    GUESTFS = "guestfs"  # enum guestfs_procedure + guestfs_<name>_args/_ret
+
+
+@dataclass(frozen=True, slots=True)
+class AclRule:
+    """``@acl: object:permission[:flag]`` or ``object:permission::param:value``."""
+
+    object: str
+    permission: str
+    flag: str | None = None
+    param: str | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureAnnotations:
+    """libvirt's ``/** @name: value */`` procedure annotations, validated."""
+
+    generate: str | None = None  # both | server | client | none
+    priority: str | None = None  # high | low
+    acl: tuple[AclRule, ...] = ()
+    aclfilter: tuple[AclRule, ...] = ()
+    readstream: int | None = None  # 1-based argument that is the stream
+    writestream: int | None = None
+    sparseflag: str | None = None
+
+    @property
+    def stream(self) -> str | None:
+        """'read' (daemon to client), 'write' (client to daemon) or None."""
+        if self.readstream is not None:
+            return "read"
+        if self.writestream is not None:
+            return "write"
+        return None
+
+
+@dataclass(eq=False, slots=True)
+class Procedure:
+    #: Upper-case name without the program prefix: ``CONNECT_OPEN``, ``NULLPROC``.
+    name: str
+    #: The constant naming the number: ``REMOTE_PROC_CONNECT_OPEN`` (an RFC name for programs).
+    constant: str
+    number: int
+    #: Argument types in order; empty means void.  libvirt and guestfs have at most one.
+    args: list[TypeRef]
+    result: TypeRef | None
+    #: libvirt's ``<x>_<name>_msg`` (the body of an event MESSAGE), if defined.
+    event: TypeRef | None
+    pos: Position
+    doc: str | None = None
+    annotations: ProcedureAnnotations = ProcedureAnnotations()
+
+    @property
+    def method_name(self) -> str:
+        """snake_case name for generated methods: ``connect_open``."""
+        return self.name.lower()
+
+
+@dataclass(eq=False, slots=True)
+class ProcedureTable:
+    style: ProtocolStyle
+    #: Program (or enum prefix) name: ``REMOTE``, ``GUESTFS``, ``DEMO_PROG``.
+    name: str
+    program: int
+    version: int
+    procedures: list[Procedure]
+    pos: Position
+    #: Name of the version (RFC 5531) or of the procedure enum (libvirt, guestfs).
+    version_name: str = ""
+    program_constant: str | None = None
+    version_constant: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class ImportedModule:
+    """Another ``.x`` whose definitions this one uses (``--import``)."""
+
+    source: Path
+    module_name: str
+    model: XdrModule
+
+
+@dataclass(eq=False, slots=True)
+class XdrModule:
+    """Everything the generator needs to know about one ``.x`` file."""
+
+    source: Path
+    source_sha256: str
+    #: Definitions of this file in source order (nested inline definitions come just
+    #: before the definition that contains them).
+    definitions: list[Definition]
+    constants: dict[str, ConstantDef]
+    types: dict[str, TypeDefinition]
+    programs: list[ProgramDef]
+    procedure_tables: list[ProcedureTable]
+    imports: list[ImportedModule] = field(default_factory=list)
+    #: External constants (``-D``, ``--constants-from``) that this file actually used.
+    external_constants: dict[str, int] = field(default_factory=dict)
+    #: Every file read to build this model: the source, its includes, the C headers.
+    inputs: list[Path] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    def constant_value(self, name: str) -> int:
+        if name in self.constants:
+            return self.constants[name].value
+        if name in self.external_constants:
+            return self.external_constants[name]
+        for imported in self.imports:
+            try:
+                return imported.model.constant_value(name)
+            except KeyError:
+                pass
+        raise KeyError(name)
+
+
+def resolve_typedefs(ref: TypeRef) -> TypeRef:
+    """Follow PLAIN typedefs (``typedef T name;``) down to a primitive or a non-typedef."""
+    while isinstance(ref, NamedType) and isinstance(ref.definition, TypedefDef):
+        decl = ref.definition.declaration
+        if decl.kind is not DeclKind.PLAIN or decl.type is None:
+            return ref
+        ref = decl.type
+    return ref
