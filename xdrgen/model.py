@@ -114,6 +114,16 @@ class ConstantDef:
 
 
 @dataclass(eq=False, slots=True)
+class StringConstantDef:
+    """``const NAME = "text";`` (an rpcgen extension used by some rpcsvc files)."""
+
+    name: str
+    value: str
+    pos: Position
+    doc: str | None = None
+
+
+@dataclass(eq=False, slots=True)
 class EnumMember:
     name: str
     value: int
@@ -219,7 +229,9 @@ class Passthrough:
     pos: Position
 
 
-Definition = Union[ConstantDef, EnumDef, StructDef, UnionDef, TypedefDef, ProgramDef, Passthrough]
+Definition = Union[
+    ConstantDef, StringConstantDef, EnumDef, StructDef, UnionDef, TypedefDef, ProgramDef, Passthrough
+]
 
 
 # --------------------------------------------------------------------------
