@@ -230,10 +230,20 @@ class _Grammar:
 
     # ---------------------------------------------------------------- declarations
 
+    def _start(self, p: Any, n: int) -> int:
+        """Offset where symbol ``n`` starts (PLY only tracks terminals' offsets)."""
+        if p.slice[n].type == "type_specifier":
+            return self._spec_starts[id(p[n])]
+        return int(p.lexpos(n))
+
+    def _spec(self, p: Any, node: Any) -> None:
+        self._spec_starts[id(node)] = p.lexpos(1)
+        p[0] = node
+
     def _decl(
         self, p: Any, type_: TypeSpec | None, kind: DeclKind, name_index: int, size: Value | None
     ) -> DeclarationNode:
-        start = p.lexpos(1)
+        start = self._start(p, 1)
         return DeclarationNode(
             name=p[name_index],
             kind=kind,
@@ -321,7 +331,7 @@ class _Grammar:
         | SHORT
         | LONG"""
         primitive, spelling = _PRIMITIVE_KEYWORDS[p.slice[1].type]
-        p[0] = PrimitiveSpec(primitive, self.pos(p, 1), spelling)
+        self._spec(p, PrimitiveSpec(primitive, self.pos(p, 1), spelling))
 
     def p_type_specifier_unsigned(self, p: Any) -> None:
         """type_specifier : UNSIGNED INT
@@ -330,33 +340,33 @@ class _Grammar:
         | UNSIGNED SHORT
         | UNSIGNED LONG"""
         primitive, spelling = _UNSIGNED_KEYWORDS[p.slice[2].type]
-        p[0] = PrimitiveSpec(primitive, self.pos(p, 1), spelling)
+        self._spec(p, PrimitiveSpec(primitive, self.pos(p, 1), spelling))
 
     def p_type_specifier_bare_unsigned(self, p: Any) -> None:
         "type_specifier : UNSIGNED"
-        p[0] = PrimitiveSpec(Primitive.UINT, self.pos(p, 1), "unsigned")
+        self._spec(p, PrimitiveSpec(Primitive.UINT, self.pos(p, 1), "unsigned"))
 
     def p_type_specifier_name(self, p: Any) -> None:
         "type_specifier : IDENT"
-        p[0] = NameSpec(p[1], self.pos(p, 1))
+        self._spec(p, NameSpec(p[1], self.pos(p, 1)))
 
     def p_type_specifier_keyword_name(self, p: Any) -> None:
         """type_specifier : STRUCT IDENT
         | UNION IDENT
         | ENUM IDENT"""
-        p[0] = NameSpec(p[2], self.pos(p, 2), keyword=p[1])
+        self._spec(p, NameSpec(p[2], self.pos(p, 2), keyword=p[1]))
 
     def p_type_specifier_inline_enum(self, p: Any) -> None:
         "type_specifier : ENUM enum_body"
-        p[0] = InlineEnum(p[2], self.pos(p, 1))
+        self._spec(p, InlineEnum(p[2], self.pos(p, 1)))
 
     def p_type_specifier_inline_struct(self, p: Any) -> None:
         "type_specifier : STRUCT struct_body"
-        p[0] = InlineStruct(p[2][0], self.pos(p, 1))
+        self._spec(p, InlineStruct(p[2][0], self.pos(p, 1)))
 
     def p_type_specifier_inline_union(self, p: Any) -> None:
         "type_specifier : UNION union_body"
-        p[0] = InlineUnion(p[2], self.pos(p, 1))
+        self._spec(p, InlineUnion(p[2], self.pos(p, 1)))
 
     # ---------------------------------------------------------------- programs
 
@@ -384,12 +394,17 @@ class _Grammar:
 
     def p_procedure_def(self, p: Any) -> None:
         "procedure_def : proc_type IDENT '(' proc_args ')' '=' value ';'"
-        p[0] = ProcedureNode(p[2], p[7], p[4], p[1], self.pos(p, 2), self.doc(p, 1))
+        result, start = p[1]
+        doc = self.lexer.state.docs.get(start)
+        p[0] = ProcedureNode(p[2], p[7], p[4], result, self.pos(p, 2), doc)
 
     def p_proc_type(self, p: Any) -> None:
         """proc_type : type_specifier
         | VOID"""
-        p[0] = None if p[1] == "void" else p[1]
+        if p[1] == "void":
+            p[0] = (None, p.lexpos(1))
+        else:
+            p[0] = (p[1], self._spec_starts[id(p[1])])
 
     def p_proc_args(self, p: Any) -> None:
         """proc_args : VOID
@@ -641,6 +656,7 @@ class XdrParser(_Grammar):
 
     def __init__(self, text: str, main_file: str) -> None:
         self.lexer = XdrLexer(text, main_file)
+        self._spec_starts: dict[int, int] = {}
         template = _tables()
         parser = yacc.LRParser.__new__(yacc.LRParser)
         parser.productions = [_bind(prod, self) for prod in template.productions]

@@ -56,6 +56,7 @@ class Token(NamedTuple):
     kind: str  # "num", "id", "char", "str", "op", "other"
     text: str
     col: int  # 1-based column in the physical line the token came from
+    space: bool = False  # preceded by whitespace (kept when expansions are spelled out)
 
 
 _TOKEN_RE = re.compile(
@@ -75,11 +76,14 @@ _TOKEN_RE = re.compile(
 def tokenize_c(text: str, first_col: int = 1) -> list[Token]:
     """C preprocessing tokens of ``text`` (comments must already be removed)."""
     tokens: list[Token] = []
+    space = False
     for match in _TOKEN_RE.finditer(text):
         kind = match.lastgroup
         if kind is None or kind == "ws":
+            space = True
             continue
-        tokens.append(Token(kind, match.group(), match.start() + first_col))
+        tokens.append(Token(kind, match.group(), match.start() + first_col, space))
+        space = False
     return tokens
 
 
@@ -396,7 +400,11 @@ class _ExprParser:
                 self.expect(")")
                 return inner
             if token.text in ("+", "-", "~", "!"):
+                self.depth += 1
+                if self.depth > MAX_EXPR_DEPTH:
+                    raise CExprError("expression nested too deeply", token.col)
                 operand = self.promote(self.unary())
+                self.depth -= 1
                 if token.text == "+":
                     return operand
                 if token.text == "-":
@@ -519,7 +527,9 @@ def _expand(
             raise CExprError(
                 f"expansion of macro '{token.text}' is too large", token.col
             )
-        placed = [Token(t.kind, t.text, token.col) for t in body]
+        placed = [Token(t.kind, t.text, token.col, t.space) for t in body]
+        if placed:
+            placed[0] = placed[0]._replace(space=token.space)
         out.extend(
             _expand(placed, macros, handle_defined, active | {token.text}, budget)
         )
@@ -1058,7 +1068,9 @@ def _expansion_text(context: _Context, name: str, where: Position) -> str:
             )
         except CExprError as exc:
             raise error(exc.message, where) from None
-        cached = " ".join(t.text for t in tokens)
+        cached = "".join(
+            (" " if t.space and i else "") + t.text for i, t in enumerate(tokens)
+        )
         context.expansion_cache[name] = cached
     return cached
 
@@ -1167,8 +1179,9 @@ def _filter_cpp_output(
         # Blank lines and markers just before a marker carry no information.
         while len(out) > 1 and (out[-1] == "" or out[-1].startswith("# ")):
             out.pop()
-        out[-1:] = [] if len(out) == 1 and out[0].startswith("# ") else out[-1:]
-        out.append(f"# {match.group(1)} {quote_path(shown)}{tail}")
+        marker = f"# {match.group(1)} {quote_path(shown)}{tail}"
+        if len(out) > 1 or marker != out[0]:
+            out.append(marker)
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n", _unique(files)
