@@ -377,3 +377,24 @@ def test_version_flag() -> None:
 
     result = subprocess.run([sys.executable, "-m", "xdrgen.cli", "--version"], capture_output=True, text=True)
     assert result.stdout.strip() == f"xdrgen {__version__}"
+
+
+def test_passthrough_defines_supply_constants_the_c_side_would_see() -> None:
+    source = "%#define NAME_MAX 255\n%#define PATH_MAX (NAME_MAX + 1) * 4\nstruct s { string path<PATH_MAX>; };\n"
+    module = _load_text(source)
+    s = module.types["s"]
+    assert isinstance(s, StructDef) and s.fields[0].size == 1024
+
+
+def test_string_constants_and_rpcgen_builtin_types() -> None:
+    from xdrgen.model import StringConstantDef
+
+    module = _load_text('const HEX = "d4a0";\nstruct k { netobj key; des_block block; };\n')
+    (text,) = [d for d in module.definitions if isinstance(d, StringConstantDef)]
+    assert (text.name, text.value) == ("HEX", "d4a0")
+    netobj = module.types["netobj"]
+    assert isinstance(netobj, TypedefDef)
+    assert (netobj.declaration.kind, netobj.declaration.size) == (DeclKind.VAR_OPAQUE, 1024)
+    des = module.types["des_block"]
+    assert isinstance(des, TypedefDef)
+    assert (des.declaration.kind, des.declaration.size) == (DeclKind.FIXED_OPAQUE, 8)

@@ -53,7 +53,8 @@ class SourceMap:
         self.markers: list[tuple[int, str, int]] = [(0, main_file, 1)]
         for match in _MARKER.finditer(text):
             line_index = bisect.bisect_right(self.line_starts, match.start())  # 1-based index
-            self.markers.append((line_index, match.group(2), int(match.group(1))))
+            file = re.sub(r"\\(.)", r"\1", match.group(2))  # cpp escapes '"' and '\\'
+            self.markers.append((line_index, file, int(match.group(1))))
         self._marker_lines = [m[0] for m in self.markers]
 
     def position(self, offset: int) -> Position:

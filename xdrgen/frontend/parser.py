@@ -69,6 +69,8 @@ class _Grammar:
 
     # Set per instance by XdrParser.
     lexer: XdrLexer
+    parser: Any
+    _spec_starts: dict[int, int]
 
     def pos(self, p: Any, n: int) -> Position:
         return self.lexer.state.source.position(p.lexpos(n))
@@ -234,7 +236,8 @@ class _Grammar:
         """Offset where symbol ``n`` starts (PLY only tracks terminals' offsets)."""
         if p.slice[n].type == "type_specifier":
             return self._spec_starts[id(p[n])]
-        return int(p.lexpos(n))
+        offset: int = p.lexpos(n)
+        return offset
 
     def _spec(self, p: Any, node: Any) -> None:
         self._spec_starts[id(node)] = p.lexpos(1)
@@ -620,7 +623,7 @@ def syntax_error(grammar: _Grammar, tok: Any) -> XdrgenError:
 # ------------------------------------------------------------------ table cache
 
 _TABLE_LOCK = threading.Lock()
-_TABLES: Any = None  # (LRTable, productions): immutable once built
+_TABLES: Any = None  # a template LRParser: its tables are immutable once built
 
 
 class _NullLogger:
@@ -634,14 +637,11 @@ def _tables() -> Any:
     global _TABLES
     with _TABLE_LOCK:
         if _TABLES is None:
-            try:
-                from xdrgen.frontend import _parsetab  # noqa: F401
-                tabmodule = "xdrgen.frontend._parsetab"
-            except ImportError:
-                tabmodule = "xdrgen_no_parsetab"
+            # Building the LALR tables takes ~20 ms, so nothing is cached on disk: the
+            # table module name is one that never exists, and writing is off.
             builder = yacc.yacc(
                 module=_Grammar(),
-                tabmodule=tabmodule,
+                tabmodule="xdrgen_frontend_tables_never_written",
                 write_tables=False,
                 debug=False,
                 errorlog=_NullLogger(),

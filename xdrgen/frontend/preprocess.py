@@ -35,16 +35,18 @@ MAX_INCLUDE_DEPTH = 200
 MAX_EXPANSION_TOKENS = 100_000
 MAX_EXPR_DEPTH = 256
 MAX_LITERAL_DIGITS = 80
+MAX_PREFILTER_NAMES = 64
 CPP_TIMEOUT_SECONDS = 120
 
 
 @dataclass(frozen=True)
 class PreprocessedSource:
-    text: str  # what the lexer reads
-    main_file: str  # path of the main file as given
-    files: tuple[
-        Path, ...
-    ]  # every file read (main first, then each #include'd file once)
+    #: What the lexer reads.
+    text: str
+    #: The path of the main file as given.
+    main_file: str
+    #: Every file read: the main file first, then each ``#include``'d file once.
+    files: tuple[Path, ...]
 
 
 # --------------------------------------------------------------------------------------
@@ -583,18 +585,29 @@ class _Context:
     seen: set[Path] = field(default_factory=set)
     stack: list[tuple[Path, str]] = field(default_factory=list)  # (resolved, display)
     expansion_cache: dict[str, str] = field(default_factory=dict)
-    macro_re: re.Pattern[str] | None = None
+    _macro_re: re.Pattern[str] | None = None
+    _macro_re_stale: bool = True
 
     def macros_changed(self) -> None:
         self.expansion_cache.clear()
-        names = [name for name, body in self.macros.items() if body is not None]
-        self.macro_re = (
-            re.compile(
-                r"\b(?:" + "|".join(sorted(names, key=len, reverse=True)) + r")\b"
-            )
-            if names
-            else None
-        )
+        self._macro_re_stale = True
+
+    @property
+    def macro_re(self) -> re.Pattern[str] | None:
+        """Finds lines that may need substitution; rebuilt lazily after a change."""
+        if self._macro_re_stale:
+            self._macro_re_stale = False
+            names = [name for name, body in self.macros.items() if body is not None]
+            if not names:
+                self._macro_re = None
+            elif (
+                len(names) > MAX_PREFILTER_NAMES
+            ):  # a huge alternation costs more than it saves
+                self._macro_re = _IDENT_RE
+            else:
+                alternatives = "|".join(sorted(names, key=len, reverse=True))
+                self._macro_re = re.compile(r"\b(?:" + alternatives + r")\b")
+        return self._macro_re
 
 
 def preprocess(

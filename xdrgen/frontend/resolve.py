@@ -7,7 +7,6 @@ stops resolution.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import hashlib
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 from xdrgen.diagnostics import Diagnostic, Position, XdrgenError
 from xdrgen.frontend import syntax as syn
 from xdrgen.frontend.annotations import is_member_annotation, parse_member_annotations
+from xdrgen.frontend.preprocess import CExprError, CInt, Token, evaluate_c_expression, tokenize_c
 from xdrgen.frontend.procedures import build_procedure_tables
 from xdrgen.model import (
     UNBOUNDED,
@@ -900,53 +900,15 @@ def passthrough_defines(spec: syn.Specification, known: Mapping[str, int]) -> di
 
 
 def evaluate_c_integer(text: str, names: Mapping[str, int]) -> int | None:
-    """A small, safe evaluator for C integer expressions; None if it is not one."""
-    text = re.sub(r"/\*.*?\*/", " ", text)
-    text = re.sub(r"\b(0[xX][0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", text)
-    text = re.sub(r"\b0([0-7]+)\b", r"0o\1", text)
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        return None
+    """Value of a C integer expression over known names; None if it is not one."""
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text)
 
-    def ev(node: ast.AST) -> int:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and type(node.value) is int:
-            return node.value
-        if isinstance(node, ast.Name) and node.id in names:
-            return names[node.id]
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)):
-            operand = ev(node.operand)
-            return -operand if isinstance(node.op, ast.USub) else (
-                operand if isinstance(node.op, ast.UAdd) else ~operand
-            )
-        if isinstance(node, ast.BinOp):
-            left, right = ev(node.left), ev(node.right)
-            op = node.op
-            if isinstance(op, ast.Add):
-                return left + right
-            if isinstance(op, ast.Sub):
-                return left - right
-            if isinstance(op, ast.Mult):
-                return left * right
-            if isinstance(op, (ast.Div, ast.FloorDiv)) and right:
-                return int(left / right)
-            if isinstance(op, ast.Mod) and right:
-                return left % right
-            if isinstance(op, ast.LShift) and 0 <= right < 128:
-                return left << right
-            if isinstance(op, ast.RShift) and 0 <= right < 128:
-                return left >> right
-            if isinstance(op, ast.BitOr):
-                return left | right
-            if isinstance(op, ast.BitAnd):
-                return left & right
-            if isinstance(op, ast.BitXor):
-                return left ^ right
-        raise ValueError("not an integer expression")
+    def lookup(token: Token) -> CInt:
+        if token.text not in names:
+            raise CExprError(f"'{token.text}' is not a known constant", token.col)
+        return CInt(names[token.text], 64, False)
 
     try:
-        return ev(tree)
-    except (ValueError, RecursionError):
+        return evaluate_c_expression(tokenize_c(text), lookup, pp_mode=False).value
+    except CExprError:
         return None
