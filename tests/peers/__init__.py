@@ -1,0 +1,1 @@
+"""Real peers for tests: fixtures that start and stop real daemons."""

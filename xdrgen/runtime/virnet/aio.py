@@ -1,0 +1,438 @@
+"""asyncio transport: a BufferedProtocol feeding the sans-IO core, futures per call.
+
+The socket reads straight into the core's receive buffer (no intermediate
+bytes); payloads are memoryviews into it.  Stream data waits in a bounded
+per-stream queue; when one is full the transport stops reading until the
+consumer catches up.  Events arrive through callbacks and ``events()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from xdrgen.runtime.virnet import events as ev
+from xdrgen.runtime.virnet.constants import (
+    FEATURE_PROGRAM_KEEPALIVE,
+    PROC_CONNECT_SUPPORTS_FEATURE,
+    REMOTE_PROGRAM,
+)
+from xdrgen.runtime.virnet.core import Buffer, FdCarrier, OutBuffer, StreamDirection, VirNetCore
+from xdrgen.runtime.virnet.errors import (
+    CallTimeout,
+    ConnectionClosed,
+    PeerDead,
+    ProtocolError,
+    StreamStateError,
+    VirNetError,
+)
+from xdrgen.runtime.virnet.sync import Hole
+
+EventCallback = Callable[[ev.EventMessage], None]
+#: Below this size a stream chunk is joined with its prefix into one write.
+_JOIN_BELOW = 64 * 1024
+_EOF = object()
+
+
+class AsyncStream:
+    """One libvirt stream on an asyncio connection (see sync.Stream for the contract)."""
+
+    def __init__(self, conn: AsyncConnection, serial: int, direction: StreamDirection, sparse: bool, max_queued: int) -> None:
+        self._conn = conn
+        self.serial = serial
+        self.direction = direction
+        self.sparse = sparse
+        self._max_queued = max_queued
+        self._queue: collections.deque[memoryview | Hole | object] = collections.deque()
+        self._ready = asyncio.Event()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._close_future: asyncio.Future[None] | None = None
+
+    def _push(self, item: memoryview | Hole | object) -> None:
+        if self._closed:
+            return
+        self._queue.append(item)
+        self._ready.set()
+        if len(self._queue) >= self._max_queued:
+            self._conn._pause_for(self)
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = self._error or error
+        self._closed = True
+        self._queue.clear()
+        self._ready.set()
+        self._conn._resume_for(self)
+        if self._close_future is not None and not self._close_future.done():
+            self._close_future.set_exception(error)
+
+    def _closed_ok(self) -> None:
+        self._closed = True
+        self._ready.set()
+        self._conn._resume_for(self)
+        if self._close_future is not None and not self._close_future.done():
+            self._close_future.set_result(None)
+
+    async def recv(self) -> memoryview | Hole | None:
+        """Next data chunk (memoryview), a Hole, or None at the end."""
+        while not self._queue:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._queue.popleft()
+        if len(self._queue) <= self._max_queued // 2:
+            self._conn._resume_for(self)
+        if item is _EOF:
+            return None
+        assert isinstance(item, (memoryview, Hole))
+        return item
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> memoryview | Hole:
+        item = await self.recv()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise StreamStateError(f"stream {self.serial} is closed")
+
+    async def send(self, data: Buffer) -> None:
+        """Send ``data``; returns once the transport took it (the buffer may then be reused)."""
+        self._check_open()
+        self._conn._queue(lambda core: core.send_stream_data(self.serial, data))
+        await self._conn._drain()
+
+    async def send_hole(self, length: int, flags: int = 0) -> None:
+        self._check_open()
+        self._conn._queue(lambda core: core.send_stream_hole(self.serial, length, flags))
+        await self._conn._drain()
+
+    async def finish(self) -> None:
+        self._check_open()
+        self._close_future = asyncio.get_running_loop().create_future()
+        self._conn._queue(lambda core: core.finish_stream(self.serial))
+        await self._close_future
+
+    async def abort(self) -> None:
+        if self._closed:
+            return
+        self._close_future = asyncio.get_running_loop().create_future()
+        self._queue.clear()
+        self._conn._resume_for(self)
+        self._conn._queue(lambda core: core.abort_stream(self.serial))
+        await self._close_future
+        self._error = self._error or StreamStateError(f"stream {self.serial} was aborted")
+
+
+class _Protocol(asyncio.BufferedProtocol):
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._conn._transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._conn._core.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._conn._received(nbytes)
+
+    def eof_received(self) -> bool | None:
+        self._conn._lost(ConnectionClosed("connection closed by peer"))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn._lost(ConnectionClosed(f"connection lost: {exc}" if exc else "connection closed"))
+
+    def pause_writing(self) -> None:
+        self._conn._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._conn._can_write.set()
+
+
+class AsyncConnection:
+    """An asyncio libvirt RPC client connection."""
+
+    def __init__(self, *, programs: Mapping[int, int] | None = None, stream_queue_frames: int = 64,
+                 buffer_size: int = 1 << 20) -> None:
+        self._core = VirNetCore(programs=programs, buffer_size=buffer_size)
+        self._transport: asyncio.Transport | None = None
+        self._futures: dict[int, asyncio.Future[memoryview]] = {}
+        self._streams: dict[int, AsyncStream] = {}
+        self._callbacks: list[EventCallback] = []
+        self._event_queues: list[asyncio.Queue[ev.EventMessage | None]] = []
+        self._stream_queue_frames = stream_queue_frames
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._paused_by: set[int] = set()
+        self._error: VirNetError | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.pings_answered = 0
+
+    @classmethod
+    async def connect_unix(cls, path: str, **kwargs: Any) -> AsyncConnection:
+        conn = cls(**kwargs)
+        await asyncio.get_running_loop().create_unix_connection(lambda: _Protocol(conn), path)
+        return conn
+
+    @classmethod
+    async def connect_tcp(cls, host: str, port: int, **kwargs: Any) -> AsyncConnection:
+        conn = cls(**kwargs)
+        transport, _ = await asyncio.get_running_loop().create_connection(lambda: _Protocol(conn), host, port)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    # ------------------------------------------------------------------ output
+
+    def _queue(self, action: Callable[[VirNetCore], object]) -> object:
+        if self._error is not None:
+            raise self._error
+        result = action(self._core)
+        self._flush()
+        return result
+
+    def _flush(self) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        self._write(self._core.data_to_send())
+
+    def _write(self, buffers: list[OutBuffer]) -> None:
+        assert self._transport is not None
+        small: list[bytes | memoryview] = []
+        for b in buffers:
+            if isinstance(b, FdCarrier):
+                raise NotImplementedError("fd passing needs the blocking unix transport (xdrgen.runtime.virnet.sync)")
+            if len(b) < _JOIN_BELOW:
+                small.append(b)
+                continue
+            if small:
+                self._transport.write(b"".join(small))
+                small = []
+            self._transport.write(b)  # sent straight from the caller's buffer when the socket takes it
+        if small:
+            self._transport.write(b"".join(small))
+
+    async def _drain(self) -> None:
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+        if self._error is not None:
+            raise self._error
+
+    # ------------------------------------------------------------------- calls
+
+    async def call(self, proc: int, payload: Buffer = b"", *, prog: int = REMOTE_PROGRAM,
+                   timeout: float | None = None) -> memoryview:
+        """Call ``proc`` with an encoded ``_args``; returns the encoded ``_ret`` (see sync.Connection.call)."""
+        ret, _ = await self._call(proc, payload, prog, timeout, None, False)
+        return ret
+
+    async def call_stream(self, proc: int, payload: Buffer = b"", *, direction: StreamDirection, sparse: bool = False,
+                          prog: int = REMOTE_PROGRAM, timeout: float | None = None) -> tuple[memoryview, AsyncStream]:
+        ret, stream = await self._call(proc, payload, prog, timeout, direction, sparse)
+        assert stream is not None
+        return ret, stream
+
+    async def _call(self, proc: int, payload: Buffer, prog: int, timeout: float | None,
+                    direction: StreamDirection | None, sparse: bool) -> tuple[memoryview, AsyncStream | None]:
+        fut: asyncio.Future[memoryview] = asyncio.get_running_loop().create_future()
+        stream: AsyncStream | None = None
+
+        def queue(core: VirNetCore) -> int:
+            nonlocal stream
+            serial = core.send_call(proc, payload, prog=prog, stream=direction, sparse=sparse)
+            self._futures[serial] = fut
+            if direction is not None:
+                stream = AsyncStream(self, serial, direction, sparse, self._stream_queue_frames)
+                self._streams[serial] = stream
+            return serial
+
+        serial = self._queue(queue)
+        assert isinstance(serial, int)
+        try:
+            if timeout is None:
+                ret = await fut
+            else:
+                ret = await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            if not fut.done():
+                self._core.cancel_call(serial)
+                self._futures.pop(serial, None)
+                self._streams.pop(serial, None)
+                fut.cancel()
+            if isinstance(exc, asyncio.TimeoutError):
+                raise CallTimeout(f"procedure {proc}: no reply within {timeout} s") from None
+            raise
+        return ret, stream
+
+    # --------------------------------------------------------------- keepalive
+
+    async def supports_feature(self, feature: int) -> bool:
+        ret = await self.call(PROC_CONNECT_SUPPORTS_FEATURE, struct.pack(">iI", feature, 0))
+        if len(ret) != 4:
+            raise ProtocolError(f"connect_supports_feature reply of {len(ret)} bytes, expected 4")
+        return bool(struct.unpack(">i", ret)[0])
+
+    async def start_keepalive(self, interval: float = 5.0, count: int = 5) -> bool:
+        if not await self.supports_feature(FEATURE_PROGRAM_KEEPALIVE):
+            return False
+        loop = asyncio.get_running_loop()
+        self._core.start_keepalive(interval, count, loop.time())
+        self._arm_timer()
+        return True
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self._core.next_deadline()
+        if deadline is not None and self._error is None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        try:
+            self._dispatch(self._core.expire(asyncio.get_running_loop().time()))
+        except VirNetError as exc:
+            self._fail(exc)
+            return
+        self._flush()
+        self._arm_timer()
+
+    # ------------------------------------------------------------------ events
+
+    def add_event_callback(self, callback: EventCallback) -> None:
+        self._callbacks.append(callback)
+
+    async def events(self) -> AsyncIterator[ev.EventMessage]:
+        """Every MESSAGE frame from now on, until the connection ends."""
+        queue: asyncio.Queue[ev.EventMessage | None] = asyncio.Queue()
+        self._event_queues.append(queue)
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self._event_queues.remove(queue)
+
+    # ------------------------------------------------------------------- input
+
+    def _received(self, nbytes: int) -> None:
+        try:
+            events = self._core.buffer_updated(nbytes)
+            self._dispatch(events)
+        except VirNetError as exc:
+            self._fail(exc)
+            return
+        if self._core.output_bytes:
+            self._flush()
+
+    def _dispatch(self, events: list[ev.Event]) -> None:
+        for e in events:
+            if isinstance(e, ev.Reply):
+                fut = self._futures.pop(e.serial, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(e.payload)
+            elif isinstance(e, ev.ReplyError):
+                fut = self._futures.pop(e.serial, None)
+                st = self._streams.pop(e.serial, None)
+                if st is not None:
+                    st._fail(e.error)
+                if fut is not None and not fut.done():
+                    fut.set_exception(e.error)
+            elif isinstance(e, ev.StreamData):
+                st = self._streams.get(e.serial)
+                if st is not None:
+                    st._push(e.data)
+            elif isinstance(e, ev.StreamHole):
+                st = self._streams.get(e.serial)
+                if st is not None:
+                    st._push(Hole(e.length))
+            elif isinstance(e, ev.StreamEnd):
+                st = self._streams.get(e.serial)
+                if st is not None:
+                    st._push(_EOF)
+            elif isinstance(e, (ev.StreamFinished, ev.StreamAborted)):
+                st = self._streams.pop(e.serial, None)
+                if st is not None:
+                    st._closed_ok()
+            elif isinstance(e, ev.StreamFailed):
+                st = self._streams.pop(e.serial, None)
+                if st is not None:
+                    st._fail(e.error)
+            elif isinstance(e, ev.EventMessage):
+                for cb in list(self._callbacks):
+                    cb(e)
+                for q in self._event_queues:
+                    q.put_nowait(e)
+            elif isinstance(e, ev.KeepalivePing):
+                self.pings_answered += 1
+            elif isinstance(e, ev.PeerDeadEvent):
+                raise PeerDead("keepalive: the peer stopped answering")
+
+    def _pause_for(self, stream: AsyncStream) -> None:
+        if not self._paused_by and self._transport is not None:
+            self._transport.pause_reading()
+        self._paused_by.add(stream.serial)
+
+    def _resume_for(self, stream: AsyncStream) -> None:
+        if stream.serial in self._paused_by:
+            self._paused_by.discard(stream.serial)
+            if not self._paused_by and self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+
+    def _fail(self, error: VirNetError) -> None:
+        self._lost(error)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _lost(self, error: VirNetError) -> None:
+        if self._error is not None:
+            return
+        self._error = error
+        self._core.connection_lost(error)
+        if self._timer is not None:
+            self._timer.cancel()
+        futures, self._futures = self._futures, {}
+        streams, self._streams = self._streams, {}
+        for fut in futures.values():
+            if not fut.done():
+                fut.set_exception(error)
+        for st in streams.values():
+            st._fail(error)
+        for q in self._event_queues:
+            q.put_nowait(None)
+        self._can_write.set()
+
+    @property
+    def error(self) -> VirNetError | None:
+        return self._error
+
+    async def close(self) -> None:
+        self._lost(ConnectionClosed("connection closed by this side"))
+        if self._transport is not None:
+            self._transport.close()
+
+    async def __aenter__(self) -> AsyncConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,620 @@
+"""The sans-IO protocol core: bytes in, events out; frames out for calls, replies, streams.
+
+No sockets, no threads, no clocks: transports feed received bytes in
+(``receive_data`` or ``get_buffer``/``buffer_updated``), act on the returned
+events, and write what ``data_to_send`` hands them.  The same class serves the
+client role (calls, replies, events) and the server role (incoming calls,
+replies, events, stream data), selected with ``server=True``.
+
+Output is a list of buffers for gathered writes (``socket.sendmsg`` /
+``transport.writelines``): stream data is queued as the 28-byte prefix plus a
+slice of the caller's buffer, never copied.  An :class:`FdCarrier` in the list
+means "send one zero byte carrying this fd with SCM_RIGHTS" (libvirt sends the
+fds of a *_WITH_FDS message that way, one by one, after the message).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from xdrgen.runtime.virnet import events as ev
+from xdrgen.runtime.virnet.constants import (
+    FRAME_MAX,
+    KEEPALIVE_PROC_PING,
+    KEEPALIVE_PROC_PONG,
+    KEEPALIVE_PROGRAM,
+    KEEPALIVE_PROTOCOL_VERSION,
+    NUM_FDS_MAX,
+    PREFIX_SIZE,
+    REMOTE_PROGRAM,
+    REMOTE_PROTOCOL_VERSION,
+    STREAM_CHUNK_MAX,
+    MessageType,
+    Status,
+)
+from xdrgen.runtime.virnet.errors import (
+    CallCancelled,
+    ConnectionClosed,
+    LibvirtError,
+    ProtocolError,
+    StreamStateError,
+    VirNetError,
+    decode_remote_error,
+    encode_remote_error,
+    rpc_error,
+)
+from xdrgen.runtime.virnet.framing import PREFIX, FrameBuffer, Header
+from xdrgen.runtime.virnet.keepalive import KeepaliveTimer
+
+#: What the core accepts as payload: anything exporting contiguous bytes.
+Buffer = bytes | bytearray | memoryview
+
+_T: Final = MessageType
+_S: Final = Status
+_HOLE: Final = struct.Struct(">qI")
+_NFDS: Final = struct.Struct(">I")
+#: How many closed stream serials to remember, to drop their late packets quietly.
+_CLOSED_MEMORY: Final = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FdCarrier:
+    """Send one zero byte with ``fd`` attached (SCM_RIGHTS)."""
+
+    fd: int
+
+
+OutBuffer = bytes | memoryview | FdCarrier
+
+
+class StreamDirection(enum.Flag):
+    """Which way data flows on a stream, from this side's point of view."""
+
+    RECEIVE = enum.auto()
+    SEND = enum.auto()
+    BOTH = RECEIVE | SEND
+
+
+class _StreamState(enum.Enum):
+    OPEN = "open"
+    FINISHING = "finishing"  # our empty OK sent, waiting for the peer's OK
+    ABORTING = "aborting"  # our empty ERROR sent, waiting for the acknowledgement
+
+
+@dataclass(slots=True)
+class _Stream:
+    prog: int
+    vers: int
+    proc: int
+    direction: StreamDirection
+    sparse: bool
+    state: _StreamState = _StreamState.OPEN
+    remote_eof: bool = False
+    local_eof: bool = False
+
+
+@dataclass(slots=True)
+class _Call:
+    prog: int
+    proc: int
+    deadline: float | None
+
+
+class VirNetCore:
+    """One connection's protocol state; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        server: bool = False,
+        programs: Mapping[int, int] | None = None,
+        buffer_size: int = 1 << 20,
+    ) -> None:
+        self.server = server
+        self.programs: dict[int, int] = dict(programs or {REMOTE_PROGRAM: REMOTE_PROTOCOL_VERSION})
+        self._buffer = FrameBuffer(buffer_size)
+        self._out: list[OutBuffer] = []
+        self._out_bytes = 0
+        self._serial = 0
+        self._calls: dict[int, _Call] = {}
+        self._cancelled: set[int] = set()
+        self._streams: dict[int, _Stream] = {}
+        self._closed_streams: OrderedDict[int, None] = OrderedDict()
+        self._fds: list[int] = []
+        #: A *_WITH_FDS frame waiting for its carrier bytes and fds.
+        self._fd_frame: tuple[Header, memoryview, int, int] | None = None
+        self._keepalive: KeepaliveTimer | None = None
+        self._failed: VirNetError | None = None
+
+    # ------------------------------------------------------------------ output
+
+    def data_to_send(self) -> list[OutBuffer]:
+        """Take the queued output (buffers for one gathered write, in order)."""
+        out = self._out
+        self._out = []
+        self._out_bytes = 0
+        return out
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes queued and not yet taken by ``data_to_send``."""
+        return self._out_bytes
+
+    def _queue(self, *buffers: OutBuffer) -> None:
+        self._check_alive()
+        for b in buffers:
+            self._out.append(b)
+            if not isinstance(b, FdCarrier):
+                self._out_bytes += len(b)
+
+    def _frame(self, prog: int, vers: int, proc: int, mtype: int, serial: int, status: int, payload: Buffer = b"") -> None:
+        view = memoryview(payload)
+        length = PREFIX_SIZE + view.nbytes
+        if length > FRAME_MAX:
+            raise ValueError(f"message of {length} bytes exceeds the libvirt maximum {FRAME_MAX}")
+        prefix = PREFIX.pack(length, prog, vers, proc, mtype, serial, status)
+        if view.nbytes:
+            self._queue(prefix, view.cast("B") if view.format != "B" or view.ndim != 1 else view)
+        else:
+            self._queue(prefix)
+
+    def _check_alive(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+    # -------------------------------------------------------------- client role
+
+    def _next_serial(self) -> int:
+        self._serial = (self._serial + 1) & 0xFFFFFFFF
+        while self._serial in self._calls or self._serial in self._streams:
+            self._serial = (self._serial + 1) & 0xFFFFFFFF
+        return self._serial
+
+    def send_call(
+        self,
+        proc: int,
+        payload: Buffer = b"",
+        *,
+        prog: int = REMOTE_PROGRAM,
+        vers: int | None = None,
+        fds: Iterable[int] = (),
+        stream: StreamDirection | None = None,
+        sparse: bool = False,
+        deadline: float | None = None,
+    ) -> int:
+        """Queue a CALL; returns its serial.  ``stream`` opens a stream on that serial."""
+        if self.server:
+            raise StreamStateError("send_call in the server role")
+        self._check_alive()
+        version = self.programs.get(prog) if vers is None else vers
+        if version is None:
+            raise ValueError(f"program {prog:#x} is not one this connection speaks")
+        serial = self._next_serial()
+        fd_list = list(fds)
+        if fd_list:
+            if len(fd_list) > NUM_FDS_MAX:
+                raise ValueError(f"{len(fd_list)} fds exceed the per-message maximum {NUM_FDS_MAX}")
+            body = _NFDS.pack(len(fd_list)) + bytes(payload)
+            self._frame(prog, version, proc, _T.CALL_WITH_FDS, serial, _S.OK, body)
+            self._queue(*(FdCarrier(fd) for fd in fd_list))
+        else:
+            self._frame(prog, version, proc, _T.CALL, serial, _S.OK, payload)
+        self._calls[serial] = _Call(prog, proc, deadline)
+        if stream is not None:
+            self._streams[serial] = _Stream(prog, version, proc, stream, sparse)
+        return serial
+
+    def cancel_call(self, serial: int) -> bool:
+        """Forget a pending call; its late reply will be dropped.  False if not pending."""
+        call = self._calls.pop(serial, None)
+        if call is None:
+            return False
+        self._cancelled.add(serial)
+        if serial in self._streams:
+            self._close_stream(serial)
+        return True
+
+    @property
+    def pending_calls(self) -> int:
+        return len(self._calls)
+
+    def expire(self, now: float) -> list[ev.Event]:
+        """Time out overdue calls and run keepalive; returns what happened."""
+        out: list[ev.Event] = []
+        for serial, call in list(self._calls.items()):
+            if call.deadline is not None and call.deadline <= now:
+                self.cancel_call(serial)
+                out.append(ev.CallTimedOut(serial, call.proc))
+        if self._keepalive is not None and self._failed is None:
+            action = self._keepalive.tick(now)
+            if action == "ping":
+                self._frame(KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, KEEPALIVE_PROC_PING, _T.MESSAGE, 0, _S.OK)
+            elif action == "dead":
+                out.append(ev.PeerDeadEvent())
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When ``expire`` should next be called (None: no timer running)."""
+        times = [c.deadline for c in self._calls.values() if c.deadline is not None]
+        if self._keepalive is not None:
+            times.append(self._keepalive.deadline())
+        return min(times) if times else None
+
+    def start_keepalive(self, interval: float, count: int, now: float) -> None:
+        """Send our own PINGs (only after the peer said it supports keepalive)."""
+        self._keepalive = KeepaliveTimer(interval, count, now)
+
+    def stop_keepalive(self) -> None:
+        self._keepalive = None
+
+    def send_ping(self) -> None:
+        self._frame(KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, KEEPALIVE_PROC_PING, _T.MESSAGE, 0, _S.OK)
+
+    # ------------------------------------------------------------------ streams
+
+    def open_stream(
+        self, serial: int, proc: int, *, prog: int = REMOTE_PROGRAM, direction: StreamDirection, sparse: bool = False
+    ) -> None:
+        """Server role: the call ``serial`` starts a stream (client role: use send_call)."""
+        self._streams[serial] = _Stream(prog, self.programs.get(prog, REMOTE_PROTOCOL_VERSION), proc, direction, sparse)
+
+    def _stream(self, serial: int, *, sending: bool) -> _Stream:
+        st = self._streams.get(serial)
+        if st is None:
+            raise StreamStateError(f"no open stream with serial {serial}")
+        if st.state is not _StreamState.OPEN:
+            raise StreamStateError(f"stream {serial} is {st.state.value}")
+        if sending and (StreamDirection.SEND not in st.direction or st.local_eof):
+            raise StreamStateError(f"stream {serial} is not open for sending")
+        return st
+
+    def send_stream_data(self, serial: int, data: Buffer, chunk: int = STREAM_CHUNK_MAX) -> int:
+        """Queue ``data`` as STREAM/CONTINUE frames of at most ``chunk`` bytes, uncopied.
+
+        The caller must keep ``data`` unchanged until the output has been written.
+        Returns the number of frames queued.
+        """
+        st = self._stream(serial, sending=True)
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        total = view.nbytes
+        if chunk < 1 or chunk > FRAME_MAX - PREFIX_SIZE:
+            raise ValueError(f"bad chunk size {chunk}")
+        pack = PREFIX.pack
+        prog, vers, proc = st.prog, st.vers, st.proc
+        frames = 0
+        for start in range(0, total, chunk):
+            part = view[start : start + chunk]
+            n = part.nbytes
+            self._out.append(pack(PREFIX_SIZE + n, prog, vers, proc, _T.STREAM, serial, _S.CONTINUE))
+            self._out.append(part)
+            self._out_bytes += PREFIX_SIZE + n
+            frames += 1
+        return frames
+
+    def send_stream_hole(self, serial: int, length: int, flags: int = 0) -> None:
+        st = self._stream(serial, sending=True)
+        if not st.sparse:
+            raise StreamStateError(f"stream {serial} was not opened sparse; holes are not allowed")
+        if length < 0:
+            raise ValueError("hole length must be >= 0")
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM_HOLE, serial, _S.CONTINUE, _HOLE.pack(length, flags))
+
+    def send_stream_eof(self, serial: int) -> None:
+        """Server role, download: no more data (an empty CONTINUE)."""
+        st = self._stream(serial, sending=True)
+        st.local_eof = True
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.CONTINUE)
+
+    def finish_stream(self, serial: int) -> None:
+        """Client role: send the empty OK; wait for StreamFinished (or StreamFailed)."""
+        st = self._stream(serial, sending=False)
+        st.state = _StreamState.FINISHING
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
+
+    def abort_stream(self, serial: int) -> None:
+        """Client role: send the empty ERROR; wait for StreamAborted."""
+        st = self._streams.get(serial)
+        if st is None or st.state is _StreamState.ABORTING:
+            return
+        st.state = _StreamState.ABORTING
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR)
+
+    def ack_stream_finish(self, serial: int) -> None:
+        """Server role: confirm the client's finish (an empty STREAM OK, as libvirtd sends)."""
+        st = self._streams.get(serial)
+        if st is None:
+            raise StreamStateError(f"no stream with serial {serial}")
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
+        self._close_stream(serial)
+
+    def send_stream_error(self, serial: int, error: LibvirtError) -> None:
+        """The server's failure report on a stream: STREAM/ERROR with remote_error."""
+        st = self._streams.get(serial)
+        if st is None:
+            raise StreamStateError(f"no stream with serial {serial}")
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR, encode_remote_error(error))
+        self._close_stream(serial)
+
+    def ack_stream_abort(self, serial: int) -> None:
+        """Server role: acknowledge a client abort as libvirtd 9.0 does (an empty STREAM OK)."""
+        st = self._streams.get(serial)
+        if st is None:
+            raise StreamStateError(f"no stream with serial {serial}")
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
+        self._close_stream(serial)
+
+    def stream_is_open(self, serial: int) -> bool:
+        return serial in self._streams
+
+    def _close_stream(self, serial: int) -> None:
+        if self._streams.pop(serial, None) is not None:
+            self._closed_streams[serial] = None
+            while len(self._closed_streams) > _CLOSED_MEMORY:
+                self._closed_streams.popitem(last=False)
+
+    # -------------------------------------------------------------- server role
+
+    def send_reply(self, prog: int, vers: int, proc: int, serial: int, payload: Buffer = b"", fds: Iterable[int] = ()) -> None:
+        fd_list = list(fds)
+        if fd_list:
+            body = _NFDS.pack(len(fd_list)) + bytes(payload)
+            self._frame(prog, vers, proc, _T.REPLY_WITH_FDS, serial, _S.OK, body)
+            self._queue(*(FdCarrier(fd) for fd in fd_list))
+        else:
+            self._frame(prog, vers, proc, _T.REPLY, serial, _S.OK, payload)
+
+    def send_error(self, prog: int, vers: int, proc: int, serial: int, error: LibvirtError) -> None:
+        self._frame(prog, vers, proc, _T.REPLY, serial, _S.ERROR, encode_remote_error(error))
+
+    def send_event(self, proc: int, payload: Buffer = b"", *, prog: int = REMOTE_PROGRAM) -> None:
+        self._frame(prog, self.programs.get(prog, REMOTE_PROTOCOL_VERSION), proc, _T.MESSAGE, 0, _S.OK, payload)
+
+    # ------------------------------------------------------------------- input
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Free space to receive into (``recv_into`` / BufferedProtocol); then ``buffer_updated``."""
+        return self._buffer.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> list[ev.Event]:
+        self._buffer.buffer_updated(nbytes)
+        return self._parse()
+
+    def receive_data(self, data: Buffer) -> list[ev.Event]:
+        """Feed received bytes (copied once into the buffer); returns the events.
+
+        Raises ProtocolError when the peer broke the protocol; the core is then
+        failed and the transport must close the connection.
+        """
+        self._buffer.feed(memoryview(data))
+        return self._parse()
+
+    def fds_received(self, fds: Iterable[int]) -> list[ev.Event]:
+        """File descriptors that arrived with SCM_RIGHTS, in order."""
+        self._fds.extend(fds)
+        return self._parse()
+
+    def connection_lost(self, error: VirNetError | None = None) -> list[ev.Event]:
+        """The transport is gone: fail everything pending, once."""
+        if self._failed is not None:
+            return []
+        self._failed = error or ConnectionClosed("connection closed by peer")
+        self._calls.clear()
+        self._streams.clear()
+        return [ev.ConnectionFailed(self._failed)]
+
+    @property
+    def failed(self) -> VirNetError | None:
+        return self._failed
+
+    def _parse(self) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        if self._failed is not None:
+            return out
+        try:
+            while True:
+                if self._fd_frame is not None and not self._complete_fd_frame(out):
+                    break
+                frame = self._buffer.next_frame()
+                if frame is None:
+                    break
+                if self._keepalive is not None:
+                    self._keepalive.activity = True
+                header, payload, offset = frame
+                self._dispatch(header, payload, offset, out)
+        except ProtocolError as exc:
+            self._failed = exc
+            self._calls.clear()
+            self._streams.clear()
+            raise
+        return out
+
+    def _complete_fd_frame(self, out: list[ev.Event]) -> bool:
+        assert self._fd_frame is not None
+        header, payload, offset, count = self._fd_frame
+        if self._buffer.buffered < count or len(self._fds) < count:
+            return False
+        self._buffer.discard(count)
+        fds, self._fds = self._fds[:count], self._fds[count:]
+        self._fd_frame = None
+        self._dispatch_reply_or_call(header, payload, offset, out, fds)
+        return True
+
+    def _dispatch(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        mtype = h.type
+        if h.prog == KEEPALIVE_PROGRAM:
+            self._keepalive_message(h, payload, offset, out)
+            return
+        vers = self.programs.get(h.prog)
+        if vers is None:
+            raise ProtocolError(f"unexpected program {h.prog:#x} in message type {mtype}", offset)
+        if h.vers != vers:
+            raise ProtocolError(f"program {h.prog:#x} version {h.vers}, expected {vers}", offset)
+        if mtype in (_T.REPLY_WITH_FDS, _T.CALL_WITH_FDS):
+            if (mtype == _T.REPLY_WITH_FDS) == self.server:
+                raise ProtocolError(f"message type {mtype} is not valid towards the {self._role} side", offset)
+            if len(payload) < 4:
+                raise ProtocolError("fd count missing in a *_WITH_FDS message", offset)
+            (count,) = _NFDS.unpack_from(payload, 0)
+            if count > NUM_FDS_MAX:
+                raise ProtocolError(f"{count} fds exceed the per-message maximum {NUM_FDS_MAX}", offset)
+            self._fd_frame = (h, payload[4:], offset, count)
+            self._complete_fd_frame(out)
+            return
+        if mtype == _T.REPLY or mtype == _T.CALL:
+            if (mtype == _T.REPLY) == self.server:
+                raise ProtocolError(f"message type {mtype} is not valid towards the {self._role} side", offset)
+            self._dispatch_reply_or_call(h, payload, offset, out, [])
+        elif mtype == _T.MESSAGE:
+            if h.status != _S.OK:
+                raise ProtocolError(f"MESSAGE with status {h.status}", offset)
+            out.append(ev.EventMessage(h.prog, h.proc, payload))
+        elif mtype == _T.STREAM:
+            self._stream_message(h, payload, offset, out)
+        else:  # STREAM_HOLE
+            self._stream_hole(h, payload, offset, out)
+
+    @property
+    def _role(self) -> str:
+        return "server" if self.server else "client"
+
+    def _dispatch_reply_or_call(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event], fds: list[int]) -> None:
+        if self.server:
+            if h.status != _S.OK:
+                raise ProtocolError(f"CALL with status {h.status}", offset)
+            out.append(ev.IncomingCall(h.prog, h.vers, h.proc, h.serial, payload, fds))
+            return
+        serial = h.serial
+        call = self._calls.pop(serial, None)
+        if call is None:
+            st = self._streams.get(serial)
+            if st is not None and st.state is not _StreamState.OPEN:
+                # libvirtd 9.0 confirms finish / abort with STREAM OK; accept a REPLY too.
+                self._stream_closed_by_reply(serial, st, h, payload, offset, out)
+                return
+            if serial in self._cancelled:
+                self._cancelled.discard(serial)
+                return
+            raise ProtocolError(f"reply for serial {serial}, which has no call waiting", offset)
+        if h.prog != call.prog or h.proc != call.proc:
+            raise ProtocolError(
+                f"reply for serial {serial} names program {h.prog:#x} procedure {h.proc}, "
+                f"but the call was {call.prog:#x} procedure {call.proc}",
+                offset,
+            )
+        if h.status == _S.OK:
+            out.append(ev.Reply(serial, h.prog, h.proc, payload, fds))
+        elif h.status == _S.ERROR:
+            err = self._decode_error(payload, offset, proc=h.proc)
+            if serial in self._streams:
+                self._close_stream(serial)
+            out.append(ev.ReplyError(serial, h.prog, h.proc, err, payload))
+        else:
+            raise ProtocolError(f"REPLY with status CONTINUE for serial {serial}", offset)
+
+    @staticmethod
+    def _decode_error(payload: memoryview, offset: int, *, stream: bool = False, proc: int | None = None) -> LibvirtError:
+        try:
+            return decode_remote_error(payload, stream=stream, proc=proc)
+        except ProtocolError as exc:
+            raise ProtocolError(str(exc), offset) from None
+
+    def _stream_closed_by_reply(
+        self, serial: int, st: _Stream, h: Header, payload: memoryview, offset: int, out: list[ev.Event]
+    ) -> None:
+        self._close_stream(serial)
+        if st.state is _StreamState.ABORTING:
+            out.append(ev.StreamAborted(serial))
+        elif h.status == _S.OK:
+            out.append(ev.StreamFinished(serial))
+        elif h.status == _S.ERROR:
+            out.append(ev.StreamFailed(serial, self._decode_error(payload, offset, stream=True, proc=st.proc)))
+        else:
+            raise ProtocolError(f"REPLY with status CONTINUE for stream {serial}", offset)
+
+    def _live_stream(self, h: Header, offset: int) -> _Stream | None:
+        st = self._streams.get(h.serial)
+        if st is None:
+            if h.serial in self._closed_streams or h.serial in self._cancelled:
+                return None  # late packet of a stream we already closed
+            raise ProtocolError(f"stream packet for serial {h.serial}, which has no stream", offset)
+        if h.proc != st.proc or h.prog != st.prog:
+            raise ProtocolError(f"stream packet for serial {h.serial} names procedure {h.proc}, stream is {st.proc}", offset)
+        return st
+
+    def _stream_message(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        st = self._live_stream(h, offset)
+        if st is None:
+            return
+        serial = h.serial
+        if h.status == _S.CONTINUE:
+            if st.state is _StreamState.ABORTING:
+                return  # data in flight when we aborted
+            if StreamDirection.RECEIVE not in st.direction:
+                raise ProtocolError(f"stream data on serial {serial}, a stream this side only sends on", offset)
+            if st.remote_eof:
+                raise ProtocolError(f"stream data on serial {serial} after its end", offset)
+            if len(payload):
+                out.append(ev.StreamData(serial, payload))
+            else:
+                st.remote_eof = True
+                out.append(ev.StreamEnd(serial))
+        elif h.status == _S.OK:
+            if self.server:
+                st.state = _StreamState.FINISHING
+                out.append(ev.StreamFinished(serial))
+            elif st.state is _StreamState.OPEN:
+                raise ProtocolError(f"stream OK on serial {serial} before this side finished it", offset)
+            else:
+                self._stream_closed_by_reply(serial, st, h, payload, offset, out)
+        else:  # ERROR
+            if self.server:
+                st.state = _StreamState.ABORTING
+                out.append(ev.StreamAborted(serial))
+                return
+            aborting = st.state is _StreamState.ABORTING
+            self._close_stream(serial)
+            if aborting:
+                out.append(ev.StreamAborted(serial))
+            elif len(payload):
+                out.append(ev.StreamFailed(serial, self._decode_error(payload, offset, stream=True, proc=st.proc)))
+            else:
+                out.append(ev.StreamFailed(serial, rpc_error("stream failed without an error report")))
+
+    def _stream_hole(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        st = self._live_stream(h, offset)
+        if st is None:
+            return
+        if not st.sparse:
+            raise ProtocolError(f"STREAM_HOLE on serial {h.serial}, a stream not opened sparse", offset)
+        if h.status != _S.CONTINUE:
+            raise ProtocolError(f"STREAM_HOLE with status {h.status}", offset)
+        if len(payload) != _HOLE.size:
+            raise ProtocolError(f"STREAM_HOLE payload of {len(payload)} bytes, expected {_HOLE.size}", offset)
+        length, flags = _HOLE.unpack_from(payload, 0)
+        if length < 0:
+            raise ProtocolError(f"STREAM_HOLE with negative length {length}", offset)
+        if st.state is _StreamState.OPEN:
+            out.append(ev.StreamHole(h.serial, length, flags))
+
+    def _keepalive_message(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        if h.vers != KEEPALIVE_PROTOCOL_VERSION:
+            raise ProtocolError(f"keepalive version {h.vers}, expected {KEEPALIVE_PROTOCOL_VERSION}", offset)
+        if h.type != _T.MESSAGE or h.status != _S.OK or len(payload):
+            raise ProtocolError(f"malformed keepalive message (type {h.type}, status {h.status}, {len(payload)} payload bytes)", offset)
+        if h.proc == KEEPALIVE_PROC_PING:
+            self._frame(KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, KEEPALIVE_PROC_PONG, _T.MESSAGE, 0, _S.OK)
+            out.append(ev.KeepalivePing())
+        elif h.proc == KEEPALIVE_PROC_PONG:
+            out.append(ev.KeepalivePong())
+        else:
+            raise ProtocolError(f"unknown keepalive procedure {h.proc}", offset)
+
+
+__all__ = ["VirNetCore", "StreamDirection", "FdCarrier", "OutBuffer", "CallCancelled"]

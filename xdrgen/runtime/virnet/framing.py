@@ -1,0 +1,195 @@
+"""Frames on the wire: length word, 24-byte header, payload; and the receive buffer.
+
+The receive buffer hands payloads out as read-only memoryviews into itself.  It
+never writes over bytes a caller may still see: before reusing its storage it
+checks that no view is alive (a bytearray with live exports refuses to resize),
+and otherwise moves to a fresh bytearray, leaving the old one to the views.  So a
+payload view stays valid for as long as the caller keeps it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from xdrgen.runtime.virnet.constants import (
+    FRAME_MAX,
+    HEADER_SIZE,
+    LEN_SIZE,
+    PREFIX_SIZE,
+    MessageType,
+    Status,
+)
+from xdrgen.runtime.virnet.errors import ProtocolError
+
+#: Length word + header, packed in one go (the header's proc is signed).
+PREFIX: Final = struct.Struct(">IIIiiII")
+_LENGTH: Final = struct.Struct(">I")
+_HEADER: Final = struct.Struct(">IIiiII")
+_TYPES: Final = frozenset(int(t) for t in MessageType)
+_STATUSES: Final = frozenset(int(s) for s in Status)
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    prog: int
+    vers: int
+    proc: int
+    type: int
+    serial: int
+    status: int
+
+
+def pack_prefix(length: int, prog: int, vers: int, proc: int, mtype: int, serial: int, status: int) -> bytes:
+    """The 28 bytes that start a frame whose total length (prefix included) is ``length``."""
+    return PREFIX.pack(length, prog, vers, proc, mtype, serial, status)
+
+
+def encode_frame(prog: int, vers: int, proc: int, mtype: int, serial: int, status: int, payload: bytes = b"") -> bytes:
+    """A whole frame in one bytes object (for small messages)."""
+    length = PREFIX_SIZE + len(payload)
+    if length > FRAME_MAX:
+        raise ValueError(f"message of {length} bytes exceeds the libvirt maximum {FRAME_MAX}")
+    return PREFIX.pack(length, prog, vers, proc, mtype, serial, status) + payload
+
+
+class FrameBuffer:
+    """Receive buffer with a read offset; yields (header, payload view, offset) per frame.
+
+    Use either ``feed(data)`` (copies once, e.g. from asyncio ``data_received``)
+    or ``get_buffer()`` + ``buffer_updated(n)`` to let the socket write straight
+    into it (``recv_into`` / asyncio ``BufferedProtocol``).  Memory stays bounded
+    by the largest legal frame: a length word outside [28, FRAME_MAX] is refused
+    as soon as its 4 bytes arrive, and the header is checked as soon as its 24.
+    """
+
+    __slots__ = ("_buf", "_start", "_end", "_consumed", "_checked", "_write_view", "_min_size")
+
+    def __init__(self, initial_size: int = 1 << 20) -> None:
+        self._min_size = max(initial_size, 2 * PREFIX_SIZE)
+        self._buf = bytearray(self._min_size)
+        self._start = 0
+        self._end = 0
+        #: Bytes of the stream consumed before ``_buf`` started (for error offsets).
+        self._consumed = 0
+        #: Set once the frame at ``_start`` has had its length and header checked.
+        self._checked = False
+        self._write_view: memoryview | None = None
+
+    @property
+    def stream_offset(self) -> int:
+        """Byte offset in the received stream of the next unparsed frame."""
+        return self._consumed + self._start
+
+    @property
+    def buffered(self) -> int:
+        return self._end - self._start
+
+    def _views_alive(self) -> bool:
+        try:
+            self._buf.append(0)
+        except BufferError:
+            return True
+        del self._buf[-1]
+        return False
+
+    def _make_room(self, need: int) -> None:
+        """Ensure ``need`` free bytes after ``_end``, never disturbing live views."""
+        pending = self._end - self._start
+        size = len(self._buf)
+        if size - self._end >= need:
+            return
+        wanted = max(self._min_size, pending + need)
+        if wanted <= size and not self._views_alive():
+            # Slide the unparsed tail to the front; same length, no resize.
+            self._buf[0:pending] = self._buf[self._start : self._end]
+        else:
+            # Views into the old storage stay valid: they keep it alive.
+            fresh = bytearray(wanted)
+            fresh[0:pending] = self._buf[self._start : self._end]
+            self._buf = fresh
+        self._consumed += self._start
+        self._start = 0
+        self._end = pending
+
+    def _release_write_view(self) -> None:
+        if self._write_view is not None:
+            self._write_view.release()
+            self._write_view = None
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """A writable view of free space to receive into; call ``buffer_updated`` next."""
+        self._release_write_view()
+        want = self._wanted_bytes()
+        if sizehint > want:
+            want = sizehint
+        self._make_room(want)
+        self._write_view = memoryview(self._buf)[self._end :]
+        return self._write_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._release_write_view()
+        if nbytes < 0 or self._end + nbytes > len(self._buf):
+            raise ValueError("buffer_updated beyond the buffer handed out")
+        self._end += nbytes
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        n = len(data)
+        self._release_write_view()
+        self._make_room(n)
+        self._buf[self._end : self._end + n] = data
+        self._end += n
+
+    def discard(self, n: int) -> None:
+        """Drop ``n`` buffered bytes (the fd carrier bytes after a *_WITH_FDS frame)."""
+        if n > self._end - self._start:
+            raise ValueError("discard beyond the buffered bytes")
+        self._start += n
+
+    def _wanted_bytes(self) -> int:
+        """How many bytes would complete the current frame (at least a prefix's worth)."""
+        avail = self._end - self._start
+        if avail >= LEN_SIZE:
+            (length,) = _LENGTH.unpack_from(self._buf, self._start)
+            if PREFIX_SIZE <= length <= FRAME_MAX and length > avail:
+                return max(int(length) - avail, 65536)
+        return 65536
+
+    def next_frame(self) -> tuple[Header, memoryview, int] | None:
+        """The next complete frame, or None when more bytes are needed.
+
+        Raises ProtocolError for a bad length word or header (checked before
+        the body arrives).  The payload view is read-only and stays valid while
+        referenced.
+        """
+        start = self._start
+        avail = self._end - start
+        if avail < LEN_SIZE:
+            return None
+        buf = self._buf
+        (length,) = _LENGTH.unpack_from(buf, start)
+        if not self._checked:
+            if length < PREFIX_SIZE:
+                raise ProtocolError(f"frame length {length} is shorter than the {PREFIX_SIZE}-byte minimum", self.stream_offset)
+            if length > FRAME_MAX:
+                raise ProtocolError(f"frame length {length} exceeds the libvirt maximum {FRAME_MAX}", self.stream_offset)
+            if avail < PREFIX_SIZE:
+                return None
+            prog, vers, proc, mtype, serial, status = _HEADER.unpack_from(buf, start + LEN_SIZE)
+            if mtype not in _TYPES:
+                raise ProtocolError(f"unknown message type {mtype}", self.stream_offset)
+            if status not in _STATUSES:
+                raise ProtocolError(f"unknown message status {status}", self.stream_offset)
+            self._checked = True
+        if avail < length:
+            return None
+        prog, vers, proc, mtype, serial, status = _HEADER.unpack_from(buf, start + LEN_SIZE)
+        offset = self.stream_offset
+        payload = memoryview(buf)[start + PREFIX_SIZE : start + length].toreadonly()
+        self._start = start + length
+        self._checked = False
+        return Header(prog, vers, proc, mtype, serial, status), payload, offset
+
+
+__all__ = ["Header", "FrameBuffer", "PREFIX", "pack_prefix", "encode_frame", "HEADER_SIZE"]
