@@ -1,0 +1,64 @@
+"""``xdrgen build``: generate a project's modules from its ``[tool.xdrgen]`` table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xdrgen.diagnostics import display_path
+
+#: ``--check`` found missing or stale outputs.
+EXIT_STALE = 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "build",
+        help="generate a project's modules from [tool.xdrgen] in pyproject.toml",
+        description=(
+            "Generate every module listed in [tool.xdrgen] of DIR/pyproject.toml, "
+            "regenerating only those whose inputs, options or generator version changed."
+        ),
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="directory holding pyproject.toml (default: .)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list missing or stale outputs and exit 1 if there are any (for CI)",
+    )
+    mode.add_argument("--force", action="store_true", help="regenerate every module")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xdrgen.build import build_project, check_project, load_config
+
+    config = load_config(args.project)
+    if args.check:
+        stale = check_project(config)
+        for item in stale:
+            print(f"stale: {item.describe()}")
+        if stale:
+            print(
+                f"{len(stale)} of {len(config.modules)} generated module(s) out of date; run 'xdrgen build'"
+            )
+            return EXIT_STALE
+        if not args.quiet:
+            print(f"{len(config.modules)} generated module(s) up to date")
+        return 0
+    report = build_project(config, force=args.force)
+    for path in report.written:
+        print(f"generated {display_path(str(path))}")
+    for path in report.removed:
+        print(f"removed {display_path(str(path))} (no longer configured)")
+    if not args.quiet and not report.written:
+        print(f"{len(report.up_to_date)} generated module(s) up to date")
+    return 0
