@@ -1,0 +1,1 @@
+"""rpcgen reference harness for differential tests and benchmarks (not a test module)."""

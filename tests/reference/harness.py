@@ -1,0 +1,175 @@
+"""One protocol under differential test: its model, its generated module, rpcgen's C.
+
+Used by tests/test_differential_*.py (session-scoped fixtures) and bench/.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from reference.rpcgen_ref import Reference, build_reference, reference_unavailable
+
+_module_counter = itertools.count()
+
+
+def required_in_ci() -> bool:
+    """CI (XDRGEN_REQUIRE_SHARED=1 or XDRGEN_REQUIRE_REFERENCE=1) fails instead of skipping."""
+    return "1" in (
+        os.environ.get("XDRGEN_REQUIRE_SHARED"),
+        os.environ.get("XDRGEN_REQUIRE_REFERENCE"),
+    )
+
+
+def require_reference() -> None:
+    """Skip (or fail in CI) when rpcgen, gcc or libtirpc is missing."""
+    reason = reference_unavailable()
+    if reason is None:
+        return
+    message = f"rpcgen reference unavailable: {reason}"
+    if required_in_ci():
+        pytest.fail(message + " (required: XDRGEN_REQUIRE_SHARED/REFERENCE=1)")
+    pytest.skip(message)
+
+
+def generate_module(
+    x_file: Path, outdir: Path, extra_args: Sequence[str] = ()
+) -> ModuleType:
+    """Run ``xdrgen generate`` (the public CLI) and import the result under a unique name."""
+    name = f"xdrgen_diff_{x_file.stem}_{next(_module_counter)}"
+    outdir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xdrgen.cli",
+            "generate",
+            str(x_file),
+            "-o",
+            str(outdir),
+            "--module",
+            name,
+            *extra_args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"xdrgen generate {x_file} failed ({result.returncode}):\n{result.stderr}"
+        )
+    path = outdir / f"{name}.py"
+    if not path.is_file():
+        raise AssertionError(f"xdrgen generate wrote no {path.name} in {outdir}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class ProtocolUnderTest:
+    name: str
+    x_file: Path
+    model: Any  # xdrgen.model.XdrModule
+    generated: ModuleType
+    reference: Reference
+    #: Type names of the model that rpcgen also generated a routine for.
+    type_names: list[str] = field(default_factory=list)
+
+    def codec(self, type_name: str) -> Any:
+        return self.generated.XDR_TYPES[type_name]
+
+
+def load_protocol(
+    name: str,
+    x_file: Path,
+    outdir: Path,
+    *,
+    constants_from: Sequence[Path] = (),
+    rpcgen_flags: Sequence[str] = (),
+) -> ProtocolUnderTest:
+    from xdrgen.frontend import FrontendOptions, load
+
+    model = load(x_file, FrontendOptions(constants_from=tuple(constants_from)))
+    extra: list[str] = []
+    for header in constants_from:
+        extra += ["--constants-from", str(header)]
+    generated = generate_module(x_file, outdir, extra)
+    reference = build_reference(x_file, rpcgen_flags=rpcgen_flags)
+    own = [type_name for type_name in model.types if type_name in reference.type_names]
+    return ProtocolUnderTest(name, x_file, model, generated, reference, own)
+
+
+# -- shared per-session protocols (several test modules use the same ones) ---------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LIBVIRT_HEADER = Path("/usr/include/libvirt/libvirt.h")
+_LOADED: dict[str, ProtocolUnderTest] = {}
+#: A protocol whose generation failed fails every later test at once, not by retrying.
+_FAILED: dict[str, BaseException] = {}
+
+
+def _close_all() -> None:
+    for protocol in _LOADED.values():
+        protocol.reference.close()
+
+
+atexit.register(_close_all)
+
+
+def session_protocol(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> ProtocolUnderTest:
+    """demo / libvirt / guestfs, generated and built once per test session."""
+    if name in _LOADED:
+        return _LOADED[name]
+    if name in _FAILED:
+        raise AssertionError(f"setting up {name} failed earlier: {_FAILED[name]}")
+    require_reference()
+    outdir = tmp_path_factory.mktemp(f"diff-{name}")
+    try:
+        protocol = _load_named(name, outdir)
+    except (AssertionError, SyntaxError, ImportError) as error:
+        _FAILED[name] = error
+        raise
+    _LOADED[name] = protocol
+    return protocol
+
+
+def _load_named(name: str, outdir: Path) -> ProtocolUnderTest:
+    from conftest import require_shared
+
+    if name == "demo":
+        protocol = load_protocol(
+            name, REPO_ROOT / "protocols" / "demo.x", outdir, rpcgen_flags=["-N"]
+        )
+    elif name == "libvirt":
+        x_file = require_shared("libvirt/remote_protocol.x")
+        if not LIBVIRT_HEADER.is_file():
+            message = f"{LIBVIRT_HEADER} not found (install Debian's libvirt-dev)"
+            if required_in_ci():
+                pytest.fail(message)
+            pytest.skip(message)
+        protocol = load_protocol(name, x_file, outdir, constants_from=[LIBVIRT_HEADER])
+    elif name == "guestfs":
+        protocol = load_protocol(
+            name, require_shared("guestfs/guestfs_protocol.x"), outdir
+        )
+    else:
+        raise KeyError(name)
+    return protocol
