@@ -1,0 +1,192 @@
+"""The built wheel works on its own, and generated code needs only the runtime.
+
+The wheel is built from the working tree and installed (not editable) into a
+fresh venv; every command then runs from a directory outside the repository so
+that nothing can be imported from the source tree by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_X = REPO_ROOT / "protocols" / "demo.x"
+TEMPLATES = REPO_ROOT / "templates"
+#: Generation-time dependencies that generated code must never import.
+GENERATOR_ONLY = ("ply", "jinja2", "black")
+
+
+def run(cmd: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run a command; on failure, fail the test with its output."""
+    proc = subprocess.run(
+        [str(c) for c in cmd],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc.stdout
+
+
+def make_venv(path: Path) -> Path:
+    """A venv with pip-less own site-packages, this interpreter's packages visible after it.
+
+    Dependencies (ply, jinja2, black, pip) come from the running environment so
+    no network is needed. They are added by a ``.pth`` of plain directories, so
+    that environment's own ``.pth`` files (an editable xdrgen) are not processed:
+    only what is installed into the venv provides ``xdrgen``.
+    """
+    venv.create(path, with_pip=False)
+    python = path / "bin" / "python"
+    purelib = run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        cwd=path,
+    ).strip()
+    site_dirs = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    (Path(purelib) / "outer_environment.pth").write_text("\n".join(site_dirs) + "\n")
+    return python
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("wheel")
+    run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            outdir,
+            ".",
+        ],
+        cwd=REPO_ROOT,
+    )
+    wheels = list(outdir.glob("xdrgen-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Bin directory of a fresh venv with the wheel installed, not editable."""
+    root = tmp_path_factory.mktemp("venv")
+    python = make_venv(root / "venv")
+    run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheel],
+        cwd=root,
+    )
+    return python.parent
+
+
+def test_wheel_contains_every_template(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    packaged = {
+        n.removeprefix("xdrgen/templates/")
+        for n in names
+        if n.startswith("xdrgen/templates/") and not n.endswith("/")
+    }
+    in_repo = {
+        p.relative_to(TEMPLATES).as_posix()
+        for p in TEMPLATES.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert in_repo, f"no templates under {TEMPLATES}"
+    assert packaged == in_repo
+
+
+def test_wheel_ships_the_runtime(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert "xdrgen/runtime/__init__.py" in names
+
+
+def test_wheel_has_pep561_marker(wheel: Path) -> None:
+    """Users run mypy --strict on generated code, which imports xdrgen.runtime."""
+    with zipfile.ZipFile(wheel) as archive:
+        assert "xdrgen/py.typed" in archive.namelist()
+
+
+def test_installed_wheel_is_what_runs(installed: Path, tmp_path: Path) -> None:
+    where = run(
+        [installed / "python", "-c", "import xdrgen; print(xdrgen.__file__)"],
+        cwd=tmp_path,
+    ).strip()
+    assert Path(where).is_relative_to(installed.parent), where
+    assert not Path(where).is_relative_to(REPO_ROOT), where
+
+
+def test_installed_version(installed: Path, tmp_path: Path, wheel: Path) -> None:
+    out = run([installed / "xdrgen", "--version"], cwd=tmp_path)
+    version = re.fullmatch(r"xdrgen-([^-]+)-.*\.whl", wheel.name)
+    assert version is not None
+    assert out.strip() == f"xdrgen {version.group(1)}"
+
+
+def test_installed_check_demo(installed: Path, tmp_path: Path) -> None:
+    out = run([installed / "xdrgen", "check", DEMO_X], cwd=tmp_path)
+    assert "demo.x" in out and "DEMO_RPC_PROGRAM" in out
+
+
+def test_installed_generate_and_import(installed: Path, tmp_path: Path) -> None:
+    """Needs ``xdrgen generate`` (templates read from inside the installed wheel)."""
+    outdir = tmp_path / "out"
+    run([installed / "xdrgen", "generate", DEMO_X, "-o", outdir], cwd=tmp_path)
+    assert (outdir / "demo.py").is_file()
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import demo\n"
+        "codec = demo.XDR_TYPES['demo_kind']\n"
+        "data = codec.encode(demo.demo_kind.DEMO_KIND_ASSEMBLY)\n"
+        "assert data == bytes([0, 0, 0, 0x10]), data\n"
+        "assert codec.decode(data) == demo.demo_kind.DEMO_KIND_ASSEMBLY\n"
+        "import xdrgen.runtime; print(xdrgen.runtime.__file__)\n"
+    )
+    where = run([installed / "python", "-c", probe, outdir], cwd=tmp_path).strip()
+    assert Path(where).is_relative_to(installed.parent), where
+
+
+@pytest.fixture(scope="module")
+def generated_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("generated")
+    run(
+        [sys.executable, "-m", "xdrgen.cli", "generate", DEMO_X, "-o", outdir],
+        cwd=outdir,
+    )
+    assert (outdir / "demo.py").is_file()
+    return outdir
+
+
+def test_generated_module_imports_only_the_runtime(generated_demo: Path) -> None:
+    probe = (
+        "import sys, json; sys.path.insert(0, sys.argv[1]); import demo\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = run(
+        [sys.executable, "-c", probe, generated_demo], cwd=generated_demo, env=env
+    )
+    loaded = json.loads(out)
+    leaked = [m for m in loaded if m.split(".")[0] in GENERATOR_ONLY]
+    assert leaked == []
+    ours = [m for m in loaded if m.split(".")[0] == "xdrgen"]
+    assert "xdrgen.runtime" in ours
+    assert [
+        m for m in ours if m != "xdrgen" and not m.startswith("xdrgen.runtime")
+    ] == []
