@@ -15,13 +15,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="generate a typed Python module with XDR marshallers from a .x file",
         description="Generate one Python module (types, marshallers, procedure tables) from a .x file.",
     )
-    parser.add_argument("source", type=Path, metavar="FILE.x", help="the XDR / ONC-RPC interface file")
-    parser.add_argument("-o", "--output-dir", type=Path, required=True, metavar="OUTDIR")
-    parser.add_argument("--module", dest="module_name", metavar="NAME", help="module name (default: the .x stem)")
     parser.add_argument(
-        "--no-cache", action="store_true", help="always parse and render, ignoring the manifest cache"
+        "source", type=Path, metavar="FILE.x", help="the XDR / ONC-RPC interface file"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    parser.add_argument(
+        "-o", "--output-dir", type=Path, required=True, metavar="OUTDIR"
+    )
+    parser.add_argument(
+        "--module",
+        dest="module_name",
+        metavar="NAME",
+        help="module name (default: the .x stem)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="always parse and render, ignoring the manifest cache",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing on success"
+    )
     add_frontend_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -31,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
     module_name: str | None = args.module_name
     if module_name is not None and not module_name.isidentifier():
-        print(f"xdrgen generate: --module {module_name!r} is not a valid Python identifier", file=sys.stderr)
+        print(
+            f"xdrgen generate: --module {module_name!r} is not a valid Python identifier",
+            file=sys.stderr,
+        )
         return 2
     result = generate_file(
         args.source,

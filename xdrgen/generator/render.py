@@ -1,0 +1,688 @@
+"""Render one resolved :class:`~xdrgen.model.XdrModule` into Python source.
+
+The outer structure of every construct comes from the Jinja2 templates in
+``templates/`` (one small template per construct); marshaller bodies come from
+:mod:`xdrgen.generator.marshal`.  Both emit code already in black's style.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from xdrgen import __version__
+from xdrgen.generator import rpc
+from xdrgen.generator.layout import (
+    LINE,
+    assignment,
+    bracketed,
+    docstring,
+    string_literal,
+)
+from xdrgen.generator.marshal import (
+    Fixed,
+    FunctionBody,
+    ModuleContext,
+    Path as FieldPath,
+    fixed_of,
+    py_type_of_view,
+    union_value_type,
+)
+from xdrgen.generator.resources import template_dir
+from xdrgen.generator.names import field_name, py_name, union_disc_name
+from xdrgen.generator.views import View, recursive_types, view_of, view_of_type
+from xdrgen.model import (
+    ConstantDef,
+    DeclKind,
+    EnumDef,
+    NamedType,
+    PrimitiveType,
+    ProcedureTable,
+    StructDef,
+    TypedefDef,
+    TypeRef,
+    UnionDef,
+    XdrModule,
+)
+
+GENERATOR = "xdrgen"
+
+
+def make_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+
+
+def _doc_lines(text: str | None) -> list[str]:
+    if not text:
+        return []
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def _comment_lines(text: str | None) -> list[str]:
+    return [line if line else "" for line in _doc_lines(text)]
+
+
+def _int_literal(value: int, text: str) -> str:
+    t = text.strip().lower()
+    if t.startswith(("0x", "-0x")):
+        sign = "-" if value < 0 else ""
+        return f"{sign}0x{abs(value):X}"
+    return str(value)
+
+
+class ModuleRenderer:
+    def __init__(
+        self, module: XdrModule, module_name: str, options_lines: list[str]
+    ) -> None:
+        self.module = module
+        self.module_name = module_name
+        self.options_lines = options_lines
+        self.env = make_environment()
+        aggregates = {
+            name: d
+            for name, d in module.types.items()
+            if isinstance(d, (StructDef, UnionDef))
+        }
+        self.ctx = ModuleContext(recursive=recursive_types(aggregates))
+        self.defined: set[str] = set()
+
+    # -------------------------------------------------------------- helpers
+
+    def render(self, template: str, **context: object) -> str:
+        return self.env.get_template(template).render(**context).rstrip("\n")
+
+    def type_expr(self, kind: DeclKind, ref: TypeRef | None, size: int | None) -> str:
+        """The annotation for a declaration, naming typedefs where the .x did."""
+        if kind is DeclKind.PLAIN and isinstance(ref, NamedType):
+            return self.ctx.cls(ref)
+        if kind in (DeclKind.FIXED_ARRAY, DeclKind.VAR_ARRAY) and ref is not None:
+            return f"list[{self.type_expr(DeclKind.PLAIN, ref, None)}]"
+        if kind is DeclKind.OPTIONAL and ref is not None:
+            return f"{self.type_expr(DeclKind.PLAIN, ref, None)} | None"
+        return py_type_of_view(self.ctx, view_of(kind, ref, size))
+
+    def names_in(self, text: str) -> set[str]:
+        out = set()
+        for token in text.replace("[", " ").replace("]", " ").replace("|", " ").split():
+            out.add(token)
+        return out
+
+    # -------------------------------------------------------------- sections
+
+    def constant_section(self, c: ConstantDef) -> str:
+        return self.render(
+            "constant.py.j2",
+            doc=_comment_lines(c.doc),
+            name=py_name(c.name),
+            value=_int_literal(c.value, c.text),
+        )
+
+    def enum_section(self, d: EnumDef) -> str:
+        name = py_name(d.name)
+        self.defined.add(name)
+        members = [
+            {
+                "name": py_name(m.name),
+                "value": _int_literal(m.value, m.text),
+                "doc": _comment_lines(m.doc),
+            }
+            for m in d.members
+        ]
+        aliases = [
+            line
+            for m in members
+            for line in assignment(0, str(m["name"]), f"{name}.{m['name']}")
+        ]
+        return self.render(
+            "enum.py.j2",
+            name=name,
+            doc=docstring(4, d.doc),
+            members=members,
+            aliases=aliases,
+        )
+
+    def struct_section(self, d: StructDef) -> str:
+        name = py_name(d.name)
+        self.defined.add(name)
+        fields: list[dict[str, str | list[str]]] = []
+        for f in d.fields:
+            assert f.name is not None
+            fields.append(
+                {
+                    "attr": field_name(f.name),
+                    "type": self.type_expr(f.kind, f.type, f.size),
+                    "doc": _comment_lines(f.doc),
+                }
+            )
+        attrs = [field_name(f.name or "") for f in d.fields]
+        slots = bracketed(
+            4, "__slots__ = (", [string_literal(a) for a in attrs], ")", literal=True
+        )
+        if len(attrs) == 1:
+            slots = [f"    __slots__ = ({string_literal(attrs[0])},)"]
+        params = ["self"] + [f"{f['attr']}: {f['type']}" for f in fields]
+        signature = bracketed(4, "def __init__(", params, ") -> None:", is_def=True)
+        return self.render(
+            "struct.py.j2",
+            name=name,
+            doc=docstring(4, d.doc),
+            slots=slots,
+            fields=fields,
+            signature=signature,
+        )
+
+    def union_section(self, d: UnionDef) -> str:
+        name = py_name(d.name)
+        self.defined.add(name)
+        disc = union_disc_name(d.discriminant.name or "")
+        disc_type = self.type_expr(
+            d.discriminant.kind, d.discriminant.type, d.discriminant.size
+        )
+        value_type = union_value_type(self.ctx, d)
+        arms = []
+        for arm in d.arms:
+            labels = "/".join(label.name or str(label.value) for label in arm.labels)
+            arms.append(f"{labels}: {arm.declaration.name or 'void'}")
+        if d.default is not None:
+            arms.append(f"default: {d.default.name or 'void'}")
+        arms_note = ", ".join(arms)
+        disc_note = (
+            f" ({d.discriminant.name} in the .x)" if disc != d.discriminant.name else ""
+        )
+        params = ["self", f"{disc}: {disc_type}", f"value: {value_type} = None"]
+        if "None" not in value_type.split(" | "):
+            params[-1] = f"value: {value_type}"
+        signature = bracketed(4, "def __init__(", params, ") -> None:", is_def=True)
+        return self.render(
+            "union.py.j2",
+            name=name,
+            doc=docstring(4, d.doc),
+            disc=disc,
+            disc_type=disc_type,
+            disc_note=disc_note,
+            value_type=value_type,
+            arms_note=arms_note,
+            signature=signature,
+        )
+
+    def typedef_section(self, d: TypedefDef) -> str:
+        name = py_name(d.name)
+        decl = d.declaration
+        target = self.type_expr(decl.kind, decl.type, decl.size)
+        pending = {
+            n
+            for n in self.names_in(target)
+            if n in self.module.types and py_name(n) not in self.defined
+        }
+        pending.discard(name)
+        self.defined.add(name)
+        if pending or name in self.names_in(target):
+            target = string_literal(target)
+        return self.render(
+            "typedef.py.j2", doc=_comment_lines(d.doc), name=name, target=target
+        )
+
+    # -------------------------------------------------------------- marshallers
+
+    def function_section(self, d: EnumDef | StructDef | UnionDef | TypedefDef) -> str:
+        name = py_name(d.name)
+        ctx = self.ctx
+        pytype = name
+        enc = FunctionBody(ctx, d.name)
+        dec = FunctionBody(ctx, d.name)
+        extra: list[str] = []
+        named = NamedType(d.name, d)
+        if isinstance(d, StructDef):
+            tail = self.tail_self_reference(d)
+            if tail is not None:
+                self.iterative_struct(d, tail, enc, dec)
+            else:
+                enc.encode_struct_fields(d, "v", FieldPath())
+                dec.emit(f"o = _new({name})")
+                dec.decode_struct_fields(d, "o", FieldPath())
+                dec.emit("return o, off")
+                extra = self.fast_paths(d)
+        elif isinstance(d, UnionDef):
+            enc.encode_union_body(d, "v", FieldPath())
+            dec.depth = 1
+            dec.decode_union_body(View("union", named=named), "r", FieldPath())
+            dec.emit("return r, off")
+        else:
+            if isinstance(d, TypedefDef):
+                decl = d.declaration
+                view = view_of(decl.kind, decl.type, decl.size)
+            else:
+                view = view_of_type(named)
+            enc.depth = 1
+            dec.depth = 1
+            enc.encode(view, "v", FieldPath())
+            dec.decode(view, "r", FieldPath())
+            dec.emit("return r, off")
+            if isinstance(d, TypedefDef) and view.kind == "var_opaque":
+                extra = self.opaque_fast_encode(d, view)
+        if not enc.lines:
+            enc.emit("pass")
+        parts = [
+            "\n".join(
+                [
+                    *_def(f"_enc_{name}", ["buf: bytearray", f"v: {pytype}"], "None"),
+                    *enc.lines,
+                ]
+            ),
+            "\n".join(
+                [
+                    *_def(
+                        f"_dec_{name}",
+                        ["data: _Buffer", "off: int"],
+                        f"tuple[{pytype}, int]",
+                    ),
+                    *dec.lines,
+                ]
+            ),
+            *extra,
+        ]
+        return "\n\n\n".join(
+            self.render("functions.py.j2", signature=[], body=p.splitlines())
+            for p in parts
+        )
+
+    def tail_self_reference(self, d: StructDef) -> str | None:
+        """The last field's name when it is optional data of the struct itself (a list)."""
+        if not d.fields:
+            return None
+        last = d.fields[-1]
+        view = view_of(last.kind, last.type, last.size)
+        if (
+            view.kind == "optional"
+            and view.element is not None
+            and view.element.kind == "struct"
+            and view.element.named is not None
+            and view.element.named.name == d.name
+            and view.element.named.imported_from is None
+        ):
+            return last.name
+        return None
+
+    def iterative_struct(
+        self, d: StructDef, tail: str, enc: FunctionBody, dec: FunctionBody
+    ) -> None:
+        """Linked lists (``T *next`` last): loops instead of recursion, any length."""
+        name = py_name(d.name)
+        attr = field_name(tail)
+        enc.emit("k = 0")
+        with enc.block("try:"):
+            with enc.block("while True:"):
+                enc.encode_struct_fields(
+                    StructDef(d.name, d.fields[:-1], d.pos), "v", FieldPath()
+                )
+                enc.emit(f"nxt = v.{attr}")
+                with enc.block("if nxt is None:"):
+                    enc.emit("buf += _FALSE")
+                    enc.emit("return")
+                enc.emit("buf += _TRUE")
+                enc.emit("v = nxt")
+                enc.emit("k += 1")
+        with enc.block("except _XdrError as e:"):
+            enc.emit(f'raise e.within({string_literal(d.name)}, _chain("{tail}", k))')
+        dec.emit(f"head = o = _new({name})")
+        dec.emit("k = 0")
+        with dec.block("try:"):
+            with dec.block("while True:"):
+                dec.decode_struct_fields(d, "o", FieldPath(), skip_last=True)
+                with dec.guarded(dec.dfail(FieldPath((tail,)))):
+                    dec.emit("(f,) = _U32.unpack_from(data, off)")
+                dec.emit("off += 4")
+                with dec.block("if f == 0:"):
+                    dec.emit(f"o.{attr} = None")
+                    dec.emit("return head, off")
+                with dec.block("if f != 1:"):
+                    dec.emit_call(
+                        "raise _bad_opt(",
+                        [string_literal(d.name), string_literal(tail), "f", "off - 4"],
+                        ")",
+                    )
+                dec.emit(f"o.{attr} = o = _new({name})")
+                dec.emit("k += 1")
+        with dec.block("except _XdrError as e:"):
+            dec.emit(f'raise e.within({string_literal(d.name)}, _chain("{tail}", k))')
+
+    def fast_paths(self, d: StructDef) -> list[str]:
+        """Whole-value ``encode``/``decode`` for structs that are one fused run."""
+        items: list[tuple[Fixed, str, FieldPath]] = []
+        for f in d.fields:
+            assert f.name is not None
+            fx = fixed_of(self.ctx, view_of(f.kind, f.type, f.size))
+            if fx is None:
+                break
+            items.append((fx, f"v.{field_name(f.name)}", FieldPath((f.name,))))
+        name = py_name(d.name)
+        if len(items) == len(d.fields) and 0 < len(items) <= 12:
+            enc = FunctionBody(self.ctx, d.name)
+            enc.encode_run(items, returning=True)
+            dec = FunctionBody(self.ctx, d.name)
+            size = sum(fx.size for fx, _, _ in items)
+            with dec.block(f"if len(data) != {size}:"):
+                dec.emit_call(
+                    "raise _wrong_size(",
+                    [string_literal(d.name), "data", str(size)],
+                    ")",
+                )
+            dec.emit(f"o = _new({name})")
+            dec.decode_run(
+                [(fx, "o." + x.partition(".")[2], p) for fx, x, p in items],
+                at="0",
+                advance=False,
+            )
+            dec.emit("return o")
+            self.fast[d.name] = (f"_encode_{name}", f"_decode_{name}")
+            return [
+                "\n".join(
+                    [*_def(f"_encode_{name}", [f"v: {name}"], "bytes"), *enc.lines]
+                ),
+                "\n".join(
+                    [*_def(f"_decode_{name}", ["data: _Buffer"], name), *dec.lines]
+                ),
+            ]
+        if len(d.fields) == 1:
+            f = d.fields[0]
+            view = view_of(f.kind, f.type, f.size)
+            if view.kind == "var_opaque":
+                return self.opaque_fast_encode(
+                    d, view, f"v.{field_name(f.name or '')}", f.name or ""
+                )
+        return []
+
+    def opaque_fast_encode(
+        self, d: StructDef | TypedefDef, view: View, x: str = "v", path: str = ""
+    ) -> list[str]:
+        """``encode`` of a lone variable opaque: one copy via ``bytes.join``."""
+        name = py_name(d.name)
+        body = FunctionBody(self.ctx, d.name)
+        with body.guarded(body.efail(FieldPath((path,) if path else ()))):
+            body.emit(f"b = {x}")
+            body.emit("n = len(b)")
+        if view.bounded:
+            with body.block(f"if n > {view.size}:"):
+                body.emit_call(
+                    "raise _too_long(",
+                    [
+                        string_literal(d.name),
+                        string_literal(path),
+                        '"opaque"',
+                        "n",
+                        str(view.size),
+                    ],
+                    ")",
+                )
+        body.emit('return b"".join((_U32.pack(n), b, _PAD[n & 3]))')
+        self.fast[d.name] = (f"_encode_{name}", "")
+        return [
+            "\n".join([*_def(f"_encode_{name}", [f"v: {name}"], "bytes"), *body.lines])
+        ]
+
+    # -------------------------------------------------------------- module
+
+    def module_constants(self) -> str:
+        lines = []
+        for tname, alias in sorted(self.ctx.imported_codecs.items()):
+            codec = f"{alias}.XDR_TYPES[{string_literal(tname)}]"
+            lines.extend(
+                assignment(0, f"_enc_{py_name(tname)}", f"{codec}.encode_into")
+            )
+            lines.extend(
+                assignment(0, f"_dec_{py_name(tname)}", f"{codec}.decode_from")
+            )
+        for fmt, sname in self.ctx.structs.items():
+            lines.append(f"{sname} = _struct.Struct({string_literal(fmt)})")
+        for mname, cls in self.ctx.enum_sources.items():
+            lines.extend(
+                bracketed(
+                    0,
+                    f"{mname}: dict[int, {cls}] = {{",
+                    ["m.value: m for m in " + cls],
+                    "}",
+                )
+            )
+            check = self.ctx.enum_checks[cls]
+            enum_label = cls.rpartition(".")[2]
+            lines.extend(
+                bracketed(
+                    0,
+                    f"{check} = _ck.EnumCheck(",
+                    [string_literal(enum_label), mname],
+                    ")",
+                )
+            )
+        for rname, paths, checks, names in self.ctx.run_infos:
+            args = [
+                string_literal(" ".join(paths)),
+                string_literal(" ".join(names)) if names else "None",
+            ]
+            args += checks
+            lines.extend(bracketed(0, f"{rname} = _RunInfo(", args, ")"))
+        return "\n".join(lines)
+
+    def registry(self) -> str:
+        lines = ["XDR_TYPES: dict[str, _Codec[_Any]] = {"]
+        for name, d in self.module.types.items():
+            if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef)):
+                pn = py_name(name)
+                args = [string_literal(name), f"_enc_{pn}", f"_dec_{pn}"]
+                fast = self.fast.get(name)
+                if fast:
+                    if fast[0]:
+                        args.append(f"encode={fast[0]}")
+                    if fast[1]:
+                        args.append(f"decode={fast[1]}")
+                if name in self.ctx.recursive:
+                    args.append("recursive=True")
+                lines.extend(
+                    bracketed(4, f"{string_literal(name)}: _Codec(", args, "),")
+                )
+        lines.append("}")
+        return "\n".join(lines)
+
+    def codec_expr(self, ref: TypeRef | None) -> str:
+        if ref is None:
+            return "None"
+        if isinstance(ref, PrimitiveType):
+            return f"_PRIMITIVE_CODECS[{string_literal(ref.primitive.value)}]"
+        if ref.imported_from is not None:
+            return f"_imp_{ref.imported_from.module_name}.XDR_TYPES[{string_literal(ref.name)}]"
+        return f"XDR_TYPES[{string_literal(ref.name)}]"
+
+    def table_section(self, table: ProcedureTable) -> str:
+        lines: list[str] = []
+        defined = set(self.module.constants) | set(self.module.external_constants)
+        for enum_def in self.module.types.values():
+            if isinstance(enum_def, EnumDef):
+                defined.update(m.name for m in enum_def.members)
+        if table.program_constant and table.program_constant not in defined:
+            lines.append(f"{py_name(table.program_constant)} = {table.program}")
+        if table.version_constant and table.version_constant not in defined:
+            lines.append(f"{py_name(table.version_constant)} = {table.version}")
+        if lines:
+            lines.append("")
+        var = f"_{table.name}_{table.version}_PROCEDURES"
+        lines.append(f"{var} = (")
+        for proc in table.procedures:
+            ann = proc.annotations
+            args = [
+                str(proc.number),
+                string_literal(proc.name),
+                string_literal(proc.constant),
+                string_literal(proc.method_name),
+            ]
+            arg_codecs = [self.codec_expr(a) for a in proc.args]
+            if len(arg_codecs) == 1:
+                args.append(f"({arg_codecs[0]},)")
+            else:
+                args.append("(" + ", ".join(arg_codecs) + ")")
+            args.append(self.codec_expr(proc.result))
+            args.append(self.codec_expr(proc.event))
+            for key in ("generate", "priority", "sparseflag"):
+                value = getattr(ann, key)
+                if value is not None:
+                    args.append(f"{key}={string_literal(value)}")
+            for key in ("readstream", "writestream"):
+                value = getattr(ann, key)
+                if value is not None:
+                    args.append(f"{key}={value}")
+            for key in ("acl", "aclfilter"):
+                rules = getattr(ann, key)
+                if rules:
+                    texts = [string_literal(_acl_text(r)) for r in rules]
+                    one = f"{key}=({', '.join(texts)}{',' if len(texts) == 1 else ''})"
+                    if len(one) + 9 > LINE and len(texts) > 1:
+                        one = "\n".join(
+                            [
+                                f"{key}=(",
+                                *(f"            {t}," for t in texts),
+                                "        )",
+                            ]
+                        )
+                    args.append(one)
+            lines.extend(_call_lines(4, "_ProcedureInfo(", args, "),"))
+        lines.append(")")
+        return "\n".join(lines)
+
+    def tables(self) -> str:
+        if not self.module.procedure_tables:
+            return "PROCEDURE_TABLES: dict[str, _ProcedureTable] = {}"
+        sections = [self.table_section(t) for t in self.module.procedure_tables]
+        lines = ["PROCEDURE_TABLES: dict[str, _ProcedureTable] = {"]
+        for t in self.module.procedure_tables:
+            key = (
+                t.name
+                if len({x.name for x in self.module.procedure_tables})
+                == len(self.module.procedure_tables)
+                else f"{t.name}_{t.version}"
+            )
+            args = [
+                string_literal(t.name),
+                string_literal(t.style.value),
+                _hex(t.program),
+                str(t.version),
+                f"_{t.name}_{t.version}_PROCEDURES",
+            ]
+            lines.extend(
+                bracketed(4, f"{string_literal(key)}: _ProcedureTable(", args, "),")
+            )
+        lines.append("}")
+        if len(self.module.procedure_tables) == 1:
+            only = self.module.procedure_tables[0]
+            lines.append("#: The procedures of the only table, by number.")
+            lines.append(
+                "PROCEDURES: dict[int, _ProcedureInfo] = PROCEDURE_TABLES["
+                + string_literal(only.name)
+                + "].procedures"
+            )
+        return "\n\n\n".join(sections + ["\n".join(lines)])
+
+    def render_module(self) -> str:
+        self.fast: dict[str, tuple[str, str]] = {}
+        sections: list[str] = []
+        pending_simple: list[str] = []
+
+        def flush() -> None:
+            if pending_simple:
+                sections.append("\n".join(pending_simple))
+                pending_simple.clear()
+
+        for definition in self.module.definitions:
+            if isinstance(definition, ConstantDef):
+                pending_simple.append(self.constant_section(definition))
+            elif isinstance(definition, TypedefDef):
+                pending_simple.append(self.typedef_section(definition))
+            elif isinstance(definition, EnumDef):
+                flush()
+                sections.append(self.enum_section(definition))
+            elif isinstance(definition, StructDef):
+                flush()
+                sections.append(self.struct_section(definition))
+            elif isinstance(definition, UnionDef):
+                flush()
+                sections.append(self.union_section(definition))
+        flush()
+        functions = [
+            self.function_section(d)
+            for d in self.module.types.values()
+            if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef))
+        ]
+        constants = self.module_constants()
+        if constants:
+            sections.append(constants)
+        sections.extend(functions)
+        sections.append(self.registry())
+        sections.append(self.tables())
+        context: dict[str, object] = {"module_name": self.module_name, "renderer": self}
+        sections.extend(
+            s.rstrip("\n")
+            for s in rpc.render_rpc_sections(self.env, self.module, context)
+        )
+        imports = sorted(
+            {
+                (f"_imp_{imp.module_name}", imp.module_name)
+                for imp in self.module.imports
+            }
+        )
+        text = self.render(
+            "module.py.j2",
+            generator=GENERATOR,
+            version=__version__,
+            source_name=self.module.source.name,
+            source_sha256=self.module.source_sha256,
+            options_lines=self.options_lines,
+            module_name=self.module_name,
+            imports=imports,
+            sections=sections,
+            first_is_definition=_starts_with_definition(sections[0]),
+        )
+        return text + "\n"
+
+
+def _def(name: str, params: list[str], returns: str) -> list[str]:
+    return bracketed(0, f"def {name}(", params, f") -> {returns}:", is_def=True)
+
+
+def _starts_with_definition(section: str) -> bool:
+    for line in section.splitlines():
+        if line.startswith("#"):
+            continue
+        return line.startswith(("class ", "def ", "@"))
+    return False
+
+
+def _acl_text(rule: object) -> str:
+    from xdrgen.model import AclRule
+
+    assert isinstance(rule, AclRule)
+    text = f"{rule.object}:{rule.permission}"
+    if rule.flag is not None:
+        text += f":{rule.flag}"
+    if rule.param is not None:
+        text += f"::{rule.param}:{rule.value}"
+    return text
+
+
+def _hex(value: int) -> str:
+    return f"0x{value:X}" if value >= 0 else str(value)
+
+
+def _call_lines(indent: int, head: str, args: list[str], tail: str) -> list[str]:
+    return bracketed(indent, head, args, tail)
+
+
+def render_module(
+    module: XdrModule, module_name: str, options_lines: list[str] | None = None
+) -> str:
+    """The complete, black-formatted source of the module generated from ``module``."""
+    return ModuleRenderer(module, module_name, options_lines or []).render_module()
