@@ -1,0 +1,100 @@
+"""Generate (once) and import the Python module for libvirt's remote_protocol.x.
+
+The examples and tests do not ship code generated from libvirt's .x file (it
+is derived from another project's file); they generate it at run time into a
+cache directory, keyed by the inputs and the generator's own sources, so a
+second run only imports it.
+
+Where the inputs come from:
+- ``XDRGEN_LIBVIRT_X``: remote_protocol.x (default: ../shared/protocols/libvirt/
+  beside the checkout);
+- ``XDRGEN_LIBVIRT_HEADER``: libvirt.h for the constants the .x takes from C
+  (default /usr/include/libvirt/libvirt.h, Debian's libvirt-dev);
+- ``XDRGEN_CACHE``: where generated modules go (default ~/.cache/xdrgen).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+import xdrgen
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_X = REPO.parent / "shared" / "protocols" / "libvirt" / "remote_protocol.x"
+DEFAULT_HEADER = Path("/usr/include/libvirt/libvirt.h")
+MODULE_NAME = "remote_protocol"
+
+
+class InputsMissing(FileNotFoundError):
+    """remote_protocol.x or libvirt.h is not where we looked."""
+
+
+def inputs() -> tuple[Path, Path]:
+    x = Path(os.environ.get("XDRGEN_LIBVIRT_X", DEFAULT_X))
+    header = Path(os.environ.get("XDRGEN_LIBVIRT_HEADER", DEFAULT_HEADER))
+    if not x.is_file():
+        raise InputsMissing(f"{x}: libvirt's remote_protocol.x not found (set XDRGEN_LIBVIRT_X)")
+    if not header.is_file():
+        raise InputsMissing(f"{header}: libvirt.h not found (install libvirt-dev or set XDRGEN_LIBVIRT_HEADER)")
+    return x, header
+
+
+def _generator_fingerprint() -> str:
+    """Changes whenever the generator or its templates change."""
+    h = hashlib.sha256(xdrgen.__version__.encode())
+    package = Path(xdrgen.__file__).resolve().parent
+    roots = [package / "generator", package / "frontend", package.parent / "templates", package / "templates"]
+    for root in roots:
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.suffix in (".py", ".j2") and path.is_file():
+                    h.update(path.name.encode())
+                    h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def generated_path(cache: Path | None = None) -> Path:
+    """Generate the module unless the cache has it for these inputs; its path."""
+    x, header = inputs()
+    key = hashlib.sha256(x.read_bytes() + header.read_bytes() + _generator_fingerprint().encode()).hexdigest()[:16]
+    base = cache or Path(os.environ.get("XDRGEN_CACHE", Path.home() / ".cache" / "xdrgen"))
+    target = base / f"libvirt-{key}" / f"{MODULE_NAME}.py"
+    if target.is_file():
+        return target
+    from xdrgen.frontend import load
+    from xdrgen.frontend.options import FrontendOptions
+    from xdrgen.generator.render import render_module
+
+    model = load(x, FrontendOptions(constants_from=(header,)))
+    text = render_module(model, MODULE_NAME)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: concurrent first runs never see half a module.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, target)
+    return target
+
+
+def load_remote_protocol(cache: Path | None = None) -> ModuleType:
+    """The generated module for remote_protocol.x, imported (once per process)."""
+    loaded = sys.modules.get(MODULE_NAME)
+    if loaded is not None and getattr(loaded, "RemoteClient", None) is not None:
+        return loaded
+    path = generated_path(cache)
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if __name__ == "__main__":
+    print(generated_path())
