@@ -9,16 +9,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from xdrgen.runtime.guestfs.constants import (
+    CANCEL_FLAG,
+    HEADER,
+    LAUNCH_FLAG,
+    MESSAGE_MAX,
+    PROGRAM,
+    PROGRESS,
+    PROGRESS_FLAG,
+)
+from xdrgen.runtime.guestfs.constants import WORD as _U32
 from xdrgen.wire.errors import WireError
 
-PROGRAM: Final = 0x2000F5F5
-MESSAGE_MAX: Final = 4194304
-LAUNCH_FLAG: Final = 0xF5F55FF5
-CANCEL_FLAG: Final = 0xFFFFEEEE
-PROGRESS_FLAG: Final = 0xFFFF5555
-HEADER: Final = struct.Struct(">IIIIIQQI")
-PROGRESS: Final = struct.Struct(">IIQQ")
-_U32: Final = struct.Struct(">I")
+__all__ = ["CANCEL_FLAG", "HEADER", "LAUNCH_FLAG", "MESSAGE_MAX", "PROGRAM", "PROGRESS", "PROGRESS_FLAG"]
 _CHUNK_HEAD: Final = struct.Struct(">iI")
 
 DIRECTION_NAMES: Final = {0: "CALL", 1: "REPLY"}

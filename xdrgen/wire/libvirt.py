@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from xdrgen.runtime.virnet.constants import HEADER_SIZE, KEEPALIVE_PROGRAM, LEN_SIZE, MESSAGE_MAX
 from xdrgen.wire.errors import WireError
 
-LEN_SIZE: Final = 4
-HEADER_SIZE: Final = 24
-#: libvirt's largest message (not counting the length word).
-MESSAGE_MAX: Final = 33554432
+__all__ = ["HEADER_SIZE", "KEEPALIVE_PROGRAM", "LEN_SIZE", "MESSAGE_MAX"]
+
 _PREFIX: Final = struct.Struct(">IIIiiII")
 
 TYPE_NAMES: Final = {
@@ -26,7 +25,6 @@ TYPE_NAMES: Final = {
     6: "STREAM_HOLE",
 }
 STATUS_NAMES: Final = {0: "OK", 1: "ERROR", 2: "CONTINUE"}
-KEEPALIVE_PROGRAM: Final = 0x6B656570
 KEEPALIVE_PROCS: Final = {1: "PING", 2: "PONG"}
 
 
