@@ -10,8 +10,13 @@ tests/peers/daemons.py).  Compares, on the same daemons in the same run:
   flight vs libvirt-python from 32 threads;
 - 256 MiB volume download and upload (storage daemon), generated client vs
   libvirt-python's virStream;
-- a stream from the generated Python server to the generated Python client
-  over a unix socket vs a raw socketpair moving the same bytes.
+- a stream from the generated Python server (its own process, as a real
+  server is) to the generated Python client over a unix socket vs a raw
+  socketpair moving the same bytes (one warm-up transfer each first).
+
+For context it also prints the daemon's own ceiling: getVersion with 32 calls
+in flight from a bare socket loop (hand-packed frames, no client library), so
+the pipelined ratio can be read against what libvirtd can serve at all.
 
 Prints a table of rates and ratios; asserts nothing.  A peer that cannot be
 imported (libvirt-python) is skipped, saying so.
@@ -21,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -125,6 +132,38 @@ def bench_calls(rp: Any, daemon: Daemon, n: int) -> None:
         conn.close()
     row("getVersion sequential", ours, theirs, "calls/s", ">= 1.0x")
     row(f"getVersion pipelined ({PIPELINE} in flight)", ours_pipe, theirs_pipe, "calls/s", ">= 2x")
+    ceiling = raw_pipelined_ceiling(daemon, n * 4)
+    rows.append((f"(libvirtd ceiling: bare socket, {PIPELINE} in flight)", f"{ceiling:,.0f} calls/s", "-",
+                 f"xdrgen pipelined at {ours_pipe / ceiling:.2f} of it"))
+
+
+def raw_pipelined_ceiling(daemon: Daemon, n: int) -> float:
+    """getVersion calls/s the daemon serves to a bare socket loop keeping PIPELINE calls in flight."""
+    def frame(proc: int, serial: int, payload: bytes = b"") -> bytes:
+        return struct.pack(">IIIiiII", 28 + len(payload), 0x20008086, 1, proc, 0, serial, 0) + payload
+
+    name = b"test:///default"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(daemon.socket_path)
+        s.sendall(frame(1, 1, struct.pack(">II", 1, len(name)) + name + b"\0" * (-len(name) % 4) + b"\0" * 4))
+        buf = bytearray(1 << 20)
+        got = 0
+        while got < 28:
+            got += s.recv_into(buf)
+        reply = 36  # getVersion reply: 28-byte prefix + unsigned hyper
+        start = time.perf_counter()
+        sent = min(PIPELINE, n)
+        s.sendall(b"".join(frame(4, 2 + i) for i in range(sent)))
+        done = pending = 0
+        while done < n:
+            pending += s.recv_into(buf)
+            k, pending = divmod(pending, reply)
+            done += k
+            more = min(k, n - sent)
+            if more:
+                s.sendall(b"".join(frame(4, 2 + sent + i) for i in range(more)))
+                sent += more
+        return n / (time.perf_counter() - start)
 
 
 # ------------------------------------------------------------------ volumes
@@ -196,7 +235,8 @@ def bench_volumes(rp: Any, daemon: Daemon, size: int) -> None:
 # ------------------------------------------------------------ python <-> python
 
 
-def bench_python_stream(rp: Any, size: int) -> None:
+def serve_download(rp: Any, path: str, size: int, ready: Any) -> None:
+    """The benchmark's Python server (run in a child process): every download sends ``size`` bytes."""
     payload = memoryview(bytes(size))
 
     class Handler(rp.RemoteHandler):  # type: ignore[misc]
@@ -208,18 +248,25 @@ def bench_python_stream(rp: Any, size: int) -> None:
             await stream.send(payload)
             await stream.send_eof()
 
-    root = tempfile.mkdtemp(prefix="xb", dir="/tmp")
-    path = os.path.join(root, "sock")
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-
     async def serve() -> None:
         await rp.RemoteServer(Handler).serve_unix(path)
         ready.set()
+        await asyncio.Event().wait()
 
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
-    thread.start()
-    ready.wait(10)
+    asyncio.run(serve())
+
+
+def bench_python_stream(rp: Any, size: int) -> None:
+    payload = memoryview(bytes(size))
+    root = tempfile.mkdtemp(prefix="xb", dir="/tmp")
+    path = os.path.join(root, "sock")
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    server = ctx.Process(target=serve_download, args=(rp, path, size, ready), daemon=True)
+    server.start()
+    if not ready.wait(30):
+        server.kill()
+        sys.exit("the Python server did not start")
     client = rp.RemoteClient.connect_unix(path)
     client.connect_open(name="bench:///")
     vol = rp.remote_nonnull_storage_vol("p", "v", "k")
@@ -232,14 +279,15 @@ def bench_python_stream(rp: Any, size: int) -> None:
         st.finish()
         assert got == size
 
+    ours()  # warm-up
     ours_rate = rate(size / MiB, ours)
     client.close()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-
-    a, b = socket.socketpair()
+    server.kill()
+    server.join(10)
 
     def raw() -> None:
+        a, b = socket.socketpair()
+
         def writer() -> None:
             a.sendall(payload)
             a.shutdown(socket.SHUT_WR)
@@ -251,11 +299,12 @@ def bench_python_stream(rp: Any, size: int) -> None:
         while n := b.recv_into(buf):
             got += n
         t.join()
+        a.close()
+        b.close()
         assert got == size
 
+    raw()  # warm-up
     raw_rate = rate(size / MiB, raw)
-    a.close()
-    b.close()
     row(f"Python server -> client stream {size // MiB} MiB", ours_rate, raw_rate, "MiB/s", ">= 0.5x of socketpair")
 
 

@@ -131,3 +131,34 @@ def test_200_concurrent_calls_while_a_stream_transfers(storage_daemon: Daemon, p
         await conn.close()
 
     asyncio.run(asyncio.wait_for(main(), WAIT))
+
+
+def test_events_iterator_is_bounded_and_drops_the_oldest(libvirtd: Daemon, procs: dict[str, int]) -> None:
+    # An iterator 2 events behind keeps the newest 2; the rest are counted as dropped.
+    def detail(e: ev.EventMessage) -> int:
+        r = Reader(e.payload)
+        r.int()
+        r.string()
+        r.opaque_fixed(16)
+        r.int()
+        return r.int()
+
+    async def main() -> None:
+        conn = await AsyncConnection.connect_unix(libvirtd.socket_path, events_queue=2)
+        await conn.call(procs["REMOTE_PROC_CONNECT_OPEN"], Writer().opt_string(libvirtd.uri).uint(0).bytes())
+        await conn.call(procs["REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY"], Writer().int(0).uint(0).bytes())
+        dom = (await conn.call(procs["REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME"], Writer().string("test").bytes())).tobytes()
+        events = conn.events()
+        first = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0)  # the iterator is now registered and waiting
+        for _ in range(3):
+            await conn.call(procs["REMOTE_PROC_DOMAIN_SUSPEND"], dom)
+            await conn.call(procs["REMOTE_PROC_DOMAIN_RESUME"], dom)
+        while conn.events_dropped < 3:  # 6 events: 1 taken by `first`, 2 kept
+            await asyncio.sleep(0.01)
+        assert detail(await first) == 3  # SUSPENDED
+        assert [detail(await events.__anext__()) for _ in range(2)] == [3, 4]  # the newest two
+        assert conn.events_dropped == 3
+        await conn.close()
+
+    asyncio.run(asyncio.wait_for(main(), WAIT))

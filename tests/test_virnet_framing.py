@@ -142,6 +142,33 @@ def test_payload_views_stay_valid_after_buffer_reuse() -> None:
         assert event.payload.tobytes() == bytes([i]) * 40
 
 
+def test_recycled_storage_never_overwrites_a_live_view() -> None:
+    # Receive straight into the buffer (as recv_into does), keep some payload
+    # views and drop the others: storage whose views are all gone is reused,
+    # and no kept view ever sees its bytes change.
+    fb = FrameBuffer(1 << 17)
+    wire = b"".join(frame(T.STREAM, S.CONTINUE, 7, payload=bytes([i % 251]) * (300 + i % 700)) for i in range(2000))
+    kept: list[tuple[int, memoryview]] = []
+    pos = i = 0
+    while pos < len(wire):
+        view = fb.get_buffer()
+        n = min(len(view), 50000, len(wire) - pos)
+        view[:n] = wire[pos : pos + n]
+        del view
+        fb.buffer_updated(n)
+        pos += n
+        while (got := fb.next_frame()) is not None:
+            _, payload, _ = got
+            if i % 5 == 0:
+                kept.append((i, payload))
+            i += 1
+            del payload, got
+    assert i == 2000
+    for k, payload in kept:
+        assert payload.tobytes() == bytes([k % 251]) * (300 + k % 700)
+    assert len(fb._spares) <= 4
+
+
 def test_remote_error_roundtrip_and_unsupported_mapping() -> None:
     err = LibvirtError(42, 12, "Domain not found", 2, "a", None, "c", 7, -1)
     decoded = decode_remote_error(encode_remote_error(err))

@@ -18,7 +18,7 @@ from peers.xdrmini import Reader, Writer, procedure_numbers
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.constants import FEATURE_PROGRAM_KEEPALIVE
 from xdrgen.runtime.virnet.core import StreamDirection
-from xdrgen.runtime.virnet.errors import LibvirtError, NotSupportedError, PeerDead
+from xdrgen.runtime.virnet.errors import CallTimeout, LibvirtError, NotSupportedError, PeerDead
 from xdrgen.runtime.virnet.sync import Connection
 
 SCREENSHOT = Path("/usr/share/libvirt/test-screenshot.png")
@@ -184,3 +184,81 @@ def test_own_keepalive_detects_a_frozen_daemon(procs: dict[str, int]) -> None:
         c.close()
     finally:
         daemon.stop()
+
+
+def register_lifecycle(c: Connection, procs: dict[str, int]) -> int:
+    reg = c.call(procs["REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY"], Writer().int(0).uint(0).bytes())
+    return Reader(reg).int()
+
+
+def lifecycle_detail(e: ev.EventMessage) -> int:
+    r = Reader(e.payload)
+    r.int()
+    r.string()
+    r.opaque_fixed(16)
+    r.int()
+    return r.int()
+
+
+def test_event_callback_may_call_the_connection(conn: Connection, procs: dict[str, int]) -> None:
+    # Callbacks run outside the connection's locks and outside the reader role:
+    # a callback that calls back used to deadlock the reader thread.
+    answers: list[int] = []
+    done = threading.Event()
+
+    def on_event(e: ev.EventMessage) -> None:
+        answers.append(Reader(conn.call(procs["REMOTE_PROC_CONNECT_GET_VERSION"], timeout=WAIT)).uhyper())
+        done.set()
+        raise RuntimeError("a failing callback")
+
+    conn.add_event_callback(on_event)
+    register_lifecycle(conn, procs)
+    dom = lookup(conn, procs, "test")
+    conn.call(procs["REMOTE_PROC_DOMAIN_SUSPEND"], dom)
+    try:
+        assert done.wait(WAIT)
+        assert answers[0] == 2
+    finally:
+        conn.call(procs["REMOTE_PROC_DOMAIN_RESUME"], dom)
+    assert conn.error is None
+    assert any(isinstance(e, RuntimeError) for e in conn.callback_errors)
+
+
+def test_slow_event_callback_pauses_reading_and_loses_nothing(libvirtd: Daemon, procs: dict[str, int]) -> None:
+    # With at most 2 events waiting for a stuck callback, the connection stops
+    # reading (a call then cannot complete); once the callback moves on, every
+    # event arrives, in order.
+    c = Connection.connect_unix(libvirtd.socket_path, event_backlog=2)
+    release = threading.Event()
+    details: list[int] = []
+    arrived = threading.Condition()
+
+    def on_event(e: ev.EventMessage) -> None:
+        release.wait(WAIT)
+        with arrived:
+            details.append(lifecycle_detail(e))
+            arrived.notify_all()
+
+    try:
+        open_test_driver(c, procs)
+        c.add_event_callback(on_event)
+        register_lifecycle(c, procs)
+        dom = lookup(c, procs, "test")
+        toggles = [procs["REMOTE_PROC_DOMAIN_SUSPEND"], procs["REMOTE_PROC_DOMAIN_RESUME"]]
+        issued = 0
+        with pytest.raises(CallTimeout):
+            for i in range(40):
+                issued += 1  # counted before: a call that times out still ran on the daemon
+                c.call(toggles[i % 2], dom, timeout=2.0)
+        assert issued < 40
+        assert details == []
+        release.set()
+        with arrived:
+            assert arrived.wait_for(lambda: len(details) >= issued, WAIT)
+        assert details == [3, 4] * (issued // 2) + [3] * (issued % 2)  # SUSPENDED, RESUMED, ...
+        if issued % 2:
+            c.call(toggles[1], dom, timeout=WAIT)
+        assert c.error is None
+    finally:
+        release.set()
+        c.close()

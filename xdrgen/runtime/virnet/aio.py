@@ -4,6 +4,10 @@ The socket reads straight into the core's receive buffer (no intermediate
 bytes); payloads are memoryviews into it.  Stream data waits in a bounded
 per-stream queue; when one is full the transport stops reading until the
 consumer catches up.  Events arrive through callbacks and ``events()``.
+
+Output goes through ``aiowrite.SocketWriter``: calls queued by many tasks in
+one loop iteration leave in one ``sendmsg``, and stream data is written from
+the caller's buffer without a copy (``AsyncStream.send`` returns once written).
 """
 
 from __future__ import annotations
@@ -13,15 +17,16 @@ import collections
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from xdrgen.runtime.virnet import events as ev
+from xdrgen.runtime.virnet.aiowrite import SocketWriter
 from xdrgen.runtime.virnet.constants import (
     FEATURE_PROGRAM_KEEPALIVE,
     PROC_CONNECT_SUPPORTS_FEATURE,
     REMOTE_PROGRAM,
 )
-from xdrgen.runtime.virnet.core import Buffer, FdCarrier, OutBuffer, StreamDirection, VirNetCore
+from xdrgen.runtime.virnet.core import Buffer, StreamDirection, VirNetCore
 from xdrgen.runtime.virnet.errors import (
     CallTimeout,
     ConnectionClosed,
@@ -33,8 +38,8 @@ from xdrgen.runtime.virnet.errors import (
 from xdrgen.runtime.virnet.sync import Hole
 
 EventCallback = Callable[[ev.EventMessage], None]
-#: Below this size a stream chunk is joined with its prefix into one write.
-_JOIN_BELOW = 64 * 1024
+#: Unconsumed events one ``events()`` iterator keeps; older ones are dropped.
+EVENTS_QUEUE_MAX: Final = 4096
 _EOF = object()
 
 
@@ -144,6 +149,7 @@ class _Protocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._conn._transport = transport
+        self._conn._writer = SocketWriter(transport, self._conn._fail)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._conn._core.get_buffer(sizehint)
@@ -169,9 +175,13 @@ class AsyncConnection:
     """An asyncio libvirt RPC client connection."""
 
     def __init__(self, *, programs: Mapping[int, int] | None = None, stream_queue_frames: int = 64,
-                 buffer_size: int = 1 << 20) -> None:
+                 buffer_size: int = 1 << 20, events_queue: int = EVENTS_QUEUE_MAX) -> None:
+        if events_queue < 1:
+            raise ValueError("events_queue must be >= 1")
+        self._events_queue = events_queue
         self._core = VirNetCore(programs=programs, buffer_size=buffer_size)
         self._transport: asyncio.Transport | None = None
+        self._writer: SocketWriter | None = None
         self._futures: dict[int, asyncio.Future[memoryview]] = {}
         self._streams: dict[int, AsyncStream] = {}
         self._callbacks: list[EventCallback] = []
@@ -183,6 +193,8 @@ class AsyncConnection:
         self._error: VirNetError | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.pings_answered = 0
+        #: Events dropped because an ``events()`` iterator fell EVENTS_QUEUE_MAX behind.
+        self.events_dropped = 0
 
     @classmethod
     async def connect_unix(cls, path: str, **kwargs: Any) -> AsyncConnection:
@@ -209,28 +221,14 @@ class AsyncConnection:
         return result
 
     def _flush(self) -> None:
-        if self._transport is None or self._transport.is_closing():
+        if self._writer is None or self._transport is None or self._transport.is_closing():
             return
-        self._write(self._core.data_to_send())
-
-    def _write(self, buffers: list[OutBuffer]) -> None:
-        assert self._transport is not None
-        small: list[bytes | memoryview] = []
-        for b in buffers:
-            if isinstance(b, FdCarrier):
-                raise NotImplementedError("fd passing needs the blocking unix transport (xdrgen.runtime.virnet.sync)")
-            if len(b) < _JOIN_BELOW:
-                small.append(b)
-                continue
-            if small:
-                self._transport.write(b"".join(small))
-                small = []
-            self._transport.write(b)  # sent straight from the caller's buffer when the socket takes it
-        if small:
-            self._transport.write(b"".join(small))
+        self._writer.write(self._core.data_to_send())
 
     async def _drain(self) -> None:
-        if not self._can_write.is_set():
+        if self._writer is not None:
+            await self._writer.drain()
+        if not self._can_write.is_set():  # only when writing through the transport
             await self._can_write.wait()
         if self._error is not None:
             raise self._error
@@ -321,8 +319,13 @@ class AsyncConnection:
         self._callbacks.append(callback)
 
     async def events(self) -> AsyncIterator[ev.EventMessage]:
-        """Every MESSAGE frame from now on, until the connection ends."""
-        queue: asyncio.Queue[ev.EventMessage | None] = asyncio.Queue()
+        """Every MESSAGE frame from now on, until the connection ends.
+
+        An iterator that falls more than ``events_queue`` events behind loses
+        the oldest ones (counted in ``events_dropped``): a forgotten iterator
+        must not hold memory without bound, nor stall the connection's replies.
+        """
+        queue: asyncio.Queue[ev.EventMessage | None] = asyncio.Queue(self._events_queue)
         self._event_queues.append(queue)
         try:
             while True:
@@ -382,11 +385,17 @@ class AsyncConnection:
                 for cb in list(self._callbacks):
                     cb(e)
                 for q in self._event_queues:
-                    q.put_nowait(e)
+                    self._offer(q, e)
             elif isinstance(e, ev.KeepalivePing):
                 self.pings_answered += 1
             elif isinstance(e, ev.PeerDeadEvent):
                 raise PeerDead("keepalive: the peer stopped answering")
+
+    def _offer(self, queue: asyncio.Queue[ev.EventMessage | None], item: ev.EventMessage | None) -> None:
+        if queue.full():
+            queue.get_nowait()
+            self.events_dropped += 1
+        queue.put_nowait(item)
 
     def _pause_for(self, stream: AsyncStream) -> None:
         if not self._paused_by and self._transport is not None:
@@ -419,7 +428,9 @@ class AsyncConnection:
         for st in streams.values():
             st._fail(error)
         for q in self._event_queues:
-            q.put_nowait(None)
+            self._offer(q, None)
+        if self._writer is not None:
+            self._writer.fail(error)
         self._can_write.set()
 
     @property

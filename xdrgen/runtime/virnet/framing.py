@@ -29,6 +29,8 @@ _LENGTH: Final = struct.Struct(">I")
 _HEADER: Final = struct.Struct(">IIiiII")
 _TYPES: Final = frozenset(int(t) for t in MessageType)
 _STATUSES: Final = frozenset(int(s) for s in Status)
+#: Old receive storages kept for reuse.
+_SPARES: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ class FrameBuffer:
     as soon as its 4 bytes arrive, and the header is checked as soon as its 24.
     """
 
-    __slots__ = ("_buf", "_start", "_end", "_consumed", "_checked", "_write_view", "_min_size")
+    __slots__ = ("_buf", "_start", "_end", "_consumed", "_checked", "_write_view", "_min_size", "_spares")
 
     def __init__(self, initial_size: int = 1 << 20) -> None:
         self._min_size = max(initial_size, 2 * PREFIX_SIZE)
@@ -76,6 +78,9 @@ class FrameBuffer:
         #: Set once the frame at ``_start`` has had its length and header checked.
         self._checked = False
         self._write_view: memoryview | None = None
+        #: Earlier storages, reused once no view into them is left (saves
+        #: allocating and faulting in fresh memory per buffer of stream data).
+        self._spares: list[bytearray] = []
 
     @property
     def stream_offset(self) -> int:
@@ -86,13 +91,21 @@ class FrameBuffer:
     def buffered(self) -> int:
         return self._end - self._start
 
-    def _views_alive(self) -> bool:
+    @staticmethod
+    def _views_alive(buf: bytearray) -> bool:
         try:
-            self._buf.append(0)
+            buf.append(0)  # a bytearray with live exports refuses to resize
         except BufferError:
             return True
-        del self._buf[-1]
+        del buf[-1]
         return False
+
+    def _fresh(self, wanted: int) -> bytearray:
+        """Storage of at least ``wanted`` bytes that no view points into."""
+        for i, spare in enumerate(self._spares):
+            if len(spare) >= wanted and not self._views_alive(spare):
+                return self._spares.pop(i)
+        return bytearray(wanted)
 
     def _make_room(self, need: int) -> None:
         """Ensure ``need`` free bytes after ``_end``, never disturbing live views."""
@@ -101,13 +114,18 @@ class FrameBuffer:
         if size - self._end >= need:
             return
         wanted = max(self._min_size, pending + need)
-        if wanted <= size and not self._views_alive():
+        if wanted <= size and not self._views_alive(self._buf):
             # Slide the unparsed tail to the front; same length, no resize.
             self._buf[0:pending] = self._buf[self._start : self._end]
         else:
-            # Views into the old storage stay valid: they keep it alive.
-            fresh = bytearray(wanted)
+            # Views into the old storage stay valid: they keep it alive.  It
+            # becomes a spare (a few at most) to reuse once they are gone.
+            fresh = self._fresh(wanted)
             fresh[0:pending] = self._buf[self._start : self._end]
+            if len(self._buf) == self._min_size:
+                self._spares.append(self._buf)
+                if len(self._spares) > _SPARES:
+                    del self._spares[0]
             self._buf = fresh
         self._consumed += self._start
         self._start = 0

@@ -5,6 +5,12 @@ handler coroutine gets the connection and the call and returns the encoded
 ``_ret`` payload (or raises LibvirtError, sent back as a REPLY ERROR).  A
 handler that returns ``None`` has replied itself (e.g. stream procedures, which
 reply, then send data on the stream).  Keepalive PINGs are answered by the core.
+
+Output goes through ``aiowrite.SocketWriter``: stream data leaves straight
+from the handler's buffer (``ServerStream.send`` returns once it is written),
+replies finished in one loop iteration share a syscall, and while more than
+``OUTPUT_HIGH_WATER`` bytes wait for a client that does not read, the
+connection stops reading calls.
 """
 
 from __future__ import annotations
@@ -12,13 +18,17 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
 
 from xdrgen.runtime.virnet import events as ev
+from xdrgen.runtime.virnet.aiowrite import SocketWriter
 from xdrgen.runtime.virnet.constants import VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC
-from xdrgen.runtime.virnet.core import Buffer, FdCarrier, StreamDirection, VirNetCore
+from xdrgen.runtime.virnet.core import Buffer, StreamDirection, VirNetCore
 from xdrgen.runtime.virnet.errors import ConnectionClosed, LibvirtError, VirNetError
 
 Handler = Callable[["ServerConnection", ev.IncomingCall], Awaitable[Buffer | None]]
+#: Queued output beyond which the connection stops reading new calls.
+OUTPUT_HIGH_WATER: Final = 8 << 20
 
 
 class ServerStream:
@@ -33,6 +43,7 @@ class ServerStream:
         self.aborted = False
 
     async def send(self, data: Buffer) -> None:
+        """Send ``data`` uncopied; returns once it is written (``data`` may then change)."""
         self._conn._out(lambda core: core.send_stream_data(self.serial, data))
         await self._conn._drain()
 
@@ -56,9 +67,9 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._handler = handler
         self._core = VirNetCore(server=True, programs=programs)
         self._transport: asyncio.Transport | None = None
+        self._writer: SocketWriter | None = None
+        self._reading_paused = False
         self._streams: dict[int, ServerStream] = {}
-        self._can_write = asyncio.Event()
-        self._can_write.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.Event()
 
@@ -66,6 +77,7 @@ class ServerConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._writer = SocketWriter(transport, lambda error: self._close())
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._core.get_buffer(sizehint)
@@ -79,9 +91,30 @@ class ServerConnection(asyncio.BufferedProtocol):
         for e in events:
             self._event(e)
         self._flush()
+        writer = self._writer
+        if writer is not None and writer.queued_bytes > OUTPUT_HIGH_WATER and not self._reading_paused:
+            # The client is not reading its replies: stop taking calls until it does.
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+            task = asyncio.get_running_loop().create_task(self._resume_when_drained())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _resume_when_drained(self) -> None:
+        try:
+            await self._drain()
+        except VirNetError:
+            return
+        self._reading_paused = False
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._core.connection_lost(ConnectionClosed(str(exc) if exc else "closed"))
+        error = ConnectionClosed(str(exc) if exc else "closed")
+        self._core.connection_lost(error)
+        if self._writer is not None:
+            self._writer.fail(error)
         for task in self._tasks:
             task.cancel()
         for st in self._streams.values():
@@ -91,30 +124,24 @@ class ServerConnection(asyncio.BufferedProtocol):
             st._ready.set()
         self.closed.set()
 
-    def pause_writing(self) -> None:
-        self._can_write.clear()
-
-    def resume_writing(self) -> None:
-        self._can_write.set()
-
     # output
     def _out(self, action: Callable[[VirNetCore], object]) -> None:
         action(self._core)
         self._flush()
 
     def _flush(self) -> None:
-        if self._transport is None or self._transport.is_closing():
-            self._core.data_to_send()
+        out = self._core.data_to_send()
+        if self._writer is None or self._transport is None or self._transport.is_closing():
             return
-        for b in self._core.data_to_send():
-            if isinstance(b, FdCarrier):
-                raise NotImplementedError("fd passing needs a blocking unix transport")
-            self._transport.write(b)
+        self._writer.write(out)
 
     async def _drain(self) -> None:
-        await self._can_write.wait()
+        if self._writer is not None:
+            await self._writer.drain()
 
     def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         if self._transport is not None:
             self._transport.abort()
 

@@ -56,11 +56,11 @@ def _sendmsg_all(sock: socket.socket, batch: list[bytes | memoryview]) -> None:
             batch[0] = memoryview(batch[0])[sent:]
 
 
-def recv_into_with_fds(sock: socket.socket, buf: memoryview, want_fds: bool) -> tuple[int, list[int]]:
+def recv_into_with_fds(sock: socket.socket, buf: memoryview, want_fds: bool, flags: int = 0) -> tuple[int, list[int]]:
     """One read into ``buf``; with ``want_fds`` also collects SCM_RIGHTS fds."""
     if not want_fds:
-        return sock.recv_into(buf), []
-    nbytes, ancdata, _flags, _addr = sock.recvmsg_into([buf], ANCILLARY_SIZE)
+        return sock.recv_into(buf, 0, flags), []
+    nbytes, ancdata, _flags, _addr = sock.recvmsg_into([buf], ANCILLARY_SIZE, flags)
     fds: list[int] = []
     for level, ctype, data in ancdata:
         if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:

@@ -1,10 +1,23 @@
-"""Blocking transport: one reader thread per connection, callers block on their replies.
+"""Blocking transport: callers read their own replies (leader/follower), no thread hand-off.
 
 Any number of threads may call at once; replies may come back in any order.
-The reader thread parses frames with the sans-IO core, completes waiting
-calls, answers keepalive PINGs, runs event callbacks and feeds stream queues.
-When a stream's queue is full the reader stops reading the socket until the
-consumer catches up (back-pressure reaches the peer through the socket).
+Whoever waits for something (a reply, stream data, a stream's confirmation)
+and finds nobody reading the socket becomes the reader: it receives straight
+into the core's buffer, parses, completes every waiter the frames concern,
+then hands the role on.  The others wait on a condition until their reply is
+in or the role is free.  So a single-threaded caller does its send and recv in
+its own thread, and replies never cross threads unless several are waiting.
+
+A background thread reads only while no caller has been around for
+``_LINGER`` seconds (to answer keepalive PINGs, run the keepalive timer and
+notice events on an idle connection), and it runs the event callbacks, in
+order, outside every lock: a callback may call the connection.
+
+Back-pressure: while a stream's queue holds ``stream_queue_frames`` chunks, or
+``event_backlog`` events wait for their callbacks, nobody reads the socket (the
+peer then blocks on its writes, and calls wait too): memory stays bounded and
+no event is dropped.  A queue can exceed its limit by at most
+the frames of one receive buffer.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.constants import (
@@ -39,6 +53,17 @@ from xdrgen.runtime.virnet.sockio import close_fds, recv_into_with_fds, write_al
 
 EventCallback = Callable[[ev.EventMessage], None]
 
+#: Seconds without callers before the background thread takes over reading.
+_LINGER: Final = 0.05
+#: Events waiting for their callbacks before reading pauses (back-pressure).
+EVENT_BACKLOG_MAX: Final = 4096
+#: Non-blocking receive attempts before a caller blocks (see _spin_recv).
+_SPIN_MAX: Final = 100
+#: Budget to try spinning again with after it was switched off.
+_SPIN_PROBE: Final = 8
+#: A blocking receive that returned within this many seconds counts as "almost caught".
+_SPIN_HIT: Final = 200e-6
+
 
 @dataclass(frozen=True, slots=True)
 class Hole:
@@ -51,13 +76,20 @@ class _Waiter:
     __slots__ = ("done", "payload", "fds", "error")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = False
         self.payload: memoryview | None = None
         self.fds: list[int] = []
         self.error: BaseException | None = None
 
+    def finished(self) -> bool:
+        return self.done
+
 
 _EOF = object()
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
 
 
 class Stream:
@@ -75,44 +107,53 @@ class Stream:
         self.sparse = sparse
         self._max_queued = max_queued
         self._queue: collections.deque[memoryview | Hole | object] = collections.deque()
-        self._cond = threading.Condition(conn._lock)
         self._error: BaseException | None = None
         self._closed = False  # finished, aborted or failed: no more traffic
         self._eof = False
         self._close_waiter: _Waiter | None = None
 
-    # Called by the reader thread with the connection lock held.
+    # Called by the reader with the connection lock held; never blocks.
     def _push(self, item: memoryview | Hole | object) -> None:
-        while len(self._queue) >= self._max_queued and not self._closed and self._conn._error is None:
-            self._cond.wait()
-        if not self._closed:
-            self._queue.append(item)
-            self._cond.notify_all()
+        if self._closed:
+            return
+        self._queue.append(item)
+        if len(self._queue) >= self._max_queued:
+            self._conn._full_streams.add(self.serial)
+
+    def _popped(self) -> None:
+        """Lock held: a chunk left the queue; let reading resume below the limit."""
+        conn = self._conn
+        if len(self._queue) < self._max_queued and self.serial in conn._full_streams:
+            conn._full_streams.discard(self.serial)
+            conn._cv.notify_all()
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
         self._closed = True
         self._queue.clear()
+        self._popped()
         if self._close_waiter is not None:
             self._close_waiter.error = error
-            self._close_waiter.done.set()
-        self._cond.notify_all()
+            self._close_waiter.done = True
 
     def _closed_ok(self) -> None:
         self._closed = True
         if self._close_waiter is not None:
-            self._close_waiter.done.set()
-        self._cond.notify_all()
+            self._close_waiter.done = True
+
+    def _has_news(self) -> bool:
+        return bool(self._queue) or self._error is not None or self._eof or self._closed
 
     def recv(self, timeout: float | None = None) -> memoryview | Hole | None:
         """The next chunk of data, a Hole (sparse streams only), or None at the end."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._queue or self._error is not None or self._eof or self._closed, timeout):
+        conn = self._conn
+        with conn._cv:
+            if not self._queue and not conn._wait_until(self._has_news, _deadline(timeout)):
                 raise CallTimeout(f"no stream data within {timeout} s")
             if self._queue:
                 item = self._queue.popleft()
-                self._cond.notify_all()
+                self._popped()
                 if item is _EOF:
                     self._eof = True
                     return None
@@ -125,10 +166,9 @@ class Stream:
     def recv_into(self, buffer: memoryview | bytearray) -> int:
         """Copy the next data into ``buffer``; 0 at the end.  Holes are refused here."""
         target = memoryview(buffer)
-        with self._cond:
+        with self._conn._cv:
             pending = self._queue[0] if self._queue else None
-        if isinstance(pending, memoryview) and pending.nbytes > target.nbytes:
-            with self._cond:
+            if isinstance(pending, memoryview) and pending.nbytes > target.nbytes:
                 n = target.nbytes
                 target[:n] = pending[:n]
                 self._queue[0] = pending[n:]
@@ -140,7 +180,7 @@ class Stream:
             raise StreamStateError("recv_into met a hole; use recv() on sparse streams")
         n = item.nbytes
         if n > target.nbytes:
-            with self._cond:
+            with self._conn._cv:
                 self._queue.appendleft(item[target.nbytes :])
             n = target.nbytes
         target[:n] = item[:n]
@@ -165,27 +205,25 @@ class Stream:
         """Send the empty OK and wait for the peer's confirmation (raises its error)."""
         self._check_open()
         waiter = _Waiter()
-        with self._cond:
+        with self._conn._cv:
             self._close_waiter = waiter
         self._conn._send(lambda core: core.finish_stream(self.serial))
-        if not waiter.done.wait(timeout):
-            raise CallTimeout(f"stream {self.serial}: no finish confirmation within {timeout} s")
+        self._conn._wait_for(waiter, timeout, f"stream {self.serial}: no finish confirmation within {timeout} s")
         if waiter.error is not None:
             raise waiter.error
 
     def abort(self, timeout: float | None = None) -> None:
         """Send the empty ERROR, drop queued data, wait for the acknowledgement."""
         waiter = _Waiter()
-        with self._cond:
+        with self._conn._cv:
             if self._closed:
                 return
             self._close_waiter = waiter
             self._queue.clear()
-            self._cond.notify_all()
+            self._popped()
         self._conn._send(lambda core: core.abort_stream(self.serial))
-        if not waiter.done.wait(timeout):
-            raise CallTimeout(f"stream {self.serial}: no abort acknowledgement within {timeout} s")
-        with self._cond:
+        self._conn._wait_for(waiter, timeout, f"stream {self.serial}: no abort acknowledgement within {timeout} s")
+        with self._conn._cv:
             self._error = self._error or StreamStateError(f"stream {self.serial} was aborted")
 
     def __iter__(self) -> Stream:
@@ -209,25 +247,43 @@ class Connection:
         on_event: EventCallback | None = None,
         stream_queue_frames: int = 64,
         buffer_size: int = 1 << 20,
+        event_backlog: int = EVENT_BACKLOG_MAX,
     ) -> None:
+        if event_backlog < 1 or stream_queue_frames < 1:
+            raise ValueError("event_backlog and stream_queue_frames must be >= 1")
         self._sock = sock
         self._unix = sock.family == socket.AF_UNIX
         self._core = VirNetCore(programs=programs, buffer_size=buffer_size)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        #: Followers (threads waiting for a reply or for the reader role) wait here.
+        self._cv = threading.Condition(self._lock)
+        #: The background thread waits here (separate, so replies don't wake it).
+        self._bg_cv = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
+        self._reading = False
+        self._followers = 0
+        self._spin = _SPIN_MAX
+        self._last_caller = time.monotonic()
         self._waiters: dict[int, _Waiter] = {}
         self._streams: dict[int, Stream] = {}
+        self._full_streams: set[int] = set()
         self._callbacks: list[EventCallback] = [on_event] if on_event else []
+        self._backlog: collections.deque[ev.EventMessage] = collections.deque()
+        #: Exceptions raised by event callbacks (the most recent ones).
+        self.callback_errors: collections.deque[Exception] = collections.deque(maxlen=64)
         self._stream_queue_frames = stream_queue_frames
+        self._event_backlog = event_backlog
         self._error: VirNetError | None = None
-        self._closing = False
         #: PINGs received from the peer (and answered); for diagnostics and tests.
         self.pings_answered = 0
-        # Wakes the reader out of poll() when a timer (keepalive) starts.
+        # Wakes a reader out of poll() when a timer (keepalive) starts or we close.
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._reader = threading.Thread(target=self._read_loop, name="virnet-reader", daemon=True)
-        self._reader.start()
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
+        self._poller.register(self._wake_r, select.POLLIN)
+        self._background = threading.Thread(target=self._background_loop, name="virnet-background", daemon=True)
+        self._background.start()
 
     # ------------------------------------------------------------ construction
 
@@ -248,7 +304,12 @@ class Connection:
         return cls(sock, **kwargs)  # type: ignore[arg-type]
 
     def add_event_callback(self, callback: EventCallback) -> None:
-        """Run ``callback`` in the reader thread for every MESSAGE frame (events)."""
+        """Run ``callback`` for every MESSAGE frame (events), in order, in the background thread.
+
+        Callbacks run outside the connection's locks, so they may call the
+        connection; while one runs, later events wait (up to ``event_backlog``,
+        then reading pauses).  Exceptions are kept in ``callback_errors``.
+        """
         self._callbacks.append(callback)
 
     # ------------------------------------------------------------------ output
@@ -353,17 +414,184 @@ class Connection:
 
         serial = self._send(queue)
         assert isinstance(serial, int)
-        if not waiter.done.wait(timeout):
-            with self._lock:
-                if not waiter.done.is_set():
-                    self._core.cancel_call(serial)
-                    self._waiters.pop(serial, None)
-                    self._streams.pop(serial, None)
-                    raise CallTimeout(f"procedure {proc}: no reply within {timeout} s")
+        with self._cv:
+            if not waiter.done and not self._wait_until(waiter.finished, _deadline(timeout)):
+                self._core.cancel_call(serial)
+                self._waiters.pop(serial, None)
+                self._streams.pop(serial, None)
+                raise CallTimeout(f"procedure {proc}: no reply within {timeout} s")
         if waiter.error is not None:
             raise waiter.error
         assert waiter.payload is not None
         return waiter.payload, waiter.fds, stream
+
+    def _wait_for(self, waiter: _Waiter, timeout: float | None, message: str) -> None:
+        with self._cv:
+            if not waiter.done and not self._wait_until(waiter.finished, _deadline(timeout)):
+                raise CallTimeout(message)
+
+    # -------------------------------------------------------- leader/follower
+
+    def _may_read(self, background: bool) -> bool:
+        """Lock held: reading is allowed unless a consumer is behind (back-pressure)."""
+        if self._full_streams:
+            return False
+        return background or len(self._backlog) < self._event_backlog
+
+    def _wait_until(self, ready: Callable[[], bool], deadline: float | None) -> bool:
+        """Lock held: block until ``ready()`` or the connection fails; False on timeout.
+
+        Reads the socket itself whenever nobody else does (see the module
+        docstring); otherwise waits for the reader to wake it.
+        """
+        background = threading.current_thread() is self._background
+        try:
+            while not ready():
+                if self._error is not None:
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                if not self._reading and self._may_read(background):
+                    self._read_round(deadline, poll=background)
+                    continue
+                self._followers += 1
+                try:
+                    self._cv.wait(None if deadline is None else deadline - time.monotonic())
+                finally:
+                    self._followers -= 1
+            return True
+        finally:
+            if not background:
+                self._last_caller = time.monotonic()
+
+    def _read_round(self, deadline: float | None, *, poll: bool) -> None:
+        """Lock held, role free: take the reader role for one receive, then hand it on.
+
+        The lock is released around the syscalls.  Failures end the connection
+        (every waiter learns it); nothing is raised.
+        """
+        self._reading = True
+        core = self._core
+        try:
+            timer = core.next_deadline()
+            until = timer if deadline is None else deadline if timer is None else min(deadline, timer)
+            view = core.get_buffer()
+            n = -1
+            fds: list[int] = []
+            failure: VirNetError | None = None
+            self._lock.release()
+            try:
+                got = None if poll else self._spin_recv(view)
+                if got is not None:
+                    n, fds = got
+                elif until is None and not poll:
+                    started = time.perf_counter()
+                    n, fds = recv_into_with_fds(self._sock, view, self._unix)
+                    self._adapt_spin(time.perf_counter() - started)
+                else:
+                    wait_ms = -1 if until is None else max(0, int((until - time.monotonic()) * 1000) + 1)
+                    readable = False
+                    for fd, _ in self._poller.poll(wait_ms):
+                        if fd == self._wake_r:
+                            os.read(self._wake_r, 512)
+                        else:
+                            readable = True
+                    if readable:
+                        n, fds = recv_into_with_fds(self._sock, view, self._unix)
+            except OSError as exc:
+                failure = ConnectionClosed(f"read failed: {exc}")
+            finally:
+                self._lock.acquire()
+            try:
+                if failure is not None:
+                    raise failure
+                if n == 0:
+                    close_fds(fds)
+                    raise ConnectionClosed("connection closed by peer")
+                if n > 0:
+                    events = core.buffer_updated(n)
+                    if fds:
+                        events += core.fds_received(fds)
+                    self._dispatch(events)
+                if timer is not None and time.monotonic() >= timer:
+                    self._dispatch(core.expire(time.monotonic()))
+            except VirNetError as exc:
+                if self._error is None:
+                    self._fail(exc)
+                return
+            if core.output_bytes:
+                # A PONG or PING to send; never block behind another writer here.
+                self._lock.release()
+                try:
+                    self._flush(blocking=False)
+                except VirNetError:
+                    pass
+                finally:
+                    self._lock.acquire()
+        finally:
+            self._reading = False
+            if self._followers:
+                self._cv.notify_all()
+
+    def _spin_recv(self, view: memoryview) -> tuple[int, list[int]] | None:
+        """Try non-blocking receives for a moment before sleeping in the kernel.
+
+        A reply to a fast call comes back within tens of microseconds; waking
+        a thread that slept (and the idle CPU under it) costs about as much
+        again, so the caller polls briefly first.  The budget adapts: it
+        shrinks while replies keep coming late, and returns once they are fast.
+        """
+        for _ in range(self._spin):
+            try:
+                got = recv_into_with_fds(self._sock, view, self._unix, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            self._spin = min(_SPIN_MAX, 2 * self._spin)
+            return got
+        return None
+
+    def _adapt_spin(self, waited: float) -> None:
+        # Spinning failed: under CPU contention (the peer needs our core) or
+        # for slow calls it only burns time, so back off; probe again now and
+        # then when replies come soon after blocking.
+        if self._spin == 0 and waited < _SPIN_HIT:
+            self._spin = _SPIN_PROBE
+        else:
+            self._spin >>= 1
+
+    # ------------------------------------------------------------- background
+
+    def _background_loop(self) -> None:
+        """Run event callbacks in order; read while no caller is around."""
+        with self._lock:
+            while True:
+                if self._backlog:
+                    batch = list(self._backlog)
+                    self._backlog.clear()
+                    if self._followers:
+                        self._cv.notify_all()  # reading may resume
+                    self._lock.release()
+                    try:
+                        self._run_callbacks(batch)
+                    finally:
+                        self._lock.acquire()
+                    continue
+                if self._error is not None:
+                    return
+                idle = time.monotonic() - self._last_caller
+                if idle >= _LINGER and not self._reading and not self._followers and self._may_read(True):
+                    self._read_round(None, poll=True)
+                    continue
+                self._bg_cv.wait(max(_LINGER - idle, 0.001) if idle < _LINGER else _LINGER)
+
+    def _run_callbacks(self, batch: list[ev.EventMessage]) -> None:
+        callbacks = list(self._callbacks)
+        for message in batch:
+            for cb in callbacks:
+                try:
+                    cb(message)
+                except Exception as exc:  # a callback's bug must not stop the connection
+                    self.callback_errors.append(exc)
 
     # --------------------------------------------------------------- keepalive
 
@@ -385,6 +613,7 @@ class Connection:
             return False
         with self._lock:
             self._core.start_keepalive(interval, count, time.monotonic())
+            self._bg_cv.notify()
         self._wake()
         return True
 
@@ -392,80 +621,25 @@ class Connection:
         try:
             os.write(self._wake_w, b"\0")
         except OSError:
-            pass  # pipe full: the reader is awake anyway
+            pass  # pipe full (the reader is awake anyway) or closed
 
     # ------------------------------------------------------------------- input
 
-    def _read_loop(self) -> None:
-        sock = self._sock
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        sock_fd = sock.fileno()
-        try:
-            while True:
-                with self._lock:
-                    deadline = self._core.next_deadline()
-                wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
-                ready = poller.poll(wait_ms)
-                if any(fd == self._wake_r for fd, _ in ready):
-                    os.read(self._wake_r, 512)
-                if not any(fd == sock_fd for fd, _ in ready):
-                    self._tick()
-                    continue
-                with self._lock:
-                    view = self._core.get_buffer()
-                try:
-                    n, fds = recv_into_with_fds(sock, view, self._unix)
-                except OSError as exc:
-                    view.release()
-                    raise ConnectionClosed(f"read failed: {exc}") from exc
-                if n == 0:
-                    view.release()
-                    close_fds(fds)
-                    raise ConnectionClosed("connection closed by peer")
-                with self._lock:
-                    events = self._core.buffer_updated(n)
-                    if fds:
-                        events += self._core.fds_received(fds)
-                    self._dispatch(events)
-                    pending_output = self._core.output_bytes > 0
-                if pending_output:
-                    self._flush_from_reader()
-                if deadline is not None:
-                    self._tick()
-        except VirNetError as exc:
-            self._shutdown(exc)
-        except OSError as exc:
-            self._shutdown(ConnectionClosed(str(exc)))
-
-    def _tick(self) -> None:
-        with self._lock:
-            events = self._core.expire(time.monotonic())
-            self._dispatch(events)
-            pending_output = self._core.output_bytes > 0
-        if pending_output:
-            self._flush_from_reader()
-
-    def _flush_from_reader(self) -> None:
-        # The reader must never block behind a writer that waits for the peer to
-        # read (the peer may be waiting for us): if someone is writing, that
-        # writer picks our output up (see _flush).
-        try:
-            self._flush(blocking=False)
-        except VirNetError:
-            pass
-
     def _dispatch(self, events: list[ev.Event]) -> None:
+        """Lock held: complete waiters, feed streams, queue events for the callbacks."""
         for e in events:
             if isinstance(e, ev.Reply):
                 w = self._waiters.pop(e.serial, None)
                 if w is not None:
                     w.payload = e.payload
                     w.fds = e.fds
-                    w.done.set()
+                    w.done = True
                 else:
                     close_fds(e.fds)
+            elif isinstance(e, ev.StreamData):
+                st = self._streams.get(e.serial)
+                if st is not None:
+                    st._push(e.data)
             elif isinstance(e, ev.ReplyError):
                 w = self._waiters.pop(e.serial, None)
                 st = self._streams.pop(e.serial, None)
@@ -473,11 +647,7 @@ class Connection:
                     st._fail(e.error)
                 if w is not None:
                     w.error = e.error
-                    w.done.set()
-            elif isinstance(e, ev.StreamData):
-                st = self._streams.get(e.serial)
-                if st is not None:
-                    st._push(e.data)
+                    w.done = True
             elif isinstance(e, ev.StreamHole):
                 st = self._streams.get(e.serial)
                 if st is not None:
@@ -495,8 +665,9 @@ class Connection:
                 if st is not None:
                     st._fail(e.error)
             elif isinstance(e, ev.EventMessage):
-                for cb in list(self._callbacks):
-                    cb(e)
+                if self._callbacks:
+                    self._backlog.append(e)
+                    self._bg_cv.notify()
             elif isinstance(e, ev.KeepalivePing):
                 self.pings_answered += 1
             elif isinstance(e, ev.PeerDeadEvent):
@@ -505,24 +676,32 @@ class Connection:
                 w = self._waiters.pop(e.serial, None)
                 if w is not None:
                     w.error = CallTimeout(f"procedure {e.proc}: no reply in time")
-                    w.done.set()
+                    w.done = True
+
+    def _fail(self, error: VirNetError) -> None:
+        """Lock held: end the connection; every waiter and stream learns ``error``."""
+        if self._error is None:
+            self._error = error
+        self._core.connection_lost(error)
+        waiters, self._waiters = self._waiters, {}
+        streams, self._streams = self._streams, {}
+        for w in waiters.values():
+            w.error = error
+            w.done = True
+        for st in streams.values():
+            st._fail(error)
+        self._full_streams.clear()
+        self._cv.notify_all()
+        self._bg_cv.notify_all()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in recv
+        except OSError:
+            pass
 
     def _shutdown(self, error: VirNetError) -> None:
         with self._lock:
-            if self._error is None:
-                self._error = error
-            self._core.connection_lost(error)
-            waiters, self._waiters = self._waiters, {}
-            streams, self._streams = self._streams, {}
-            for w in waiters.values():
-                w.error = error
-                w.done.set()
-            for st in streams.values():
-                st._fail(error)
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+            self._fail(error)
+        self._wake()
 
     # ------------------------------------------------------------------- close
 
@@ -534,9 +713,18 @@ class Connection:
     def close(self) -> None:
         """Close the socket; pending calls fail with ConnectionClosed."""
         self._shutdown(ConnectionClosed("connection closed by this side"))
-        self._wake()
-        if threading.current_thread() is not self._reader:
-            self._reader.join(5)
+        if threading.current_thread() is not self._background:
+            self._background.join(5)
+        with self._lock:
+            # A reader still inside poll/recv must leave before its fds are
+            # closed (they could be recycled under it); the shutdown woke it.
+            self._followers += 1
+            try:
+                self._cv.wait_for(lambda: not self._reading, 5)
+            finally:
+                self._followers -= 1
+            if self._reading:
+                return  # stuck reader: leave the fds to it rather than risk reuse
         self._sock.close()
         for fd in (self._wake_r, self._wake_w):
             try:
@@ -551,4 +739,4 @@ class Connection:
         self.close()
 
 
-__all__ = ["Connection", "Stream", "Hole", "LibvirtError"]
+__all__ = ["Connection", "Stream", "Hole", "LibvirtError", "EVENT_BACKLOG_MAX"]
