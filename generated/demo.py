@@ -17,6 +17,7 @@ from xdrgen.runtime.checks import encode_run_error as _erun
 from xdrgen.runtime.codec import BOOL_DECODE as _BOOLD
 from xdrgen.runtime.codec import BOOL_ENCODE as _BOOLE
 from xdrgen.runtime.codec import FALSE_WORD as _FALSE
+from xdrgen.runtime.codec import LengthFormats as _LengthFormats
 from xdrgen.runtime.codec import PAD as _PAD
 from xdrgen.runtime.codec import PRIMITIVE_CODECS as _PRIMITIVE_CODECS
 from xdrgen.runtime.codec import TRUE_WORD as _TRUE
@@ -27,14 +28,19 @@ from xdrgen.runtime.codec import Invalid as _Invalid
 from xdrgen.runtime.codec import XdrStruct as _XdrStruct
 from xdrgen.runtime.codec import XdrUnion as _XdrUnion
 from xdrgen.runtime.codec import bad_discriminant_decode as _bad_disc_d
+from xdrgen.runtime.codec import bytes_size_error as _bytes_size
 from xdrgen.runtime.codec import chain_path as _chain
 from xdrgen.runtime.codec import bad_discriminant_encode as _bad_disc_e
 from xdrgen.runtime.codec import bad_optional as _bad_opt
 from xdrgen.runtime.codec import bad_padding as _bad_pad
 from xdrgen.runtime.codec import declared_past_end as _past_end
 from xdrgen.runtime.codec import declared_too_long as _decl_too_long
+from xdrgen.runtime.codec import decode_group_error as _dgroup
+from xdrgen.runtime.codec import decode_whole_error as _dwhole
 from xdrgen.runtime.codec import fail_decode as _dfail
 from xdrgen.runtime.codec import fail_encode as _efail
+from xdrgen.runtime.codec import float32_fix as _f32fix
+from xdrgen.runtime.codec import float32_nan as _f32nan
 from xdrgen.runtime.codec import new_instance as _new
 from xdrgen.runtime.codec import too_long as _too_long
 from xdrgen.runtime.codec import wrong_length as _wrong_length
@@ -548,20 +554,24 @@ _S0 = _struct.Struct(">i")
 _S1 = _struct.Struct(">16s")
 _S2 = _struct.Struct(">4Q")
 _S3 = _struct.Struct(">ffd")
-_S4 = _struct.Struct(">iIqQII")
-_S5 = _struct.Struct(">3i")
-_S6 = _struct.Struct(">32s")
-_S7 = _struct.Struct(">II")
-_S8 = _struct.Struct(">I")
-_S9 = _struct.Struct(">Ii")
-_S10 = _struct.Struct(">Iq")
-_S11 = _struct.Struct(">Id")
-_S12 = _struct.Struct(">q")
-_S13 = _struct.Struct(">d")
-_S14 = _struct.Struct(">IQ")
-_S15 = _struct.Struct(">Q")
+_S4 = _struct.Struct(">3i")
+_S5 = _struct.Struct(">32s")
+_S6 = _struct.Struct(">II")
+_S7 = _struct.Struct(">I")
+_S8 = _struct.Struct(">Ii")
+_S9 = _struct.Struct(">Iq")
+_S10 = _struct.Struct(">Id")
+_S11 = _struct.Struct(">q")
+_S12 = _struct.Struct(">d")
+_S13 = _struct.Struct(">IQ")
+_S14 = _struct.Struct(">Q")
+_S15 = _struct.Struct(">16si")
 _S16 = _struct.Struct(">16sQQI")
-_S17 = _struct.Struct(">16si")
+_LE0 = _LengthFormats("iIqQII", decode=False)
+_LD1 = _LengthFormats("iIqQII", decode=True)
+_LD2 = _LengthFormats("32s", decode=True)
+_LE3 = _LengthFormats("i", decode=False)
+_LD4 = _LengthFormats("i", decode=True)
 _EM_demo_kind: dict[int, demo_kind] = {m.value: m for m in demo_kind}
 _EC_demo_kind = _ck.EnumCheck("demo_kind", _EM_demo_kind)
 _EM_demo_status: dict[int, demo_status] = {m.value: m for m in demo_status}
@@ -656,46 +666,50 @@ _R42 = _RunInfo("limit32", None, _ck.UINT)
 _R43 = _RunInfo("limit64", None, _ck.UHYPER)
 _R44 = _RunInfo("status", None, _EC_demo_status)
 _R45 = _RunInfo("status", None, _EC_demo_status)
-_R46 = _RunInfo("value.i", "value", _ck.INT)
-_R47 = _RunInfo("value.h", "value", _ck.HYPER)
-_R48 = _RunInfo("value.d", "value", _ck.DOUBLE)
-_R49 = _RunInfo("value.b", "value", _ck.BOOL)
-_R50 = _RunInfo("value.type", None, _ck.INT)
-_R51 = _RunInfo("value.i", None, _ck.INT)
-_R52 = _RunInfo("value.h", None, _ck.HYPER)
-_R53 = _RunInfo("value.d", None, _ck.DOUBLE)
-_R54 = _RunInfo("value.b", None, _ck.BOOL)
-_R55 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
-_R56 = _RunInfo("lib_version", None, _ck.UHYPER)
-_R57 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
-_R58 = _RunInfo("lib_version", None, _ck.UHYPER)
-_R59 = _RunInfo("flags", "flags", _ck.UINT)
-_R60 = _RunInfo("flags", None, _ck.UINT)
-_R61 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R62 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R63 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R64 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R65 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
-_R66 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
-_R67 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
-_R68 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
-_R69 = _RunInfo("total", "total", _ck.UINT)
-_R70 = _RunInfo("total", None, _ck.UINT)
-_R71 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R72 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R73 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R74 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R75 = _RunInfo("ncounters", "ncounters", _ck.UINT)
-_R76 = _RunInfo("ncounters", None, _ck.UINT)
-_R77 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R78 = _RunInfo("value.count", "value", _ck.UINT)
-_R79 = _RunInfo("value.kind", None, _EC_demo_kind)
-_R80 = _RunInfo("value.i", "value", _ck.INT)
-_R81 = _RunInfo("value.h", "value", _ck.HYPER)
-_R82 = _RunInfo("value.d", "value", _ck.DOUBLE)
-_R83 = _RunInfo("value.b", "value", _ck.BOOL)
-_R84 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R85 = _RunInfo("value.kind", None, _EC_demo_kind)
+_R46 = _RunInfo("value.type", None, _ck.INT)
+_R47 = _RunInfo("value.i", "value", _ck.INT)
+_R48 = _RunInfo("value.h", "value", _ck.HYPER)
+_R49 = _RunInfo("value.d", "value", _ck.DOUBLE)
+_R50 = _RunInfo("value.b", "value", _ck.BOOL)
+_R51 = _RunInfo("value.type", None, _ck.INT)
+_R52 = _RunInfo("value.i", None, _ck.INT)
+_R53 = _RunInfo("value.h", None, _ck.HYPER)
+_R54 = _RunInfo("value.d", None, _ck.DOUBLE)
+_R55 = _RunInfo("value.b", None, _ck.BOOL)
+_R56 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
+_R57 = _RunInfo("lib_version", None, _ck.UHYPER)
+_R58 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
+_R59 = _RunInfo("lib_version", None, _ck.UHYPER)
+_R60 = _RunInfo("flags", "flags", _ck.UINT)
+_R61 = _RunInfo("flags", None, _ck.UINT)
+_R62 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R63 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R64 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R65 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R66 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
+_R67 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
+_R68 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
+_R69 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
+_R70 = _RunInfo("total", "total", _ck.UINT)
+_R71 = _RunInfo("total", None, _ck.UINT)
+_R72 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R73 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R74 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R75 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R76 = _RunInfo("ncounters", "ncounters", _ck.UINT)
+_R77 = _RunInfo("ncounters", None, _ck.UINT)
+_R78 = _RunInfo(
+    "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
+)
+_R79 = _RunInfo("value.count", "value", _ck.UINT)
+_R80 = _RunInfo("value.type", None, _ck.INT)
+_R81 = _RunInfo("value.i", "value", _ck.INT)
+_R82 = _RunInfo("value.h", "value", _ck.HYPER)
+_R83 = _RunInfo("value.d", "value", _ck.DOUBLE)
+_R84 = _RunInfo("value.b", "value", _ck.BOOL)
+_R85 = _RunInfo(
+    "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
+)
 _R86 = _RunInfo("value.count", None, _ck.UINT)
 _R87 = _RunInfo("value.type", None, _ck.INT)
 _R88 = _RunInfo("value.i", None, _ck.INT)
@@ -828,7 +842,10 @@ def _dec_demo_count(data: _Buffer, off: int) -> tuple[demo_count, int]:
 
 def _enc_demo_name(buf: bytearray, v: demo_name) -> None:
     try:
-        b1 = v.encode("utf-8", "surrogateescape")
+        try:
+            b1 = v.encode()
+        except UnicodeEncodeError:
+            b1 = v.encode("utf-8", "surrogateescape")
         n2 = len(b1)
     except Exception as e:
         raise _efail("demo_name", "", e) from None
@@ -861,7 +878,10 @@ def _dec_demo_name(data: _Buffer, off: int) -> tuple[demo_name, int]:
 
 def _enc_demo_text(buf: bytearray, v: demo_text) -> None:
     try:
-        b1 = v.encode("utf-8", "surrogateescape")
+        try:
+            b1 = v.encode()
+        except UnicodeEncodeError:
+            b1 = v.encode("utf-8", "surrogateescape")
         n2 = len(b1)
     except Exception as e:
         raise _efail("demo_text", "", e) from None
@@ -999,7 +1019,10 @@ def _enc_demo_tags(buf: bytearray, v: demo_tags) -> None:
     buf += _U32.pack(n2)
     for i3, e4 in enumerate(a1):
         try:
-            b5 = e4.encode("utf-8", "surrogateescape")
+            try:
+                b5 = e4.encode()
+            except UnicodeEncodeError:
+                b5 = e4.encode("utf-8", "surrogateescape")
             n6 = len(b5)
         except Exception as e:
             raise _efail("demo_tags", f"[{i3}]", e) from None
@@ -1106,6 +1129,10 @@ def _dec_demo_kinds(data: _Buffer, off: int) -> tuple[demo_kinds, int]:
 def _enc_demo_dimensions(buf: bytearray, v: demo_dimensions) -> None:
     try:
         buf += _S3.pack(v.width_m, v.height_m, v.weight_kg)
+        if v.width_m != v.width_m:
+            _f32fix(buf, len(buf) - 16, v.width_m)
+        if v.height_m != v.height_m:
+            _f32fix(buf, len(buf) - 12, v.height_m)
     except Exception as e:
         raise _erun("demo_dimensions", "", _R10, v, e) from None
 
@@ -1113,7 +1140,10 @@ def _enc_demo_dimensions(buf: bytearray, v: demo_dimensions) -> None:
 def _dec_demo_dimensions(data: _Buffer, off: int) -> tuple[demo_dimensions, int]:
     o = _new(demo_dimensions)
     try:
-        o.width_m, o.height_m, o.weight_kg = _S3.unpack_from(data, off)
+        t1, t2, t3 = _S3.unpack_from(data, off)
+        o.width_m = t1 if t1 == t1 else _f32nan(data, off)
+        o.height_m = t2 if t2 == t2 else _f32nan(data, off + 4)
+        o.weight_kg = t3
         off += 16
     except Exception as e:
         raise _drun("demo_dimensions", "", _R11, data, off, e) from None
@@ -1122,19 +1152,26 @@ def _dec_demo_dimensions(data: _Buffer, off: int) -> tuple[demo_dimensions, int]
 
 def _encode_demo_dimensions(v: demo_dimensions) -> bytes:
     try:
-        return _S3.pack(v.width_m, v.height_m, v.weight_kg)
+        r = bytearray()
+        r += _S3.pack(v.width_m, v.height_m, v.weight_kg)
+        if v.width_m != v.width_m:
+            _f32fix(r, len(r) - 16, v.width_m)
+        if v.height_m != v.height_m:
+            _f32fix(r, len(r) - 12, v.height_m)
+        return bytes(r)
     except Exception as e:
         raise _erun("demo_dimensions", "", _R12, v, e) from None
 
 
 def _decode_demo_dimensions(data: _Buffer) -> demo_dimensions:
-    if len(data) != 16:
-        raise _wrong_size("demo_dimensions", data, 16)
     o = _new(demo_dimensions)
     try:
-        o.width_m, o.height_m, o.weight_kg = _S3.unpack_from(data, 0)
+        t1, t2, t3 = _S3.unpack(data)
+        o.width_m = t1 if t1 == t1 else _f32nan(data, 0)
+        o.height_m = t2 if t2 == t2 else _f32nan(data, 4)
+        o.weight_kg = t3
     except Exception as e:
-        raise _drun("demo_dimensions", "", _R13, data, 0, e) from None
+        raise _dwhole("demo_dimensions", _R13, data, 16, e) from None
     return o
 
 
@@ -1146,18 +1183,19 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
     except Exception as e:
         raise _erun("demo_item", "", _R14, v, e) from None
     try:
-        b1 = v.name.encode("utf-8", "surrogateescape")
+        try:
+            b1 = v.name.encode()
+        except UnicodeEncodeError:
+            b1 = v.name.encode("utf-8", "surrogateescape")
         n2 = len(b1)
     except Exception as e:
         raise _efail("demo_item", "name", e) from None
     if n2 > 64:
         raise _too_long("demo_item", "name", "string", n2, 64)
-    buf += _U32.pack(n2)
-    buf += b1
-    if n2 & 3:
-        buf += _PAD[n2 & 3]
     try:
-        buf += _S4.pack(
+        buf += _LE0[n2].pack(
+            n2,
+            b1,
             _EM_demo_kind[v.kind],
             v.quantity,
             v.created,
@@ -1174,6 +1212,10 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
         x3 = v.dimensions
         try:
             buf += _S3.pack(x3.width_m, x3.height_m, x3.weight_kg)
+            if x3.width_m != x3.width_m:
+                _f32fix(buf, len(buf) - 16, x3.width_m)
+            if x3.height_m != x3.height_m:
+                _f32fix(buf, len(buf) - 12, x3.height_m)
         except Exception as e:
             raise _erun("demo_item", "", _R16, x3, e) from None
     a4 = v.tags
@@ -1186,7 +1228,10 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
     buf += _U32.pack(n5)
     for i6, e7 in enumerate(a4):
         try:
-            b8 = e7.encode("utf-8", "surrogateescape")
+            try:
+                b8 = e7.encode()
+            except UnicodeEncodeError:
+                b8 = e7.encode("utf-8", "surrogateescape")
             n9 = len(b8)
         except Exception as e:
             raise _efail("demo_item", f"tags[{i6}]", e) from None
@@ -1197,7 +1242,10 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
         if n9 & 3:
             buf += _PAD[n9 & 3]
     try:
-        b10 = v.description.encode("utf-8", "surrogateescape")
+        try:
+            b10 = v.description.encode()
+        except UnicodeEncodeError:
+            b10 = v.description.encode("utf-8", "surrogateescape")
         n11 = len(b10)
     except Exception as e:
         raise _efail("demo_item", "description", e) from None
@@ -1213,7 +1261,7 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
     if n13 != 3:
         raise _wrong_length("demo_item", "ratings", "array", n13, 3)
     try:
-        buf += _S5.pack(*a12)
+        buf += _S4.pack(*a12)
     except Exception as e:
         raise _earr("demo_item", "ratings", a12, _ck.INT, e) from None
     a14 = v.also_kinds
@@ -1241,7 +1289,10 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
     except Exception as e:
         raise _earr("demo_item", "counters", a18, _ck.UHYPER, e) from None
     try:
-        b20 = v.vendor.encode("utf-8", "surrogateescape")
+        try:
+            b20 = v.vendor.encode()
+        except UnicodeEncodeError:
+            b20 = v.vendor.encode("utf-8", "surrogateescape")
         n21 = len(b20)
     except Exception as e:
         raise _efail("demo_item", "vendor", e) from None
@@ -1263,7 +1314,7 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
     try:
         if len(v.sha256) != 32:
             raise _Invalid
-        buf += _S6.pack(v.sha256)
+        buf += _S5.pack(v.sha256)
     except Exception as e:
         raise _erun("demo_item", "", _R18, v, e) from None
 
@@ -1281,151 +1332,149 @@ def _dec_demo_item(data: _Buffer, off: int) -> tuple[demo_item, int]:
         raise _dfail("demo_item", "name", e, data, off) from None
     if n1 > 64:
         raise _decl_too_long("demo_item", "name", "string", n1, 64, off)
-    s2 = off + 4
-    e3 = s2 + n1
-    q4 = (e3 + 3) & -4
-    if q4 > len(data):
-        raise _past_end("demo_item", "name", "string", n1, q4 - s2, data, off)
-    o.name = str(data[s2:e3], "utf-8", "surrogateescape")
-    if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-        raise _bad_pad("demo_item", "name", e3)
-    off = q4
     try:
-        t5, t6, t7, t8, t9, t10 = _S4.unpack_from(data, off)
-        o.kind = _EM_demo_kind[t5]
-        o.quantity = t6
-        o.created = t7
-        o.size_bytes = t8
-        o.mode = t9
-        o.active = _BOOLD[t10]
-        off += 32
+        _, b2, p3, t4, t5, t6, t7, t8, t9 = _LD1[n1].unpack_from(data, off)
+        o.kind = _EM_demo_kind[t4]
+        o.quantity = t5
+        o.created = t6
+        o.size_bytes = t7
+        o.mode = t8
+        o.active = _BOOLD[t9]
+        if p3 != _PAD[n1 & 3]:
+            raise _Invalid
     except Exception as e:
-        raise _drun("demo_item", "", _R20, data, off, e) from None
+        raise _dgroup(
+            "demo_item", "name", "string", n1, "", _R20, data, off, e
+        ) from None
     try:
-        (f11,) = _U32.unpack_from(data, off)
+        o.name = b2.decode()
+    except UnicodeDecodeError:
+        o.name = b2.decode("utf-8", "surrogateescape")
+    off += ((n1 + 3) & -4) + 36
+    try:
+        (f10,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_item", "dimensions", e, data, off) from None
-    if f11 == 1:
+    if f10 == 1:
         off += 4
-        o12 = _new(demo_dimensions)
+        o11 = _new(demo_dimensions)
         try:
-            o12.width_m, o12.height_m, o12.weight_kg = _S3.unpack_from(data, off)
+            t12, t13, t14 = _S3.unpack_from(data, off)
+            o11.width_m = t12 if t12 == t12 else _f32nan(data, off)
+            o11.height_m = t13 if t13 == t13 else _f32nan(data, off + 4)
+            o11.weight_kg = t14
             off += 16
         except Exception as e:
             raise _drun("demo_item", "", _R21, data, off, e) from None
-        o.dimensions = o12
-    elif f11 == 0:
+        o.dimensions = o11
+    elif f10 == 0:
         off += 4
         o.dimensions = None
     else:
-        raise _bad_opt("demo_item", "dimensions", f11, off)
+        raise _bad_opt("demo_item", "dimensions", f10, off)
     try:
-        (n13,) = _U32.unpack_from(data, off)
+        (n15,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_item", "tags", e, data, off) from None
-    if n13 > 16:
-        raise _decl_too_long("demo_item", "tags", "array", n13, 16, off)
-    if off + 4 + n13 * 4 > len(data):
-        raise _past_end("demo_item", "tags", "array", n13, n13 * 4, data, off)
+    if n15 > 16:
+        raise _decl_too_long("demo_item", "tags", "array", n15, 16, off)
+    if off + 4 + n15 * 4 > len(data):
+        raise _past_end("demo_item", "tags", "array", n15, n15 * 4, data, off)
     off += 4
-    l14: list[str] = []
-    ap16 = l14.append
-    for i15 in range(n13):
+    l16: list[str] = []
+    ap18 = l16.append
+    for i17 in range(n15):
         try:
-            (n18,) = _U32.unpack_from(data, off)
+            (n20,) = _U32.unpack_from(data, off)
         except Exception as e:
-            raise _dfail("demo_item", f"tags[{i15}]", e, data, off) from None
-        if n18 > 64:
-            raise _decl_too_long("demo_item", f"tags[{i15}]", "string", n18, 64, off)
-        s19 = off + 4
-        e20 = s19 + n18
-        q21 = (e20 + 3) & -4
-        if q21 > len(data):
+            raise _dfail("demo_item", f"tags[{i17}]", e, data, off) from None
+        if n20 > 64:
+            raise _decl_too_long("demo_item", f"tags[{i17}]", "string", n20, 64, off)
+        s21 = off + 4
+        e22 = s21 + n20
+        q23 = (e22 + 3) & -4
+        if q23 > len(data):
             raise _past_end(
-                "demo_item", f"tags[{i15}]", "string", n18, q21 - s19, data, off
+                "demo_item", f"tags[{i17}]", "string", n20, q23 - s21, data, off
             )
-        v17 = str(data[s19:e20], "utf-8", "surrogateescape")
-        if n18 & 3 and data[e20:q21] != _PAD[n18 & 3]:
-            raise _bad_pad("demo_item", f"tags[{i15}]", e20)
-        off = q21
-        ap16(v17)
-    o.tags = l14
+        v19 = str(data[s21:e22], "utf-8", "surrogateescape")
+        if n20 & 3 and data[e22:q23] != _PAD[n20 & 3]:
+            raise _bad_pad("demo_item", f"tags[{i17}]", e22)
+        off = q23
+        ap18(v19)
+    o.tags = l16
     try:
-        (n22,) = _U32.unpack_from(data, off)
+        (n24,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_item", "description", e, data, off) from None
-    s23 = off + 4
-    e24 = s23 + n22
-    q25 = (e24 + 3) & -4
-    if q25 > len(data):
-        raise _past_end("demo_item", "description", "string", n22, q25 - s23, data, off)
-    o.description = str(data[s23:e24], "utf-8", "surrogateescape")
-    if n22 & 3 and data[e24:q25] != _PAD[n22 & 3]:
-        raise _bad_pad("demo_item", "description", e24)
-    off = q25
+    s25 = off + 4
+    e26 = s25 + n24
+    q27 = (e26 + 3) & -4
+    if q27 > len(data):
+        raise _past_end("demo_item", "description", "string", n24, q27 - s25, data, off)
+    o.description = str(data[s25:e26], "utf-8", "surrogateescape")
+    if n24 & 3 and data[e26:q27] != _PAD[n24 & 3]:
+        raise _bad_pad("demo_item", "description", e26)
+    off = q27
     try:
-        o.ratings = list(_S5.unpack_from(data, off))
+        o.ratings = list(_S4.unpack_from(data, off))
     except Exception as e:
         raise _dfail("demo_item", "ratings", e, data, off) from None
     off += 12
     try:
-        (n27,) = _U32.unpack_from(data, off)
+        (n29,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_item", "also_kinds", e, data, off) from None
-    if n27 > 2:
-        raise _decl_too_long("demo_item", "also_kinds", "array", n27, 2, off)
-    if off + 4 + n27 * 4 > len(data):
-        raise _past_end("demo_item", "also_kinds", "array", n27, n27 * 4, data, off)
+    if n29 > 2:
+        raise _decl_too_long("demo_item", "also_kinds", "array", n29, 2, off)
+    if off + 4 + n29 * 4 > len(data):
+        raise _past_end("demo_item", "also_kinds", "array", n29, n29 * 4, data, off)
     off += 4
-    l28: list[demo_kind] = []
-    ap30 = l28.append
-    for i29 in range(n27):
+    l30: list[demo_kind] = []
+    ap32 = l30.append
+    for i31 in range(n29):
         try:
-            (t32,) = _S0.unpack_from(data, off)
-            v31 = _EM_demo_kind[t32]
+            (t34,) = _S0.unpack_from(data, off)
+            v33 = _EM_demo_kind[t34]
             off += 4
         except Exception as e:
-            raise _drun("demo_item", f"also_kinds[{i29}]", _R22, data, off, e) from None
-        ap30(v31)
-    o.also_kinds = l28
+            raise _drun("demo_item", f"also_kinds[{i31}]", _R22, data, off, e) from None
+        ap32(v33)
+    o.also_kinds = l30
     try:
         o.counters = list(_S2.unpack_from(data, off))
     except Exception as e:
         raise _dfail("demo_item", "counters", e, data, off) from None
     off += 32
     try:
-        (n34,) = _U32.unpack_from(data, off)
+        (n36,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_item", "vendor", e, data, off) from None
-    s35 = off + 4
-    e36 = s35 + n34
-    q37 = (e36 + 3) & -4
-    if q37 > len(data):
-        raise _past_end("demo_item", "vendor", "string", n34, q37 - s35, data, off)
-    o.vendor = str(data[s35:e36], "utf-8", "surrogateescape")
-    if n34 & 3 and data[e36:q37] != _PAD[n34 & 3]:
-        raise _bad_pad("demo_item", "vendor", e36)
-    off = q37
+    s37 = off + 4
+    e38 = s37 + n36
+    q39 = (e38 + 3) & -4
+    if q39 > len(data):
+        raise _past_end("demo_item", "vendor", "string", n36, q39 - s37, data, off)
+    o.vendor = str(data[s37:e38], "utf-8", "surrogateescape")
+    if n36 & 3 and data[e38:q39] != _PAD[n36 & 3]:
+        raise _bad_pad("demo_item", "vendor", e38)
+    off = q39
     try:
-        (n38,) = _U32.unpack_from(data, off)
+        (n40,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_item", "thumbnail", e, data, off) from None
-    if n38 > 1024:
-        raise _decl_too_long("demo_item", "thumbnail", "opaque", n38, 1024, off)
-    s39 = off + 4
-    e40 = s39 + n38
-    q41 = (e40 + 3) & -4
-    if q41 > len(data):
-        raise _past_end("demo_item", "thumbnail", "opaque", n38, q41 - s39, data, off)
-    o.thumbnail = bytes(data[s39:e40])
-    if n38 & 3 and data[e40:q41] != _PAD[n38 & 3]:
-        raise _bad_pad("demo_item", "thumbnail", e40)
-    off = q41
+    if n40 > 1024:
+        raise _decl_too_long("demo_item", "thumbnail", "opaque", n40, 1024, off)
     try:
-        (o.sha256,) = _S6.unpack_from(data, off)
-        off += 32
+        _, b41, p42, o.sha256 = _LD2[n40].unpack_from(data, off)
+        if p42 != _PAD[n40 & 3]:
+            raise _Invalid
     except Exception as e:
-        raise _drun("demo_item", "", _R23, data, off, e) from None
+        raise _dgroup(
+            "demo_item", "thumbnail", "opaque", n40, "", _R23, data, off, e
+        ) from None
+    o.thumbnail = b41
+    off += ((n40 + 3) & -4) + 36
     return o, off
 
 
@@ -1507,11 +1556,11 @@ def _enc_demo_value(buf: bytearray, v: demo_value) -> None:
     d1 = v.kind
     if d1 in (0, 1):
         try:
-            buf += _S7.pack(d1, v.value)
+            buf += _S6.pack(d1, v.value)
         except Exception as e:
             raise _erun("demo_value", "", _R24, v, e) from None
     elif d1 == 16:
-        buf += _S8.pack(16)
+        buf += _S7.pack(16)
         u2: demo_item_node | None = v.value  # type: ignore[assignment]
         if u2 is None:
             buf += _FALSE
@@ -1522,7 +1571,7 @@ def _enc_demo_value(buf: bytearray, v: demo_value) -> None:
             except _XdrError as e:
                 raise e.within("demo_value", "parts")
     elif d1 == 8:
-        buf += _S8.pack(8)
+        buf += _S7.pack(8)
     else:
         try:
             buf += _S0.pack(_EM_demo_kind[d1])
@@ -1530,7 +1579,10 @@ def _enc_demo_value(buf: bytearray, v: demo_value) -> None:
             raise _erun("demo_value", "", _R25, (d1,), e) from None
         u3: str = v.value  # type: ignore[assignment]
         try:
-            b4 = u3.encode("utf-8", "surrogateescape")
+            try:
+                b4 = u3.encode()
+            except UnicodeEncodeError:
+                b4 = u3.encode("utf-8", "surrogateescape")
             n5 = len(b4)
         except Exception as e:
             raise _efail("demo_value", "note", e) from None
@@ -1543,18 +1595,18 @@ def _enc_demo_value(buf: bytearray, v: demo_value) -> None:
 def _dec_demo_value(data: _Buffer, off: int) -> tuple[demo_value, int]:
     try:
         (t3,) = _S0.unpack_from(data, off)
-        d1 = _EM_demo_kind[t3]
+        d2 = _EM_demo_kind[t3]
         off += 4
     except Exception as e:
         raise _drun("demo_value", "", _R26, data, off, e) from None
-    w2: int | demo_item_node | str | None
-    if d1 in (0, 1):
+    w1: int | demo_item_node | str | None
+    if d2 in (0, 1):
         try:
-            (w2,) = _S8.unpack_from(data, off)
+            (w1,) = _S7.unpack_from(data, off)
             off += 4
         except Exception as e:
             raise _drun("demo_value", "", _R27, data, off, e) from None
-    elif d1 == 16:
+    elif d2 == 16:
         try:
             (f4,) = _U32.unpack_from(data, off)
         except Exception as e:
@@ -1562,16 +1614,16 @@ def _dec_demo_value(data: _Buffer, off: int) -> tuple[demo_value, int]:
         if f4 == 1:
             off += 4
             try:
-                w2, off = _dec_demo_item_node(data, off)
+                w1, off = _dec_demo_item_node(data, off)
             except _XdrError as e:
                 raise e.within("demo_value", "parts")
         elif f4 == 0:
             off += 4
-            w2 = None
+            w1 = None
         else:
             raise _bad_opt("demo_value", "parts", f4, off)
-    elif d1 == 8:
-        w2 = None
+    elif d2 == 8:
+        w1 = None
     else:
         try:
             (n5,) = _U32.unpack_from(data, off)
@@ -1582,13 +1634,13 @@ def _dec_demo_value(data: _Buffer, off: int) -> tuple[demo_value, int]:
         q8 = (e7 + 3) & -4
         if q8 > len(data):
             raise _past_end("demo_value", "note", "string", n5, q8 - s6, data, off)
-        w2 = str(data[s6:e7], "utf-8", "surrogateescape")
+        w1 = str(data[s6:e7], "utf-8", "surrogateescape")
         if n5 & 3 and data[e7:q8] != _PAD[n5 & 3]:
             raise _bad_pad("demo_value", "note", e7)
         off = q8
     o9 = _new(demo_value)
-    o9.kind = d1
-    o9.value = w2
+    o9.kind = d2
+    o9.value = w1
     r = o9
     return r, off
 
@@ -1597,24 +1649,27 @@ def _enc_demo_setting(buf: bytearray, v: demo_setting) -> None:
     d1 = v.type
     if d1 == 1:
         try:
-            buf += _S9.pack(1, v.value)
+            buf += _S8.pack(1, v.value)
         except Exception as e:
             raise _erun("demo_setting", "", _R28, v, e) from None
     elif d1 == 2:
         try:
-            buf += _S10.pack(2, v.value)
+            buf += _S9.pack(2, v.value)
         except Exception as e:
             raise _erun("demo_setting", "", _R29, v, e) from None
     elif d1 == 3:
         try:
-            buf += _S11.pack(3, v.value)
+            buf += _S10.pack(3, v.value)
         except Exception as e:
             raise _erun("demo_setting", "", _R30, v, e) from None
     elif d1 == 4:
-        buf += _S8.pack(4)
+        buf += _S7.pack(4)
         u2: str = v.value  # type: ignore[assignment]
         try:
-            b3 = u2.encode("utf-8", "surrogateescape")
+            try:
+                b3 = u2.encode()
+            except UnicodeEncodeError:
+                b3 = u2.encode("utf-8", "surrogateescape")
             n4 = len(b3)
         except Exception as e:
             raise _efail("demo_setting", "s", e) from None
@@ -1624,7 +1679,7 @@ def _enc_demo_setting(buf: bytearray, v: demo_setting) -> None:
             buf += _PAD[n4 & 3]
     elif d1 == 5:
         try:
-            buf += _S7.pack(5, _BOOLE[v.value])
+            buf += _S6.pack(5, _BOOLE[v.value])
         except Exception as e:
             raise _erun("demo_setting", "", _R31, v, e) from None
     elif d1 == -1:
@@ -1635,30 +1690,30 @@ def _enc_demo_setting(buf: bytearray, v: demo_setting) -> None:
 
 def _dec_demo_setting(data: _Buffer, off: int) -> tuple[demo_setting, int]:
     try:
-        (d1,) = _S0.unpack_from(data, off)
+        (d2,) = _S0.unpack_from(data, off)
         off += 4
     except Exception as e:
         raise _drun("demo_setting", "", _R32, data, off, e) from None
-    w2: int | float | str | bool | None
-    if d1 == 1:
+    w1: int | float | str | bool | None
+    if d2 == 1:
         try:
-            (w2,) = _S0.unpack_from(data, off)
+            (w1,) = _S0.unpack_from(data, off)
             off += 4
         except Exception as e:
             raise _drun("demo_setting", "", _R33, data, off, e) from None
-    elif d1 == 2:
+    elif d2 == 2:
         try:
-            (w2,) = _S12.unpack_from(data, off)
+            (w1,) = _S11.unpack_from(data, off)
             off += 8
         except Exception as e:
             raise _drun("demo_setting", "", _R34, data, off, e) from None
-    elif d1 == 3:
+    elif d2 == 3:
         try:
-            (w2,) = _S13.unpack_from(data, off)
+            (w1,) = _S12.unpack_from(data, off)
             off += 8
         except Exception as e:
             raise _drun("demo_setting", "", _R35, data, off, e) from None
-    elif d1 == 4:
+    elif d2 == 4:
         try:
             (n3,) = _U32.unpack_from(data, off)
         except Exception as e:
@@ -1668,24 +1723,24 @@ def _dec_demo_setting(data: _Buffer, off: int) -> tuple[demo_setting, int]:
         q6 = (e5 + 3) & -4
         if q6 > len(data):
             raise _past_end("demo_setting", "s", "string", n3, q6 - s4, data, off)
-        w2 = str(data[s4:e5], "utf-8", "surrogateescape")
+        w1 = str(data[s4:e5], "utf-8", "surrogateescape")
         if n3 & 3 and data[e5:q6] != _PAD[n3 & 3]:
             raise _bad_pad("demo_setting", "s", e5)
         off = q6
-    elif d1 == 5:
+    elif d2 == 5:
         try:
-            (t7,) = _S8.unpack_from(data, off)
-            w2 = _BOOLD[t7]
+            (t7,) = _S7.unpack_from(data, off)
+            w1 = _BOOLD[t7]
             off += 4
         except Exception as e:
             raise _drun("demo_setting", "", _R36, data, off, e) from None
-    elif d1 == -1:
-        w2 = None
+    elif d2 == -1:
+        w1 = None
     else:
-        raise _bad_disc_d("demo_setting", "type", d1, off - 4)
+        raise _bad_disc_d("demo_setting", "type", d2, off - 4)
     o8 = _new(demo_setting)
-    o8.type = d1
-    o8.value = w2
+    o8.type = d2
+    o8.value = w1
     r = o8
     return r, off
 
@@ -1693,10 +1748,13 @@ def _dec_demo_setting(data: _Buffer, off: int) -> tuple[demo_setting, int]:
 def _enc_demo_maybe_name(buf: bytearray, v: demo_maybe_name) -> None:
     d1 = v.present
     if d1 == 1:
-        buf += _S8.pack(1)
+        buf += _S7.pack(1)
         u2: str = v.value  # type: ignore[assignment]
         try:
-            b3 = u2.encode("utf-8", "surrogateescape")
+            try:
+                b3 = u2.encode()
+            except UnicodeEncodeError:
+                b3 = u2.encode("utf-8", "surrogateescape")
             n4 = len(b3)
         except Exception as e:
             raise _efail("demo_maybe_name", "name", e) from None
@@ -1707,20 +1765,20 @@ def _enc_demo_maybe_name(buf: bytearray, v: demo_maybe_name) -> None:
         if n4 & 3:
             buf += _PAD[n4 & 3]
     elif d1 == 0:
-        buf += _S8.pack(0)
+        buf += _S7.pack(0)
     else:
         raise _bad_disc_e("demo_maybe_name", "present", d1)
 
 
 def _dec_demo_maybe_name(data: _Buffer, off: int) -> tuple[demo_maybe_name, int]:
     try:
-        (t3,) = _S8.unpack_from(data, off)
-        d1 = _BOOLD[t3]
+        (t3,) = _S7.unpack_from(data, off)
+        d2 = _BOOLD[t3]
         off += 4
     except Exception as e:
         raise _drun("demo_maybe_name", "", _R37, data, off, e) from None
-    w2: str | None
-    if d1 == 1:
+    w1: str | None
+    if d2 == 1:
         try:
             (n4,) = _U32.unpack_from(data, off)
         except Exception as e:
@@ -1732,17 +1790,17 @@ def _dec_demo_maybe_name(data: _Buffer, off: int) -> tuple[demo_maybe_name, int]
         q7 = (e6 + 3) & -4
         if q7 > len(data):
             raise _past_end("demo_maybe_name", "name", "string", n4, q7 - s5, data, off)
-        w2 = str(data[s5:e6], "utf-8", "surrogateescape")
+        w1 = str(data[s5:e6], "utf-8", "surrogateescape")
         if n4 & 3 and data[e6:q7] != _PAD[n4 & 3]:
             raise _bad_pad("demo_maybe_name", "name", e6)
         off = q7
-    elif d1 == 0:
-        w2 = None
+    elif d2 == 0:
+        w1 = None
     else:
-        raise _bad_disc_d("demo_maybe_name", "present", d1, off - 4)
+        raise _bad_disc_d("demo_maybe_name", "present", d2, off - 4)
     o8 = _new(demo_maybe_name)
-    o8.present = d1
-    o8.value = w2
+    o8.present = d2
+    o8.value = w1
     r = o8
     return r, off
 
@@ -1751,45 +1809,45 @@ def _enc_demo_limit(buf: bytearray, v: demo_limit) -> None:
     d1 = v.revision
     if d1 == 1:
         try:
-            buf += _S7.pack(1, v.value)
+            buf += _S6.pack(1, v.value)
         except Exception as e:
             raise _erun("demo_limit", "", _R38, v, e) from None
     elif d1 in (2, 3):
         try:
-            buf += _S14.pack(d1, v.value)
+            buf += _S13.pack(d1, v.value)
         except Exception as e:
             raise _erun("demo_limit", "", _R39, v, e) from None
     else:
         try:
-            buf += _S8.pack(d1)
+            buf += _S7.pack(d1)
         except Exception as e:
             raise _erun("demo_limit", "", _R40, (d1,), e) from None
 
 
 def _dec_demo_limit(data: _Buffer, off: int) -> tuple[demo_limit, int]:
     try:
-        (d1,) = _S8.unpack_from(data, off)
+        (d2,) = _S7.unpack_from(data, off)
         off += 4
     except Exception as e:
         raise _drun("demo_limit", "", _R41, data, off, e) from None
-    w2: int | None
-    if d1 == 1:
+    w1: int | None
+    if d2 == 1:
         try:
-            (w2,) = _S8.unpack_from(data, off)
+            (w1,) = _S7.unpack_from(data, off)
             off += 4
         except Exception as e:
             raise _drun("demo_limit", "", _R42, data, off, e) from None
-    elif d1 in (2, 3):
+    elif d2 in (2, 3):
         try:
-            (w2,) = _S15.unpack_from(data, off)
+            (w1,) = _S14.unpack_from(data, off)
             off += 8
         except Exception as e:
             raise _drun("demo_limit", "", _R43, data, off, e) from None
     else:
-        w2 = None
+        w1 = None
     o3 = _new(demo_limit)
-    o3.revision = d1
-    o3.value = w2
+    o3.revision = d2
+    o3.value = w1
     r = o3
     return r, off
 
@@ -1797,7 +1855,7 @@ def _dec_demo_limit(data: _Buffer, off: int) -> tuple[demo_limit, int]:
 def _enc_demo_lookup_result(buf: bytearray, v: demo_lookup_result) -> None:
     d1 = v.status
     if d1 == 0:
-        buf += _S8.pack(0)
+        buf += _S7.pack(0)
         u2: demo_item = v.value  # type: ignore[assignment]
         try:
             _enc_demo_item(buf, u2)
@@ -1813,59 +1871,67 @@ def _enc_demo_lookup_result(buf: bytearray, v: demo_lookup_result) -> None:
 def _dec_demo_lookup_result(data: _Buffer, off: int) -> tuple[demo_lookup_result, int]:
     try:
         (t3,) = _S0.unpack_from(data, off)
-        d1 = _EM_demo_status[t3]
+        d2 = _EM_demo_status[t3]
         off += 4
     except Exception as e:
         raise _drun("demo_lookup_result", "", _R45, data, off, e) from None
-    w2: demo_item | None
-    if d1 == 0:
+    w1: demo_item | None
+    if d2 == 0:
         try:
-            w2, off = _dec_demo_item(data, off)
+            w1, off = _dec_demo_item(data, off)
         except _XdrError as e:
             raise e.within("demo_lookup_result", "item")
     else:
-        w2 = None
+        w1 = None
     o4 = _new(demo_lookup_result)
-    o4.status = d1
-    o4.value = w2
+    o4.status = d2
+    o4.value = w1
     r = o4
     return r, off
 
 
 def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
     try:
-        b1 = v.key.encode("utf-8", "surrogateescape")
-        n2 = len(b1)
+        x1 = v.value
+        d2 = x1.type
+    except Exception as e:
+        raise _efail("demo_option", "value", e) from None
+    try:
+        try:
+            b3 = v.key.encode()
+        except UnicodeEncodeError:
+            b3 = v.key.encode("utf-8", "surrogateescape")
+        n4 = len(b3)
     except Exception as e:
         raise _efail("demo_option", "key", e) from None
-    if n2 > 64:
-        raise _too_long("demo_option", "key", "string", n2, 64)
-    buf += _U32.pack(n2)
-    buf += b1
-    if n2 & 3:
-        buf += _PAD[n2 & 3]
-    x3 = v.value
-    d4 = x3.type
-    if d4 == 1:
+    if n4 > 64:
+        raise _too_long("demo_option", "key", "string", n4, 64)
+    try:
+        buf += _LE3[n4].pack(n4, b3, d2)
+    except Exception as e:
+        raise _erun("demo_option", "", _R46, (d2,), e) from None
+    if d2 == 1:
         try:
-            buf += _S9.pack(1, x3.value)
+            buf += _S0.pack(x1.value)
         except Exception as e:
-            raise _erun("demo_option", "", _R46, x3, e) from None
-    elif d4 == 2:
+            raise _erun("demo_option", "", _R47, x1, e) from None
+    elif d2 == 2:
         try:
-            buf += _S10.pack(2, x3.value)
+            buf += _S11.pack(x1.value)
         except Exception as e:
-            raise _erun("demo_option", "", _R47, x3, e) from None
-    elif d4 == 3:
+            raise _erun("demo_option", "", _R48, x1, e) from None
+    elif d2 == 3:
         try:
-            buf += _S11.pack(3, x3.value)
+            buf += _S12.pack(x1.value)
         except Exception as e:
-            raise _erun("demo_option", "", _R48, x3, e) from None
-    elif d4 == 4:
-        buf += _S8.pack(4)
-        u5: str = x3.value  # type: ignore[assignment]
+            raise _erun("demo_option", "", _R49, x1, e) from None
+    elif d2 == 4:
+        u5: str = x1.value  # type: ignore[assignment]
         try:
-            b6 = u5.encode("utf-8", "surrogateescape")
+            try:
+                b6 = u5.encode()
+            except UnicodeEncodeError:
+                b6 = u5.encode("utf-8", "surrogateescape")
             n7 = len(b6)
         except Exception as e:
             raise _efail("demo_option", "value.s", e) from None
@@ -1873,87 +1939,86 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
         buf += b6
         if n7 & 3:
             buf += _PAD[n7 & 3]
-    elif d4 == 5:
+    elif d2 == 5:
         try:
-            buf += _S7.pack(5, _BOOLE[x3.value])
+            buf += _S7.pack(_BOOLE[x1.value])
         except Exception as e:
-            raise _erun("demo_option", "", _R49, x3, e) from None
-    elif d4 == -1:
-        buf += _S0.pack(-1)
+            raise _erun("demo_option", "", _R50, x1, e) from None
+    elif d2 == -1:
+        pass
     else:
-        raise _bad_disc_e("demo_option", "value.type", d4)
+        raise _bad_disc_e("demo_option", "value.type", d2)
 
 
 def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
     o = _new(demo_option)
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        (n2,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_option", "key", e, data, off) from None
-    if n1 > 64:
-        raise _decl_too_long("demo_option", "key", "string", n1, 64, off)
-    s2 = off + 4
-    e3 = s2 + n1
-    q4 = (e3 + 3) & -4
-    if q4 > len(data):
-        raise _past_end("demo_option", "key", "string", n1, q4 - s2, data, off)
-    o.key = str(data[s2:e3], "utf-8", "surrogateescape")
-    if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-        raise _bad_pad("demo_option", "key", e3)
-    off = q4
+    if n2 > 64:
+        raise _decl_too_long("demo_option", "key", "string", n2, 64, off)
     try:
-        (d5,) = _S0.unpack_from(data, off)
-        off += 4
+        _, b3, p4, d1 = _LD4[n2].unpack_from(data, off)
+        if p4 != _PAD[n2 & 3]:
+            raise _Invalid
     except Exception as e:
-        raise _drun("demo_option", "", _R50, data, off, e) from None
-    w6: int | float | str | bool | None
-    if d5 == 1:
+        raise _dgroup(
+            "demo_option", "key", "string", n2, "", _R51, data, off, e
+        ) from None
+    try:
+        o.key = b3.decode()
+    except UnicodeDecodeError:
+        o.key = b3.decode("utf-8", "surrogateescape")
+    off += ((n2 + 3) & -4) + 8
+    w5: int | float | str | bool | None
+    if d1 == 1:
         try:
-            (w6,) = _S0.unpack_from(data, off)
+            (w5,) = _S0.unpack_from(data, off)
             off += 4
         except Exception as e:
-            raise _drun("demo_option", "", _R51, data, off, e) from None
-    elif d5 == 2:
-        try:
-            (w6,) = _S12.unpack_from(data, off)
-            off += 8
-        except Exception as e:
             raise _drun("demo_option", "", _R52, data, off, e) from None
-    elif d5 == 3:
+    elif d1 == 2:
         try:
-            (w6,) = _S13.unpack_from(data, off)
+            (w5,) = _S11.unpack_from(data, off)
             off += 8
         except Exception as e:
             raise _drun("demo_option", "", _R53, data, off, e) from None
-    elif d5 == 4:
+    elif d1 == 3:
         try:
-            (n7,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_option", "value.s", e, data, off) from None
-        s8 = off + 4
-        e9 = s8 + n7
-        q10 = (e9 + 3) & -4
-        if q10 > len(data):
-            raise _past_end("demo_option", "value.s", "string", n7, q10 - s8, data, off)
-        w6 = str(data[s8:e9], "utf-8", "surrogateescape")
-        if n7 & 3 and data[e9:q10] != _PAD[n7 & 3]:
-            raise _bad_pad("demo_option", "value.s", e9)
-        off = q10
-    elif d5 == 5:
-        try:
-            (t11,) = _S8.unpack_from(data, off)
-            w6 = _BOOLD[t11]
-            off += 4
+            (w5,) = _S12.unpack_from(data, off)
+            off += 8
         except Exception as e:
             raise _drun("demo_option", "", _R54, data, off, e) from None
-    elif d5 == -1:
-        w6 = None
+    elif d1 == 4:
+        try:
+            (n6,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_option", "value.s", e, data, off) from None
+        s7 = off + 4
+        e8 = s7 + n6
+        q9 = (e8 + 3) & -4
+        if q9 > len(data):
+            raise _past_end("demo_option", "value.s", "string", n6, q9 - s7, data, off)
+        w5 = str(data[s7:e8], "utf-8", "surrogateescape")
+        if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
+            raise _bad_pad("demo_option", "value.s", e8)
+        off = q9
+    elif d1 == 5:
+        try:
+            (t10,) = _S7.unpack_from(data, off)
+            w5 = _BOOLD[t10]
+            off += 4
+        except Exception as e:
+            raise _drun("demo_option", "", _R55, data, off, e) from None
+    elif d1 == -1:
+        w5 = None
     else:
-        raise _bad_disc_d("demo_option", "value.type", d5, off - 4)
-    o12 = _new(demo_setting)
-    o12.type = d5
-    o12.value = w6
-    o.value = o12
+        raise _bad_disc_d("demo_option", "value.type", d1, off - 4)
+    o11 = _new(demo_setting)
+    o11.type = d1
+    o11.value = w5
+    o.value = o11
     return o, off
 
 
@@ -1961,9 +2026,9 @@ def _enc_demo_connect_get_version_ret(
     buf: bytearray, v: demo_connect_get_version_ret
 ) -> None:
     try:
-        buf += _S15.pack(v.lib_version)
+        buf += _S14.pack(v.lib_version)
     except Exception as e:
-        raise _erun("demo_connect_get_version_ret", "", _R55, v, e) from None
+        raise _erun("demo_connect_get_version_ret", "", _R56, v, e) from None
 
 
 def _dec_demo_connect_get_version_ret(
@@ -1971,28 +2036,26 @@ def _dec_demo_connect_get_version_ret(
 ) -> tuple[demo_connect_get_version_ret, int]:
     o = _new(demo_connect_get_version_ret)
     try:
-        (o.lib_version,) = _S15.unpack_from(data, off)
+        (o.lib_version,) = _S14.unpack_from(data, off)
         off += 8
     except Exception as e:
-        raise _drun("demo_connect_get_version_ret", "", _R56, data, off, e) from None
+        raise _drun("demo_connect_get_version_ret", "", _R57, data, off, e) from None
     return o, off
 
 
 def _encode_demo_connect_get_version_ret(v: demo_connect_get_version_ret) -> bytes:
     try:
-        return _S15.pack(v.lib_version)
+        return _S14.pack(v.lib_version)
     except Exception as e:
-        raise _erun("demo_connect_get_version_ret", "", _R57, v, e) from None
+        raise _erun("demo_connect_get_version_ret", "", _R58, v, e) from None
 
 
 def _decode_demo_connect_get_version_ret(data: _Buffer) -> demo_connect_get_version_ret:
-    if len(data) != 8:
-        raise _wrong_size("demo_connect_get_version_ret", data, 8)
     o = _new(demo_connect_get_version_ret)
     try:
-        (o.lib_version,) = _S15.unpack_from(data, 0)
+        (o.lib_version,) = _S14.unpack(data)
     except Exception as e:
-        raise _drun("demo_connect_get_version_ret", "", _R58, data, 0, e) from None
+        raise _dwhole("demo_connect_get_version_ret", _R59, data, 8, e) from None
     return o
 
 
@@ -2002,9 +2065,9 @@ def _enc_demo_item_create_args(buf: bytearray, v: demo_item_create_args) -> None
     except _XdrError as e:
         raise e.within("demo_item_create_args", "item")
     try:
-        buf += _S8.pack(v.flags)
+        buf += _S7.pack(v.flags)
     except Exception as e:
-        raise _erun("demo_item_create_args", "", _R59, v, e) from None
+        raise _erun("demo_item_create_args", "", _R60, v, e) from None
 
 
 def _dec_demo_item_create_args(
@@ -2016,10 +2079,10 @@ def _dec_demo_item_create_args(
     except _XdrError as e:
         raise e.within("demo_item_create_args", "item")
     try:
-        (o.flags,) = _S8.unpack_from(data, off)
+        (o.flags,) = _S7.unpack_from(data, off)
         off += 4
     except Exception as e:
-        raise _drun("demo_item_create_args", "", _R60, data, off, e) from None
+        raise _drun("demo_item_create_args", "", _R61, data, off, e) from None
     return o, off
 
 
@@ -2029,7 +2092,7 @@ def _enc_demo_item_create_ret(buf: bytearray, v: demo_item_create_ret) -> None:
             raise _Invalid
         buf += _S1.pack(v.uuid)
     except Exception as e:
-        raise _erun("demo_item_create_ret", "", _R61, v, e) from None
+        raise _erun("demo_item_create_ret", "", _R62, v, e) from None
 
 
 def _dec_demo_item_create_ret(
@@ -2040,7 +2103,7 @@ def _dec_demo_item_create_ret(
         (o.uuid,) = _S1.unpack_from(data, off)
         off += 16
     except Exception as e:
-        raise _drun("demo_item_create_ret", "", _R62, data, off, e) from None
+        raise _drun("demo_item_create_ret", "", _R63, data, off, e) from None
     return o, off
 
 
@@ -2050,17 +2113,15 @@ def _encode_demo_item_create_ret(v: demo_item_create_ret) -> bytes:
             raise _Invalid
         return _S1.pack(v.uuid)
     except Exception as e:
-        raise _erun("demo_item_create_ret", "", _R63, v, e) from None
+        raise _erun("demo_item_create_ret", "", _R64, v, e) from None
 
 
 def _decode_demo_item_create_ret(data: _Buffer) -> demo_item_create_ret:
-    if len(data) != 16:
-        raise _wrong_size("demo_item_create_ret", data, 16)
     o = _new(demo_item_create_ret)
     try:
-        (o.uuid,) = _S1.unpack_from(data, 0)
+        (o.uuid,) = _S1.unpack(data)
     except Exception as e:
-        raise _drun("demo_item_create_ret", "", _R64, data, 0, e) from None
+        raise _dwhole("demo_item_create_ret", _R65, data, 16, e) from None
     return o
 
 
@@ -2068,7 +2129,10 @@ def _enc_demo_item_lookup_by_name_args(
     buf: bytearray, v: demo_item_lookup_by_name_args
 ) -> None:
     try:
-        b1 = v.name.encode("utf-8", "surrogateescape")
+        try:
+            b1 = v.name.encode()
+        except UnicodeEncodeError:
+            b1 = v.name.encode("utf-8", "surrogateescape")
         n2 = len(b1)
     except Exception as e:
         raise _efail("demo_item_lookup_by_name_args", "name", e) from None
@@ -2128,9 +2192,9 @@ def _dec_demo_item_lookup_by_name_ret(
 
 def _enc_demo_item_list_args(buf: bytearray, v: demo_item_list_args) -> None:
     try:
-        buf += _S7.pack(v.max_items, v.flags)
+        buf += _S6.pack(v.max_items, v.flags)
     except Exception as e:
-        raise _erun("demo_item_list_args", "", _R65, v, e) from None
+        raise _erun("demo_item_list_args", "", _R66, v, e) from None
 
 
 def _dec_demo_item_list_args(
@@ -2138,28 +2202,26 @@ def _dec_demo_item_list_args(
 ) -> tuple[demo_item_list_args, int]:
     o = _new(demo_item_list_args)
     try:
-        o.max_items, o.flags = _S7.unpack_from(data, off)
+        o.max_items, o.flags = _S6.unpack_from(data, off)
         off += 8
     except Exception as e:
-        raise _drun("demo_item_list_args", "", _R66, data, off, e) from None
+        raise _drun("demo_item_list_args", "", _R67, data, off, e) from None
     return o, off
 
 
 def _encode_demo_item_list_args(v: demo_item_list_args) -> bytes:
     try:
-        return _S7.pack(v.max_items, v.flags)
+        return _S6.pack(v.max_items, v.flags)
     except Exception as e:
-        raise _erun("demo_item_list_args", "", _R67, v, e) from None
+        raise _erun("demo_item_list_args", "", _R68, v, e) from None
 
 
 def _decode_demo_item_list_args(data: _Buffer) -> demo_item_list_args:
-    if len(data) != 8:
-        raise _wrong_size("demo_item_list_args", data, 8)
     o = _new(demo_item_list_args)
     try:
-        o.max_items, o.flags = _S7.unpack_from(data, 0)
+        o.max_items, o.flags = _S6.unpack(data)
     except Exception as e:
-        raise _drun("demo_item_list_args", "", _R68, data, 0, e) from None
+        raise _dwhole("demo_item_list_args", _R69, data, 8, e) from None
     return o
 
 
@@ -2178,9 +2240,9 @@ def _enc_demo_item_list_ret(buf: bytearray, v: demo_item_list_ret) -> None:
         except _XdrError as e:
             raise e.within("demo_item_list_ret", f"items[{i3}]")
     try:
-        buf += _S8.pack(v.total)
+        buf += _S7.pack(v.total)
     except Exception as e:
-        raise _erun("demo_item_list_ret", "", _R69, v, e) from None
+        raise _erun("demo_item_list_ret", "", _R70, v, e) from None
 
 
 def _dec_demo_item_list_ret(data: _Buffer, off: int) -> tuple[demo_item_list_ret, int]:
@@ -2204,10 +2266,10 @@ def _dec_demo_item_list_ret(data: _Buffer, off: int) -> tuple[demo_item_list_ret
         ap4(v5)
     o.items = l2
     try:
-        (o.total,) = _S8.unpack_from(data, off)
+        (o.total,) = _S7.unpack_from(data, off)
         off += 4
     except Exception as e:
-        raise _drun("demo_item_list_ret", "", _R70, data, off, e) from None
+        raise _drun("demo_item_list_ret", "", _R71, data, off, e) from None
     return o, off
 
 
@@ -2219,7 +2281,7 @@ def _enc_demo_item_get_counters_args(
             raise _Invalid
         buf += _S1.pack(v.uuid)
     except Exception as e:
-        raise _erun("demo_item_get_counters_args", "", _R71, v, e) from None
+        raise _erun("demo_item_get_counters_args", "", _R72, v, e) from None
 
 
 def _dec_demo_item_get_counters_args(
@@ -2230,7 +2292,7 @@ def _dec_demo_item_get_counters_args(
         (o.uuid,) = _S1.unpack_from(data, off)
         off += 16
     except Exception as e:
-        raise _drun("demo_item_get_counters_args", "", _R72, data, off, e) from None
+        raise _drun("demo_item_get_counters_args", "", _R73, data, off, e) from None
     return o, off
 
 
@@ -2240,17 +2302,15 @@ def _encode_demo_item_get_counters_args(v: demo_item_get_counters_args) -> bytes
             raise _Invalid
         return _S1.pack(v.uuid)
     except Exception as e:
-        raise _erun("demo_item_get_counters_args", "", _R73, v, e) from None
+        raise _erun("demo_item_get_counters_args", "", _R74, v, e) from None
 
 
 def _decode_demo_item_get_counters_args(data: _Buffer) -> demo_item_get_counters_args:
-    if len(data) != 16:
-        raise _wrong_size("demo_item_get_counters_args", data, 16)
     o = _new(demo_item_get_counters_args)
     try:
-        (o.uuid,) = _S1.unpack_from(data, 0)
+        (o.uuid,) = _S1.unpack(data)
     except Exception as e:
-        raise _drun("demo_item_get_counters_args", "", _R74, data, 0, e) from None
+        raise _dwhole("demo_item_get_counters_args", _R75, data, 16, e) from None
     return o
 
 
@@ -2258,9 +2318,9 @@ def _enc_demo_item_get_counters_ret(
     buf: bytearray, v: demo_item_get_counters_ret
 ) -> None:
     try:
-        buf += _S8.pack(v.ncounters)
+        buf += _S7.pack(v.ncounters)
     except Exception as e:
-        raise _erun("demo_item_get_counters_ret", "", _R75, v, e) from None
+        raise _erun("demo_item_get_counters_ret", "", _R76, v, e) from None
     a1 = v.counters
     try:
         n2 = len(a1)
@@ -2281,10 +2341,10 @@ def _dec_demo_item_get_counters_ret(
 ) -> tuple[demo_item_get_counters_ret, int]:
     o = _new(demo_item_get_counters_ret)
     try:
-        (o.ncounters,) = _S8.unpack_from(data, off)
+        (o.ncounters,) = _S7.unpack_from(data, off)
         off += 4
     except Exception as e:
-        raise _drun("demo_item_get_counters_ret", "", _R76, data, off, e) from None
+        raise _drun("demo_item_get_counters_ret", "", _R77, data, off, e) from None
     try:
         o.counters = list(_S2.unpack_from(data, off))
     except Exception as e:
@@ -2295,20 +2355,22 @@ def _dec_demo_item_get_counters_ret(
 
 def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -> None:
     try:
+        x1 = v.value
+        d2 = x1.kind
+    except Exception as e:
+        raise _efail("demo_item_set_value_args", "value", e) from None
+    try:
         if len(v.uuid) != 16:
             raise _Invalid
-        buf += _S1.pack(v.uuid)
+        buf += _S15.pack(v.uuid, _EM_demo_kind[d2])
     except Exception as e:
-        raise _erun("demo_item_set_value_args", "", _R77, v, e) from None
-    x1 = v.value
-    d2 = x1.kind
+        raise _erun("demo_item_set_value_args", "", _R78, (v.uuid, d2), e) from None
     if d2 in (0, 1):
         try:
-            buf += _S7.pack(d2, x1.value)
+            buf += _S7.pack(x1.value)
         except Exception as e:
-            raise _erun("demo_item_set_value_args", "", _R78, x1, e) from None
+            raise _erun("demo_item_set_value_args", "", _R79, x1, e) from None
     elif d2 == 16:
-        buf += _S8.pack(16)
         u3: demo_item_node | None = x1.value  # type: ignore[assignment]
         if u3 is None:
             buf += _FALSE
@@ -2319,15 +2381,14 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
             except _XdrError as e:
                 raise e.within("demo_item_set_value_args", "value.parts")
     elif d2 == 8:
-        buf += _S8.pack(8)
+        pass
     else:
-        try:
-            buf += _S0.pack(_EM_demo_kind[d2])
-        except Exception as e:
-            raise _erun("demo_item_set_value_args", "", _R79, (d2,), e) from None
         u4: str = x1.value  # type: ignore[assignment]
         try:
-            b5 = u4.encode("utf-8", "surrogateescape")
+            try:
+                b5 = u4.encode()
+            except UnicodeEncodeError:
+                b5 = u4.encode("utf-8", "surrogateescape")
             n6 = len(b5)
         except Exception as e:
             raise _efail("demo_item_set_value_args", "value.note", e) from None
@@ -2343,46 +2404,58 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
     buf += _U32.pack(n8)
     for i9, e10 in enumerate(a7):
         try:
-            b11 = e10.key.encode("utf-8", "surrogateescape")
-            n12 = len(b11)
+            x11 = e10.value
+            d12 = x11.type
+        except Exception as e:
+            raise _efail(
+                "demo_item_set_value_args", f"options[{i9}].value", e
+            ) from None
+        try:
+            try:
+                b13 = e10.key.encode()
+            except UnicodeEncodeError:
+                b13 = e10.key.encode("utf-8", "surrogateescape")
+            n14 = len(b13)
         except Exception as e:
             raise _efail("demo_item_set_value_args", f"options[{i9}].key", e) from None
-        if n12 > 64:
+        if n14 > 64:
             raise _too_long(
-                "demo_item_set_value_args", f"options[{i9}].key", "string", n12, 64
+                "demo_item_set_value_args", f"options[{i9}].key", "string", n14, 64
             )
-        buf += _U32.pack(n12)
-        buf += b11
-        if n12 & 3:
-            buf += _PAD[n12 & 3]
-        x13 = e10.value
-        d14 = x13.type
-        if d14 == 1:
+        try:
+            buf += _LE3[n14].pack(n14, b13, d12)
+        except Exception as e:
+            raise _erun(
+                "demo_item_set_value_args", f"options[{i9}]", _R80, (d12,), e
+            ) from None
+        if d12 == 1:
             try:
-                buf += _S9.pack(1, x13.value)
+                buf += _S0.pack(x11.value)
             except Exception as e:
                 raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R80, x13, e
+                    "demo_item_set_value_args", f"options[{i9}]", _R81, x11, e
                 ) from None
-        elif d14 == 2:
+        elif d12 == 2:
             try:
-                buf += _S10.pack(2, x13.value)
+                buf += _S11.pack(x11.value)
             except Exception as e:
                 raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R81, x13, e
+                    "demo_item_set_value_args", f"options[{i9}]", _R82, x11, e
                 ) from None
-        elif d14 == 3:
+        elif d12 == 3:
             try:
-                buf += _S11.pack(3, x13.value)
+                buf += _S12.pack(x11.value)
             except Exception as e:
                 raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R82, x13, e
+                    "demo_item_set_value_args", f"options[{i9}]", _R83, x11, e
                 ) from None
-        elif d14 == 4:
-            buf += _S8.pack(4)
-            u15: str = x13.value  # type: ignore[assignment]
+        elif d12 == 4:
+            u15: str = x11.value  # type: ignore[assignment]
             try:
-                b16 = u15.encode("utf-8", "surrogateescape")
+                try:
+                    b16 = u15.encode()
+                except UnicodeEncodeError:
+                    b16 = u15.encode("utf-8", "surrogateescape")
                 n17 = len(b16)
             except Exception as e:
                 raise _efail(
@@ -2392,18 +2465,18 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
             buf += b16
             if n17 & 3:
                 buf += _PAD[n17 & 3]
-        elif d14 == 5:
+        elif d12 == 5:
             try:
-                buf += _S7.pack(5, _BOOLE[x13.value])
+                buf += _S7.pack(_BOOLE[x11.value])
             except Exception as e:
                 raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R83, x13, e
+                    "demo_item_set_value_args", f"options[{i9}]", _R84, x11, e
                 ) from None
-        elif d14 == -1:
-            buf += _S0.pack(-1)
+        elif d12 == -1:
+            pass
         else:
             raise _bad_disc_e(
-                "demo_item_set_value_args", f"options[{i9}].value.type", d14
+                "demo_item_set_value_args", f"options[{i9}].value.type", d12
             )
 
 
@@ -2412,154 +2485,147 @@ def _dec_demo_item_set_value_args(
 ) -> tuple[demo_item_set_value_args, int]:
     o = _new(demo_item_set_value_args)
     try:
-        (o.uuid,) = _S1.unpack_from(data, off)
-        off += 16
-    except Exception as e:
-        raise _drun("demo_item_set_value_args", "", _R84, data, off, e) from None
-    try:
-        (t3,) = _S0.unpack_from(data, off)
+        t2, t3 = _S15.unpack_from(data, off)
+        o.uuid = t2
         d1 = _EM_demo_kind[t3]
-        off += 4
+        off += 20
     except Exception as e:
         raise _drun("demo_item_set_value_args", "", _R85, data, off, e) from None
-    w2: int | demo_item_node | str | None
+    w4: int | demo_item_node | str | None
     if d1 in (0, 1):
         try:
-            (w2,) = _S8.unpack_from(data, off)
+            (w4,) = _S7.unpack_from(data, off)
             off += 4
         except Exception as e:
             raise _drun("demo_item_set_value_args", "", _R86, data, off, e) from None
     elif d1 == 16:
         try:
-            (f4,) = _U32.unpack_from(data, off)
+            (f5,) = _U32.unpack_from(data, off)
         except Exception as e:
             raise _dfail(
                 "demo_item_set_value_args", "value.parts", e, data, off
             ) from None
-        if f4 == 1:
+        if f5 == 1:
             off += 4
             try:
-                w2, off = _dec_demo_item_node(data, off)
+                w4, off = _dec_demo_item_node(data, off)
             except _XdrError as e:
                 raise e.within("demo_item_set_value_args", "value.parts")
-        elif f4 == 0:
+        elif f5 == 0:
             off += 4
-            w2 = None
+            w4 = None
         else:
-            raise _bad_opt("demo_item_set_value_args", "value.parts", f4, off)
+            raise _bad_opt("demo_item_set_value_args", "value.parts", f5, off)
     elif d1 == 8:
-        w2 = None
+        w4 = None
     else:
         try:
-            (n5,) = _U32.unpack_from(data, off)
+            (n6,) = _U32.unpack_from(data, off)
         except Exception as e:
             raise _dfail(
                 "demo_item_set_value_args", "value.note", e, data, off
             ) from None
-        s6 = off + 4
-        e7 = s6 + n5
-        q8 = (e7 + 3) & -4
-        if q8 > len(data):
+        s7 = off + 4
+        e8 = s7 + n6
+        q9 = (e8 + 3) & -4
+        if q9 > len(data):
             raise _past_end(
                 "demo_item_set_value_args",
                 "value.note",
                 "string",
-                n5,
-                q8 - s6,
+                n6,
+                q9 - s7,
                 data,
                 off,
             )
-        w2 = str(data[s6:e7], "utf-8", "surrogateescape")
-        if n5 & 3 and data[e7:q8] != _PAD[n5 & 3]:
-            raise _bad_pad("demo_item_set_value_args", "value.note", e7)
-        off = q8
-    o9 = _new(demo_value)
-    o9.kind = d1
-    o9.value = w2
-    o.value = o9
+        w4 = str(data[s7:e8], "utf-8", "surrogateescape")
+        if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
+            raise _bad_pad("demo_item_set_value_args", "value.note", e8)
+        off = q9
+    o10 = _new(demo_value)
+    o10.kind = d1
+    o10.value = w4
+    o.value = o10
     try:
-        (n10,) = _U32.unpack_from(data, off)
+        (n11,) = _U32.unpack_from(data, off)
     except Exception as e:
         raise _dfail("demo_item_set_value_args", "options", e, data, off) from None
-    if off + 4 + n10 * 8 > len(data):
+    if off + 4 + n11 * 8 > len(data):
         raise _past_end(
-            "demo_item_set_value_args", "options", "array", n10, n10 * 8, data, off
+            "demo_item_set_value_args", "options", "array", n11, n11 * 8, data, off
         )
     off += 4
-    l11: list[demo_option] = []
-    ap13 = l11.append
-    for i12 in range(n10):
-        o15 = _new(demo_option)
+    l12: list[demo_option] = []
+    ap14 = l12.append
+    for i13 in range(n11):
+        o16 = _new(demo_option)
         try:
-            (n16,) = _U32.unpack_from(data, off)
+            (n18,) = _U32.unpack_from(data, off)
         except Exception as e:
             raise _dfail(
-                "demo_item_set_value_args", f"options[{i12}].key", e, data, off
+                "demo_item_set_value_args", f"options[{i13}].key", e, data, off
             ) from None
-        if n16 > 64:
+        if n18 > 64:
             raise _decl_too_long(
                 "demo_item_set_value_args",
-                f"options[{i12}].key",
+                f"options[{i13}].key",
                 "string",
-                n16,
+                n18,
                 64,
                 off,
             )
-        s17 = off + 4
-        e18 = s17 + n16
-        q19 = (e18 + 3) & -4
-        if q19 > len(data):
-            raise _past_end(
+        try:
+            _, b19, p20, d17 = _LD4[n18].unpack_from(data, off)
+            if p20 != _PAD[n18 & 3]:
+                raise _Invalid
+        except Exception as e:
+            raise _dgroup(
                 "demo_item_set_value_args",
-                f"options[{i12}].key",
+                f"options[{i13}].key",
                 "string",
-                n16,
-                q19 - s17,
+                n18,
+                f"options[{i13}]",
+                _R87,
                 data,
                 off,
-            )
-        o15.key = str(data[s17:e18], "utf-8", "surrogateescape")
-        if n16 & 3 and data[e18:q19] != _PAD[n16 & 3]:
-            raise _bad_pad("demo_item_set_value_args", f"options[{i12}].key", e18)
-        off = q19
-        try:
-            (d20,) = _S0.unpack_from(data, off)
-            off += 4
-        except Exception as e:
-            raise _drun(
-                "demo_item_set_value_args", f"options[{i12}]", _R87, data, off, e
+                e,
             ) from None
+        try:
+            o16.key = b19.decode()
+        except UnicodeDecodeError:
+            o16.key = b19.decode("utf-8", "surrogateescape")
+        off += ((n18 + 3) & -4) + 8
         w21: int | float | str | bool | None
-        if d20 == 1:
+        if d17 == 1:
             try:
                 (w21,) = _S0.unpack_from(data, off)
                 off += 4
             except Exception as e:
                 raise _drun(
-                    "demo_item_set_value_args", f"options[{i12}]", _R88, data, off, e
+                    "demo_item_set_value_args", f"options[{i13}]", _R88, data, off, e
                 ) from None
-        elif d20 == 2:
+        elif d17 == 2:
+            try:
+                (w21,) = _S11.unpack_from(data, off)
+                off += 8
+            except Exception as e:
+                raise _drun(
+                    "demo_item_set_value_args", f"options[{i13}]", _R89, data, off, e
+                ) from None
+        elif d17 == 3:
             try:
                 (w21,) = _S12.unpack_from(data, off)
                 off += 8
             except Exception as e:
                 raise _drun(
-                    "demo_item_set_value_args", f"options[{i12}]", _R89, data, off, e
+                    "demo_item_set_value_args", f"options[{i13}]", _R90, data, off, e
                 ) from None
-        elif d20 == 3:
-            try:
-                (w21,) = _S13.unpack_from(data, off)
-                off += 8
-            except Exception as e:
-                raise _drun(
-                    "demo_item_set_value_args", f"options[{i12}]", _R90, data, off, e
-                ) from None
-        elif d20 == 4:
+        elif d17 == 4:
             try:
                 (n22,) = _U32.unpack_from(data, off)
             except Exception as e:
                 raise _dfail(
-                    "demo_item_set_value_args", f"options[{i12}].value.s", e, data, off
+                    "demo_item_set_value_args", f"options[{i13}].value.s", e, data, off
                 ) from None
             s23 = off + 4
             e24 = s23 + n22
@@ -2567,7 +2633,7 @@ def _dec_demo_item_set_value_args(
             if q25 > len(data):
                 raise _past_end(
                     "demo_item_set_value_args",
-                    f"options[{i12}].value.s",
+                    f"options[{i13}].value.s",
                     "string",
                     n22,
                     q25 - s23,
@@ -2577,31 +2643,31 @@ def _dec_demo_item_set_value_args(
             w21 = str(data[s23:e24], "utf-8", "surrogateescape")
             if n22 & 3 and data[e24:q25] != _PAD[n22 & 3]:
                 raise _bad_pad(
-                    "demo_item_set_value_args", f"options[{i12}].value.s", e24
+                    "demo_item_set_value_args", f"options[{i13}].value.s", e24
                 )
             off = q25
-        elif d20 == 5:
+        elif d17 == 5:
             try:
-                (t26,) = _S8.unpack_from(data, off)
+                (t26,) = _S7.unpack_from(data, off)
                 w21 = _BOOLD[t26]
                 off += 4
             except Exception as e:
                 raise _drun(
-                    "demo_item_set_value_args", f"options[{i12}]", _R91, data, off, e
+                    "demo_item_set_value_args", f"options[{i13}]", _R91, data, off, e
                 ) from None
-        elif d20 == -1:
+        elif d17 == -1:
             w21 = None
         else:
             raise _bad_disc_d(
-                "demo_item_set_value_args", f"options[{i12}].value.type", d20, off - 4
+                "demo_item_set_value_args", f"options[{i13}].value.type", d17, off - 4
             )
         o27 = _new(demo_setting)
-        o27.type = d20
+        o27.type = d17
         o27.value = w21
-        o15.value = o27
-        v14 = o15
-        ap13(v14)
-    o.options = l11
+        o16.value = o27
+        v15 = o16
+        ap14(v15)
+    o.options = l12
     return o, off
 
 
@@ -2636,13 +2702,11 @@ def _encode_demo_item_upload_args(v: demo_item_upload_args) -> bytes:
 
 
 def _decode_demo_item_upload_args(data: _Buffer) -> demo_item_upload_args:
-    if len(data) != 36:
-        raise _wrong_size("demo_item_upload_args", data, 36)
     o = _new(demo_item_upload_args)
     try:
-        o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, 0)
+        o.uuid, o.offset, o.length, o.flags = _S16.unpack(data)
     except Exception as e:
-        raise _drun("demo_item_upload_args", "", _R95, data, 0, e) from None
+        raise _dwhole("demo_item_upload_args", _R95, data, 36, e) from None
     return o
 
 
@@ -2677,13 +2741,11 @@ def _encode_demo_item_download_args(v: demo_item_download_args) -> bytes:
 
 
 def _decode_demo_item_download_args(data: _Buffer) -> demo_item_download_args:
-    if len(data) != 36:
-        raise _wrong_size("demo_item_download_args", data, 36)
     o = _new(demo_item_download_args)
     try:
-        o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, 0)
+        o.uuid, o.offset, o.length, o.flags = _S16.unpack(data)
     except Exception as e:
-        raise _drun("demo_item_download_args", "", _R99, data, 0, e) from None
+        raise _dwhole("demo_item_download_args", _R99, data, 36, e) from None
     return o
 
 
@@ -2693,7 +2755,7 @@ def _enc_demo_item_event_changed_msg(
     try:
         if len(v.uuid) != 16:
             raise _Invalid
-        buf += _S17.pack(v.uuid, _EM_demo_kind[v.kind])
+        buf += _S15.pack(v.uuid, _EM_demo_kind[v.kind])
     except Exception as e:
         raise _erun("demo_item_event_changed_msg", "", _R100, v, e) from None
     a1 = v.previous_kinds
@@ -2716,7 +2778,7 @@ def _dec_demo_item_event_changed_msg(
 ) -> tuple[demo_item_event_changed_msg, int]:
     o = _new(demo_item_event_changed_msg)
     try:
-        t1, t2 = _S17.unpack_from(data, off)
+        t1, t2 = _S15.unpack_from(data, off)
         o.uuid = t1
         o.kind = _EM_demo_kind[t2]
         off += 20
@@ -3309,8 +3371,9 @@ class DemoClient:
     Failures raise ``LibvirtError`` (``NotSupportedError`` for unsupported
     procedures) carrying the daemon's code, domain and message.
 
-    Event handlers run in the connection's reader thread: they must not
-    call back into the client (hand work to another thread instead).
+    Event handlers run in order on the connection's event thread, with no
+    lock held: they may call the client.  A handler that blocks delays the
+    events after it (and, once the backlog is full, replies too).
     """
 
     def __init__(self, connection: _Connection) -> None:

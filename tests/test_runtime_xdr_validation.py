@@ -384,3 +384,64 @@ def test_libvirt_error_message_shape(remote: Any) -> None:
         "remote_connect_list_all_domains_ret: domains[2].name: string length "
         f"{remote.REMOTE_STRING_MAX + 1} exceeds maximum {remote.REMOTE_STRING_MAX} at byte offset {at}"
     )
+
+
+def test_float32_nan_bits_survive_a_round_trip(demo: Any) -> None:
+    """Signalling and payload-carrying float32 NaNs re-encode bit for bit."""
+    codec = demo.XDR_TYPES["demo_dimensions"]
+    for bits in (0x7F800001, 0xFF800001, 0x7FBFFFFF, 0x7FC00001, 0xFFC00000):
+        data = struct.pack(">II", bits, bits) + struct.pack(">d", 1.5)
+        value = codec.decode(data)
+        assert value.width_m != value.width_m  # still a NaN
+        assert codec.encode(value) == data
+        buffer = bytearray(b"head")
+        codec.encode_into(buffer, value)
+        assert bytes(buffer) == b"head" + data
+
+
+def test_lone_opaque_fast_decode_matches_the_general_decoder(remote: Any) -> None:
+    """``decode`` of a struct that is one opaque has its own code: same errors."""
+    from xdrgen.runtime.codec import _make_decode
+
+    codec = remote.XDR_TYPES["remote_domain_block_peek_ret"]
+    general = _make_decode(codec.name, codec.decode_from)
+    good = struct.pack(">I", 5) + b"abcde\0\0\0"
+    cases = [
+        good,
+        good[:-1],
+        good + b"\0\0\0\0",
+        good[:3],
+        b"",
+        good[:6] + b"\1" + good[7:],
+        struct.pack(">I", 0xFFFFFFFF) + good[4:],
+        struct.pack(">I", 4194305) + bytes(8),
+    ]
+    for data in cases:
+        outcomes = []
+        for decode in (codec.decode, general):
+            try:
+                outcomes.append(("ok", decode(memoryview(data)).buffer))
+            except XdrError as error:
+                outcomes.append((type(error).__name__, str(error), error.offset))
+        assert outcomes[0] == outcomes[1], data
+
+
+def test_string_group_errors_name_the_failing_item(remote: Any) -> None:
+    """A string decoded in one call with the fields after it still reports which
+    item failed: the string's padding, or the typed-param discriminant after it."""
+    codec = remote.XDR_TYPES["remote_typed_param"]
+    name = struct.pack(">I", 3) + b"abc"
+    with pytest.raises(XdrDecodeError) as bad_pad:
+        codec.decode(name + b"\1" + struct.pack(">ii", 1, 7))
+    assert (bad_pad.value.path, bad_pad.value.offset) == ("field", 7)
+    with pytest.raises(XdrDecodeError) as bad_disc:
+        codec.decode(name + b"\0" + struct.pack(">ii", 99, 7))
+    assert (bad_disc.value.path, bad_disc.value.offset) == ("value.type", 8)
+    with pytest.raises(XdrTruncatedError) as short:
+        codec.decode(name + b"\0" + b"\0\0")
+    assert short.value.path == "value.type"
+    with pytest.raises(XdrEncodeError) as enc:
+        codec.encode(
+            remote.remote_typed_param("x", remote.remote_typed_param_value(99, 0))
+        )
+    assert enc.value.path == "value.type"

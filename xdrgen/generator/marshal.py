@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from xdrgen.generator.layout import LINE, bracketed, string_literal
+from xdrgen.generator.layout import LINE, assignment, bracketed, string_literal
 from xdrgen.generator.names import field_name, py_name, union_disc_name
 from xdrgen.generator.views import View, min_size, view_of
 from xdrgen.model import (
@@ -38,15 +38,16 @@ INLINE_MAX_ITEMS = 8
 INLINE_MAX_DEPTH = 2
 #: Longest fused run (keeps unpack targets on one line).
 RUN_MAX_ITEMS = 12
+#: Most fixed items fused after a string (keeps the unpack targets on one line).
+GROUP_MAX_ITEMS = 8
 
 _BULK_FORMATS = {
     Primitive.INT: "i",
     Primitive.UINT: "I",
     Primitive.HYPER: "q",
     Primitive.UHYPER: "Q",
-    Primitive.FLOAT: "f",
     Primitive.DOUBLE: "d",
-}
+}  # no float: its NaNs need the per-item path (see Fixed.float32)
 
 
 @dataclass
@@ -86,6 +87,9 @@ class Fixed:
     enc_guard: str | None = None
     #: Decode conversion: None, ("map", name) or ("range", lo, hi) or ("pad", start, count).
     dec_conv: tuple[object, ...] | None = None
+    #: A float32: packing goes through a C double, which quiets signalling NaNs,
+    #: so NaNs take a slow path that keeps their exact bits.
+    float32: bool = False
 
 
 @dataclass
@@ -101,8 +105,17 @@ class ModuleContext:
     run_infos: list[tuple[str, list[str], list[str], list[str] | None]] = field(
         default_factory=list
     )
+    #: (fixed tail format, decode?) -> name of its LengthFormats.
+    groups: dict[tuple[str, bool], str] = field(default_factory=dict)
     #: Types of other modules (``--import``) whose codecs this module calls: name -> alias.
     imported_codecs: dict[str, str] = field(default_factory=dict)
+
+    def length_formats(self, tail: str, *, decode: bool) -> str:
+        """Name of the module's :class:`LengthFormats` for ``tail`` (one per tail)."""
+        key = (tail, decode)
+        if key not in self.groups:
+            self.groups[key] = f"_L{'D' if decode else 'E'}{len(self.groups)}"
+        return self.groups[key]
 
     def struct(self, fmt: str) -> str:
         fmt = ">" + fmt
@@ -191,7 +204,7 @@ def fixed_of(ctx: ModuleContext, view: View) -> Fixed | None:
         if p is Primitive.UHYPER:
             return Fixed("Q", "Q", 8, "_ck.UHYPER")
         if p is Primitive.FLOAT:
-            return Fixed("f", "f", 4, "_ck.FLOAT")
+            return Fixed("f", "f", 4, "_ck.FLOAT", dec_conv=("f32",), float32=True)
         if p is Primitive.DOUBLE:
             return Fixed("d", "d", 8, "_ck.DOUBLE")
         if p is Primitive.BOOL:
@@ -342,25 +355,138 @@ class FunctionBody:
         with self.block("except _XdrError as e:"):
             self.emit_call("raise e.within(", [self.type_lit, path.expr()], ")")
 
+    def fusable_union(self, view: View, path: Path) -> tuple[Fixed, Path] | None:
+        """An inlined union's discriminant, which can join the fixed run before it."""
+        if (
+            view.kind != "union"
+            or self.depth >= INLINE_MAX_DEPTH
+            or not self.ctx.inlinable(view)
+        ):
+            return None
+        d = view.definition
+        assert isinstance(d, UnionDef)
+        disc = d.discriminant
+        fx = fixed_of(self.ctx, view_of(disc.kind, disc.type, disc.size))
+        assert fx is not None
+        return fx, path.attr(disc.name or "")
+
     def encode_struct_fields(self, d: StructDef, x: str, path: Path) -> None:
-        run: list[tuple[Fixed, str, Path]] = []
+        items = []
         for f in d.fields:
             assert f.name is not None
-            attr = field_name(f.name)
             view = view_of(f.kind, f.type, f.size)
+            items.append((view, f"{x}.{field_name(f.name)}", path.attr(f.name)))
+        run: list[tuple[Fixed, str, Path]] = []
+        i = 0
+        while i < len(items):
+            view, fx_x, fpath = items[i]
             fx = fixed_of(self.ctx, view)
             if fx is not None:
-                run.append((fx, f"{x}.{attr}", path.attr(f.name)))
+                run.append((fx, fx_x, fpath))
                 if len(run) >= RUN_MAX_ITEMS:
                     self.encode_run(run)
                     run = []
+                i += 1
+                continue
+            union = self.fusable_union(view, fpath)
+            if union is not None and len(run) < RUN_MAX_ITEMS:
+                # The discriminant packs with the run; the arms follow.
+                u, dv = self.load_union(view, fx_x, fpath)
+                run.append((union[0], dv, union[1]))
+                self.encode_run(run)
+                run = []
+                self.encode_fused_union(view, u, fpath, dv)
+                i += 1
                 continue
             if run:
                 self.encode_run(run)
                 run = []
-            self.encode(view, f"{x}.{attr}", path.attr(f.name))
+            tail = self.fixed_after(items, i + 1) if view.kind == "string" else []
+            union = None
+            after = i + 1 + len(tail)
+            if after < len(items) and len(tail) < GROUP_MAX_ITEMS:
+                union = self.fusable_union(items[after][0], items[after][2])
+            if union is not None:
+                uview, ux, upath = items[after]
+                u, dv = self.load_union(uview, ux, upath)
+                self.encode_group(view, fx_x, fpath, tail + [(union[0], dv, union[1])])
+                self.encode_fused_union(uview, u, upath, dv)
+                i = after + 1
+                continue
+            if tail:
+                self.encode_group(view, fx_x, fpath, tail)
+                i += 1 + len(tail)
+                continue
+            self.encode(view, fx_x, fpath)
+            i += 1
         if run:
             self.encode_run(run)
+
+    def load_union(self, view: View, x: str, path: Path) -> tuple[str, str]:
+        """Locals holding union ``x`` and its discriminant (to pack it early)."""
+        d = view.definition
+        assert isinstance(d, UnionDef)
+        u, dv = self.tmp("x"), self.tmp("d")
+        with self.guarded(self.efail(path)):
+            self.emit(f"{u} = {x}")
+            self.emit(f"{dv} = {u}.{union_disc_name(d.discriminant.name or '')}")
+        return u, dv
+
+    def encode_fused_union(self, view: View, u: str, path: Path, dv: str) -> None:
+        d = view.definition
+        assert isinstance(d, UnionDef)
+        self.depth += 1
+        self.encode_union_body(d, u, path, packed=dv)
+        self.depth -= 1
+
+    def fixed_after(
+        self, items: list[tuple[View, str, Path]], start: int
+    ) -> list[tuple[Fixed, str, Path]]:
+        """The fixed-size items right after ``start`` that can join a string's group."""
+        tail: list[tuple[Fixed, str, Path]] = []
+        for view, x, path in items[start:]:
+            fx = fixed_of(self.ctx, view)
+            if fx is None or len(tail) >= GROUP_MAX_ITEMS:
+                break
+            tail.append((fx, x, path))
+        return tail
+
+    def encode_group(
+        self, view: View, x: str, path: Path, run: list[tuple[Fixed, str, Path]]
+    ) -> None:
+        """A string and the fixed items after it: one ``pack`` per value."""
+        b, n = self.tmp("b"), self.tmp("n")
+        self.encode_text(x, b, n, path)
+        if view.bounded:
+            with self.block(f"if {n} > {view.size}:"):
+                self.emit_call(
+                    "raise _too_long(",
+                    [self.type_lit, path.expr(), '"string"', n, str(view.size)],
+                    ")",
+                )
+        table = self.ctx.length_formats(
+            "".join(fx.enc_fmt for fx, _, _ in run), decode=False
+        )
+        values = [n, b] + [fx.enc_expr.format(x=x) for fx, x, _ in run]
+        with self.guarded(self.run_handler_encode(run)):
+            for fx, fx_x, _ in run:
+                if fx.enc_guard:
+                    with self.block(fx.enc_guard.format(x=fx_x)):
+                        self.emit("raise _Invalid")
+            self.emit_call(f"buf += {table}[{n}].pack(", values, ")")
+            size = sum(fx.size for fx, _, _ in run)
+            self.patch_float32(self.float32_items(run), "buf", "len(buf)", size)
+
+    def encode_text(self, x: str, b: str, n: str, path: Path) -> None:
+        """``b`` = UTF-8 of string ``x`` (lone surrogates as their escaped bytes)."""
+        with self.guarded(self.efail(path)):
+            # Plain UTF-8 is the fast, common case; surrogateescape gives the same
+            # bytes for it and round-trips whatever bytes a decoder let through.
+            with self.block("try:"):
+                self.emit(f"{b} = {x}.encode()")
+            with self.block("except UnicodeEncodeError:"):
+                self.emit(f'{b} = {x}.encode("utf-8", "surrogateescape")')
+            self.emit(f"{n} = len({b})")
 
     def encode_run(
         self, run: list[tuple[Fixed, str, Path]], *, returning: bool = False
@@ -373,10 +499,40 @@ class FunctionBody:
                 if fx.enc_guard:
                     with self.block(fx.enc_guard.format(x=x)):
                         self.emit("raise _Invalid")
-            if returning:
+            floats = self.float32_items(run)
+            if returning and floats:
+                self.emit("r = bytearray()")
+                self.emit_call(f"r += {s}.pack(", values, ")")
+                size = sum(fx.size for fx, _, _ in run)
+                self.patch_float32(floats, "r", "len(r)", size)
+                self.emit("return bytes(r)")
+            elif returning:
                 self.emit_call(f"return {s}.pack(", values, ")")
             else:
                 self.emit_call(f"buf += {s}.pack(", values, ")")
+                size = sum(fx.size for fx, _, _ in run)
+                self.patch_float32(floats, "buf", "len(buf)", size)
+
+    @staticmethod
+    def float32_items(
+        run: list[tuple[Fixed, str, Path]], start: int = 0
+    ) -> list[tuple[int, str]]:
+        """(byte position in the run, value expression) of each float32 item."""
+        out = []
+        position = start
+        for fx, x, _ in run:
+            if fx.float32:
+                out.append((position, x))
+            position += fx.size
+        return out
+
+    def patch_float32(
+        self, floats: list[tuple[int, str]], buf: str, end: str, size: int
+    ) -> None:
+        """After packing: rewrite NaNs that carry exact float32 bits (rare path)."""
+        for position, x in floats:
+            with self.block(f"if {x} != {x}:"):
+                self.emit(f"_f32fix({buf}, {end} - {size - position}, {x})")
 
     def run_prefix(self, run: list[tuple[Fixed, str, Path]]) -> tuple[Path, list[str]]:
         """The common dynamic prefix of a run's paths, and the static rests."""
@@ -417,12 +573,12 @@ class FunctionBody:
     def encode_bytes(self, view: View, x: str, path: Path) -> None:
         what = "string" if view.kind == "string" else "opaque"
         b, n = self.tmp("b"), self.tmp("n")
-        with self.guarded(self.efail(path)):
-            if view.kind == "string":
-                self.emit(f'{b} = {x}.encode("utf-8", "surrogateescape")')
-            else:
+        if view.kind == "string":
+            self.encode_text(x, b, n, path)
+        else:
+            with self.guarded(self.efail(path)):
                 self.emit(f"{b} = {x}")
-            self.emit(f"{n} = len({b})")
+                self.emit(f"{n} = len({b})")
         if view.bounded:
             with self.block(f"if {n} > {view.size}:"):
                 self.emit_call(
@@ -482,14 +638,21 @@ class FunctionBody:
         with self.block(f"for {i}, {e} in enumerate({a}):"):
             self.encode(elem, e, path.index(i))
 
-    def encode_union_body(self, d: UnionDef, x: str, path: Path) -> None:
+    def encode_union_body(
+        self, d: UnionDef, x: str, path: Path, packed: str | None = None
+    ) -> None:
+        """The arms of union ``x``; ``packed`` names its discriminant when the
+        caller has already packed it (fused into the run before the union)."""
         disc_attr = union_disc_name(d.discriminant.name or "")
         utype = union_value_type(self.ctx, d)
         disc_view = view_of(
             d.discriminant.kind, d.discriminant.type, d.discriminant.size
         )
-        dv = self.tmp("d")
-        self.emit(f"{dv} = {x}.{disc_attr}")
+        if packed is None:
+            dv = self.tmp("d")
+            self.emit(f"{dv} = {x}.{disc_attr}")
+        else:
+            dv = packed
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]
@@ -502,13 +665,16 @@ class FunctionBody:
                 # One label: pack it as a constant; several: pack the (matched) value.
                 label = labels[0] if len(labels) == 1 else dv
                 self.current_union_type = utype
+                before = len(self.lines)
                 self.encode_arm(
                     arm.declaration,
-                    label,
+                    None if packed else label,
                     x,
                     path,
                     signed=min(int(v) for v in labels) < 0,
                 )
+                if len(self.lines) == before:
+                    self.emit("pass")
             first = False
         with self.block("else:" if not first else "if True:"):
             if d.default is None:
@@ -518,12 +684,16 @@ class FunctionBody:
                     ")",
                 )
             else:
-                # The discriminant is any valid value of its type here: check it.
-                fx = fixed_of(self.ctx, disc_view)
-                assert fx is not None
-                self.encode_run([(fx, dv, path.attr(d.discriminant.name or ""))])
+                before = len(self.lines)
+                if packed is None:
+                    # The discriminant is any valid value of its type here: check it.
+                    fx = fixed_of(self.ctx, disc_view)
+                    assert fx is not None
+                    self.encode_run([(fx, dv, path.attr(d.discriminant.name or ""))])
                 self.current_union_type = utype
                 self.encode_arm(d.default, None, x, path)
+                if len(self.lines) == before:
+                    self.emit("pass")
 
     def encode_arm(
         self, decl: object, label: str | None, x: str, path: Path, signed: bool = False
@@ -559,10 +729,16 @@ class FunctionBody:
                         [label, fx.enc_expr.format(x=f"{x}.value")],
                         ")",
                     )
+                    if fx.float32:
+                        self.patch_float32([(4, f"{x}.value")], "buf", "len(buf)", 8)
                 return
             s = self.ctx.struct("i" if signed else "I")
             self.emit(f"buf += {s}.pack({label})")
         if view.kind == "void":
+            return
+        fx = fixed_of(self.ctx, view)
+        if fx is not None:
+            self.encode_run([(fx, f"{x}.value", path.attr(decl.name or ""))])
             return
         value = self.tmp("u")
         arm_type = py_type_of_view(self.ctx, view)
@@ -643,25 +819,129 @@ class FunctionBody:
     def decode_struct_fields(
         self, d: StructDef, o: str, path: Path, *, skip_last: bool = False
     ) -> None:
-        run: list[tuple[Fixed, str, Path]] = []
         fields = d.fields[:-1] if skip_last else d.fields
+        items = []
         for f in fields:
             assert f.name is not None
             view = view_of(f.kind, f.type, f.size)
-            target = f"{o}.{field_name(f.name)}"
+            items.append((view, f"{o}.{field_name(f.name)}", path.attr(f.name)))
+        run: list[tuple[Fixed, str, Path]] = []
+        i = 0
+        while i < len(items):
+            view, target, fpath = items[i]
             fx = fixed_of(self.ctx, view)
             if fx is not None:
-                run.append((fx, target, path.attr(f.name)))
+                run.append((fx, target, fpath))
                 if len(run) >= RUN_MAX_ITEMS:
                     self.decode_run(run)
                     run = []
+                i += 1
+                continue
+            union = self.fusable_union(view, fpath)
+            if union is not None and len(run) < RUN_MAX_ITEMS:
+                # The discriminant unpacks with the run; the arms follow.
+                dv = self.tmp("d")
+                run.append((union[0], dv, union[1]))
+                self.decode_run(run)
+                run = []
+                self.decode_fused_union(view, target, fpath, dv)
+                i += 1
                 continue
             if run:
                 self.decode_run(run)
                 run = []
-            self.decode(view, target, path.attr(f.name))
+            tail = (
+                self.fixed_after(items, i + 1)
+                if view.kind in ("string", "var_opaque")
+                else []
+            )
+            union = None
+            after = i + 1 + len(tail)
+            if (
+                view.kind in ("string", "var_opaque")
+                and after < len(items)
+                and len(tail) < GROUP_MAX_ITEMS
+            ):
+                union = self.fusable_union(items[after][0], items[after][2])
+            if union is not None:
+                uview, utarget, upath = items[after]
+                dv = self.tmp("d")
+                self.decode_group(
+                    view, target, fpath, tail + [(union[0], dv, union[1])]
+                )
+                self.decode_fused_union(uview, utarget, upath, dv)
+                i = after + 1
+                continue
+            if tail:
+                self.decode_group(view, target, fpath, tail)
+                i += 1 + len(tail)
+                continue
+            self.decode(view, target, fpath)
+            i += 1
         if run:
             self.decode_run(run)
+
+    def decode_fused_union(self, view: View, target: str, path: Path, dv: str) -> None:
+        self.depth += 1
+        self.decode_union_body(view, target, path, decoded=dv)
+        self.depth -= 1
+
+    def decode_group(
+        self, view: View, target: str, path: Path, run: list[tuple[Fixed, str, Path]]
+    ) -> None:
+        """A string/opaque and the fixed items after it: one ``unpack_from``."""
+        what = "string" if view.kind == "string" else "opaque"
+        n, b, p = self.tmp("n"), self.tmp("b"), self.tmp("p")
+        with self.guarded(self.dfail(path)):
+            self.emit(f"({n},) = _U32.unpack_from(data, off)")
+        if view.bounded:
+            with self.block(f"if {n} > {view.size}:"):
+                self.emit_call(
+                    "raise _decl_too_long(",
+                    [self.type_lit, path.expr(), f'"{what}"', n, str(view.size), "off"],
+                    ")",
+                )
+        table = self.ctx.length_formats(
+            "".join(fx.dec_fmt for fx, _, _ in run), decode=True
+        )
+        prefix, rests = self.run_prefix(run)
+        info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], None)
+        handler = [
+            (
+                "raise _dgroup(",
+                [
+                    self.type_lit,
+                    path.expr(),
+                    f'"{what}"',
+                    n,
+                    prefix.expr(),
+                    info,
+                    "data",
+                    "off",
+                    "e",
+                ],
+                ") from None",
+            )
+        ]
+        size = sum(fx.size for fx, _, _ in run)
+        with self.guarded(handler):
+            self.emit_unpack(
+                run, ["_", b, p], f"{table}[{n}]", "off", f"off + (({n} + 7) & -4)"
+            )
+            with self.block(f"if {p} != _PAD[{n} & 3]:"):
+                self.emit("raise _Invalid")
+        if view.kind == "string":
+            self.decode_text(b, target)
+        else:
+            self.emit(f"{target} = {b}")
+        self.emit(f"off += (({n} + 3) & -4) + {4 + size}")
+
+    def decode_text(self, raw: str, target: str) -> None:
+        """``target`` = the str of UTF-8 bytes ``raw`` (invalid bytes escaped)."""
+        with self.block("try:"):
+            self.emit(f"{target} = {raw}.decode()")
+        with self.block("except UnicodeDecodeError:"):
+            self.emit(f'{target} = {raw}.decode("utf-8", "surrogateescape")')
 
     def decode_run(
         self,
@@ -682,44 +962,100 @@ class FunctionBody:
             )
         ]
         with self.guarded(handler):
-            direct = all(fx.dec_conv is None for fx, _, _ in run)
-            targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
-            lhs = f"({targets[0]},)" if len(targets) == 1 else ", ".join(targets)
-            if (
-                len(f"{' ' * self.indent}{lhs} = {s}.unpack_from(data, {at})") > LINE
-                and direct
-            ):
-                targets = [self.tmp("t") for _ in run]
-                direct = False
-                lhs = f"({targets[0]},)" if len(targets) == 1 else ", ".join(targets)
-            self.emit_call(f"{lhs} = {s}.unpack_from(", ["data", at], ")")
-            if not direct:
-                position = 0
-                for (fx, target, _), t in zip(run, targets):
-                    conv = fx.dec_conv
-                    if conv is None:
-                        self.emit(f"{target} = {t}")
-                    elif conv[0] == "map":
-                        self.emit(f"{target} = {conv[1]}[{t}]")
-                    elif conv[0] == "range":
-                        lo, hi = conv[1], conv[2]
-                        cond = f"{t} > {hi}" if lo == 0 else f"not {lo} <= {t} <= {hi}"
-                        with self.block(f"if {cond}:"):
-                            self.emit("raise _Invalid")
-                        self.emit(f"{target} = {t}")
-                    else:  # padding of a fixed opaque: must be zero
-                        n, pad = conv[1], conv[2]
-                        assert isinstance(n, int) and isinstance(pad, int)
-                        p1 = self.tmp("p")
-                        self.emit(f"{p1} = {at} + {position + n}")
-                        with self.block(
-                            f"if data[{p1} : {p1} + {pad}] != _PAD[{(4 - pad) & 3}]:"
-                        ):
-                            self.emit("raise _Invalid")
-                        self.emit(f"{target} = {t}")
-                    position += fx.size
+            self.emit_unpack(run, [], s, at, at)
             if advance:
                 self.emit(f"off += {sum(fx.size for fx, _, _ in run)}")
+
+    def decode_whole(self, run: list[tuple[Fixed, str, Path]], size: int) -> None:
+        """Decode a whole value that is one fused run from all of ``data``."""
+        s = self.ctx.struct("".join(fx.dec_fmt for fx, _, _ in run))
+        prefix, rests = self.run_prefix(run)
+        info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], None)
+        handler = [
+            (
+                "raise _dwhole(",
+                [self.type_lit, info, "data", str(size), "e"],
+                ") from None",
+            )
+        ]
+        with self.guarded(handler):
+            self.emit_unpack(run, [], s, "0", "0", whole=True)
+
+    def emit_unpack(
+        self,
+        run: list[tuple[Fixed, str, Path]],
+        lead: list[str],
+        packer: str,
+        at: str,
+        base: str,
+        *,
+        whole: bool = False,
+    ) -> None:
+        """``lead..., run targets = packer.unpack_from(data, at)`` plus conversions.
+
+        ``base`` is the offset expression where the run itself starts (positions
+        of NaNs and pads are relative to it).
+        """
+        direct = all(fx.dec_conv is None for fx, _, _ in run)
+        targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
+        names = lead + targets
+        lhs = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+        if (
+            len(f"{' ' * self.indent}{lhs} = {packer}.unpack_from(data, {at})") > LINE
+            and direct
+        ):
+            targets = [self.tmp("t") for _ in run]
+            direct = False
+            names = lead + targets
+            lhs = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+        if len(f"{' ' * self.indent}{lhs} = {packer}.unpack_from(") > LINE - 4:
+            short = self.tmp("k")
+            self.emit(f"{short} = {packer}")
+            packer = short
+        if whole:
+            self.emit_call(f"{lhs} = {packer}.unpack(", ["data"], ")")
+        else:
+            self.emit_call(f"{lhs} = {packer}.unpack_from(", ["data", at], ")")
+        if direct:
+            return
+
+        def where(position: int) -> str:
+            if position == 0:
+                return base
+            return str(position) if base == "0" else f"{base} + {position}"
+
+        position = 0
+        for (fx, target, _), t in zip(run, targets):
+            conv = fx.dec_conv
+            if conv is None:
+                self.emit(f"{target} = {t}")
+            elif conv[0] == "map":
+                self.emit(f"{target} = {conv[1]}[{t}]")
+            elif conv[0] == "f32":
+                self.lines.extend(
+                    assignment(
+                        self.indent,
+                        target,
+                        f"{t} if {t} == {t} else _f32nan(data, {where(position)})",
+                    )
+                )
+            elif conv[0] == "range":
+                lo, hi = conv[1], conv[2]
+                cond = f"{t} > {hi}" if lo == 0 else f"not {lo} <= {t} <= {hi}"
+                with self.block(f"if {cond}:"):
+                    self.emit("raise _Invalid")
+                self.emit(f"{target} = {t}")
+            else:  # padding of a fixed opaque: must be zero
+                n, pad = conv[1], conv[2]
+                assert isinstance(n, int) and isinstance(pad, int)
+                p1 = self.tmp("p")
+                self.emit(f"{p1} = {where(position + n)}")
+                with self.block(
+                    f"if data[{p1} : {p1} + {pad}] != _PAD[{(4 - pad) & 3}]:"
+                ):
+                    self.emit("raise _Invalid")
+                self.emit(f"{target} = {t}")
+            position += fx.size
 
     def decode_bytes(self, view: View, target: str, path: Path) -> None:
         what = "string" if view.kind == "string" else "opaque"
@@ -818,7 +1154,11 @@ class FunctionBody:
             self.emit(f"{ap}({el})")
         self.emit(f"{target} = {lst}")
 
-    def decode_union_body(self, view: View, target: str, path: Path) -> None:
+    def decode_union_body(
+        self, view: View, target: str, path: Path, decoded: str | None = None
+    ) -> None:
+        """Decode union ``view``; ``decoded`` names its discriminant when the caller
+        has already decoded it (fused into the run before the union)."""
         assert view.named is not None
         d = view.definition
         assert isinstance(d, UnionDef)
@@ -826,10 +1166,14 @@ class FunctionBody:
             d.discriminant.kind, d.discriminant.type, d.discriminant.size
         )
         dpath = path.attr(d.discriminant.name or "")
-        dv, val = self.tmp("d"), self.tmp("w")
-        fx = fixed_of(self.ctx, disc_view)
-        assert fx is not None
-        self.decode_run([(fx, dv, dpath)])
+        val = self.tmp("w")
+        if decoded is None:
+            dv = self.tmp("d")
+            fx = fixed_of(self.ctx, disc_view)
+            assert fx is not None
+            self.decode_run([(fx, dv, dpath)])
+        else:
+            dv = decoded
         self.emit(f"{val}: {self.union_value_type(d)}")
         first = True
         for arm in d.arms:

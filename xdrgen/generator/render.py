@@ -369,17 +369,10 @@ class ModuleRenderer:
             enc.encode_run(items, returning=True)
             dec = FunctionBody(self.ctx, d.name)
             size = sum(fx.size for fx, _, _ in items)
-            with dec.block(f"if len(data) != {size}:"):
-                dec.emit_call(
-                    "raise _wrong_size(",
-                    [string_literal(d.name), "data", str(size)],
-                    ")",
-                )
             dec.emit(f"o = _new({name})")
-            dec.decode_run(
-                [(fx, "o." + x.partition(".")[2], p) for fx, x, p in items],
-                at="0",
-                advance=False,
+            # ``unpack`` insists on exactly ``size`` bytes: no separate length test.
+            dec.decode_whole(
+                [(fx, "o." + x.partition(".")[2], p) for fx, x, p in items], size
             )
             dec.emit("return o")
             self.fast[d.name] = (f"_encode_{name}", f"_decode_{name}")
@@ -395,10 +388,42 @@ class ModuleRenderer:
             f = d.fields[0]
             view = view_of(f.kind, f.type, f.size)
             if view.kind == "var_opaque":
-                return self.opaque_fast_encode(
+                encode = self.opaque_fast_encode(
                     d, view, f"v.{field_name(f.name or '')}", f.name or ""
                 )
+                return encode + self.opaque_fast_decode(d, view, f.name or "")
         return []
+
+    def opaque_fast_decode(self, d: StructDef, view: View, field: str) -> list[str]:
+        """``decode`` of a struct that is one variable opaque: one copy, no wrapper."""
+        name = py_name(d.name)
+        t, path = string_literal(d.name), string_literal(field)
+        body = FunctionBody(self.ctx, d.name)
+        body.emit(f"o = _new({name})")
+        with body.guarded(
+            [("raise _dfail(", [t, path, "e", "data", "0"], ") from None")]
+        ):
+            body.emit("(n,) = _U32.unpack_from(data, 0)")
+        if view.bounded:
+            with body.block(f"if n > {view.size}:"):
+                body.emit_call(
+                    "raise _decl_too_long(",
+                    [t, path, '"opaque"', "n", str(view.size), "0"],
+                    ")",
+                )
+        body.emit("q = (n + 7) & -4")
+        with body.block("if q != len(data):"):
+            body.emit_call(
+                "raise _bytes_size(", [t, path, '"opaque"', "n", "data"], ")"
+            )
+        body.emit(f"o.{field_name(field)} = bytes(data[4 : 4 + n])")
+        with body.block("if n & 3 and data[4 + n : q] != _PAD[n & 3]:"):
+            body.emit_call("raise _bad_pad(", [t, path, "4 + n"], ")")
+        body.emit("return o")
+        self.fast[d.name] = (self.fast[d.name][0], f"_decode_{name}")
+        return [
+            "\n".join([*_def(f"_decode_{name}", ["data: _Buffer"], name), *body.lines])
+        ]
 
     def opaque_fast_encode(
         self, d: StructDef | TypedefDef, view: View, x: str = "v", path: str = ""
@@ -442,6 +467,10 @@ class ModuleRenderer:
             )
         for fmt, sname in self.ctx.structs.items():
             lines.append(f"{sname} = _struct.Struct({string_literal(fmt)})")
+        for (tail, decode), gname in self.ctx.groups.items():
+            lines.append(
+                f"{gname} = _LengthFormats({string_literal(tail)}, decode={decode})"
+            )
         for mname, cls in self.ctx.enum_sources.items():
             lines.extend(
                 bracketed(

@@ -18,6 +18,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from xdrgen.runtime.checks import RunInfo, decode_run_error
 from xdrgen.runtime.errors import (
     XdrDecodeError,
     XdrDepthError,
@@ -47,6 +48,34 @@ FALSE_WORD = b"\0\0\0\0"
 BOOL_DECODE: dict[int, bool] = {0: False, 1: True}
 #: Encoded bool value -> word value (``True``/``False`` hash like 1/0).
 BOOL_ENCODE: dict[object, int] = {0: 0, 1: 1}
+
+
+#: Lengths up to this get their :class:`LengthFormats` entry cached.
+LENGTH_FORMATS_CACHED = 256
+
+
+class LengthFormats(dict[int, struct.Struct]):
+    """``struct.Struct`` for "length word, n bytes, padding, then fixed items", per n.
+
+    A string or variable opaque followed by fixed-size fields then packs or
+    unpacks in one call.  Decoding formats read the padding as bytes (to check
+    it is zero), encoding formats write zero bytes.  Short lengths are cached
+    (bounded: at most ``LENGTH_FORMATS_CACHED + 1`` entries); longer ones are
+    built per call, which is cheap next to copying that much data.
+    """
+
+    __slots__ = ("tail", "pad")
+
+    def __init__(self, tail: str, *, decode: bool) -> None:
+        super().__init__()
+        self.tail = tail
+        self.pad = "s" if decode else "x"
+
+    def __missing__(self, length: int) -> struct.Struct:
+        packer = struct.Struct(f">I{length}s{(-length) & 3}{self.pad}{self.tail}")
+        if length <= LENGTH_FORMATS_CACHED:
+            self[length] = packer
+        return packer
 
 
 class Invalid(Exception):
@@ -167,6 +196,61 @@ def fail_decode(
         )
     return XdrDecodeError(
         f"cannot decode: {cause!r}", type_name=type_name, path=path, offset=offset
+    )
+
+
+def decode_group_error(
+    type_name: str,
+    path: str,
+    what: str,
+    length: int,
+    prefix: str,
+    info: RunInfo,
+    data: Buffer,
+    offset: int,
+    cause: BaseException,
+) -> XdrError:
+    """Explain a failed one-call decode of a string/opaque and the fixed items after it.
+
+    Reports what the item-by-item code would have: the bytes past the end, bad
+    padding, or (via the run's checks) the fixed item that is wrong.
+    """
+    if isinstance(cause, XdrError):
+        return cause
+    start = offset + 4
+    end = start + length
+    padded = (end + 3) & -4
+    if padded > len(data):
+        return declared_past_end(
+            type_name, path, what, length, padded - start, data, offset
+        )
+    if bytes(data[end:padded]) != PAD[length & 3]:
+        return bad_padding(type_name, path, end)
+    return decode_run_error(type_name, prefix, info, data, padded, cause)
+
+
+def decode_whole_error(
+    type_name: str, info: RunInfo, data: Buffer, size: int, cause: BaseException
+) -> XdrError:
+    """Explain a failed ``decode`` of a fixed-size value unpacked in one call."""
+    if isinstance(cause, XdrError):
+        return cause
+    if len(data) != size:
+        return wrong_size(type_name, data, size)
+    return decode_run_error(type_name, "", info, data, 0, cause)
+
+
+def bytes_size_error(
+    type_name: str, path: str, what: str, length: int, data: Buffer
+) -> XdrDecodeError:
+    """``decode`` of a lone string/opaque whose length word disagrees with the data."""
+    padded = (length + 7) & -4
+    if padded > len(data):
+        return declared_past_end(type_name, path, what, length, padded - 4, data, 0)
+    return XdrTrailingDataError(
+        f"{len(data) - padded} trailing bytes after the value",
+        type_name=type_name,
+        offset=padded,
     )
 
 
@@ -398,3 +482,32 @@ def wrong_size(type_name: str, data: Buffer, size: int) -> XdrDecodeError:
         type_name=type_name,
         offset=size,
     )
+
+
+# --------------------------------------------------------------------------
+# float32 NaNs: CPython converts float32 through a C double, which quiets a
+# signalling NaN (0x7f800001 would come back as 0x7fc00001).  Decoders keep the
+# exact bits of every NaN they read; encoders write them back.  Only NaNs pay.
+
+_F32 = struct.Struct(">f")
+
+
+class Float32Bits(float):
+    """A float32 NaN as read from the wire; ``bits`` is its exact 32-bit pattern."""
+
+    bits: int
+
+
+def float32_nan(data: Buffer, offset: int) -> float:
+    """The NaN at ``offset`` (already known to be one), remembering its bits."""
+    (bits,) = U32.unpack_from(data, offset)
+    (quiet,) = _F32.unpack_from(data, offset)
+    value = Float32Bits(quiet)
+    value.bits = bits
+    return value
+
+
+def float32_fix(buf: bytearray, offset: int, value: object) -> None:
+    """Rewrite the float32 NaN just packed at ``offset`` with its remembered bits."""
+    if type(value) is Float32Bits:
+        buf[offset : offset + 4] = U32.pack(value.bits)
