@@ -398,3 +398,21 @@ def test_string_constants_and_rpcgen_builtin_types() -> None:
     des = module.types["des_block"]
     assert isinstance(des, TypedefDef)
     assert (des.declaration.kind, des.declaration.size) == (DeclKind.FIXED_OPAQUE, 8)
+
+
+def test_cli_reports_filesystem_errors_without_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "xdrgen.cli", "generate", str(DEMO), "-o", str(blocker / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    directory = subprocess.run(
+        [sys.executable, "-m", "xdrgen.cli", "check", str(tmp_path)], capture_output=True, text=True
+    )
+    assert directory.returncode == 2
+    assert directory.stderr.strip() == f"error: {tmp_path}: is a directory, not a .x file"

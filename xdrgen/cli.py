@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     except XdrgenError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        # Unreadable inputs, unwritable outputs: the user's environment, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 

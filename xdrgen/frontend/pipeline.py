@@ -48,6 +48,8 @@ def load_module(
     _externals: tuple[dict[str, int], list[Path]] | None = None,
     _loading: tuple[Path, ...] = (),
 ) -> XdrModule:
+    if path.is_dir():
+        raise error(f"{path}: is a directory, not a .x file")
     if not path.is_file():
         raise error(f"{path}: no such file")
     resolved_path = path.resolve()
