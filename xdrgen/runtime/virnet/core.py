@@ -158,10 +158,12 @@ class VirNetCore:
         if length > FRAME_MAX:
             raise ValueError(f"message of {length} bytes exceeds the libvirt maximum {FRAME_MAX}")
         prefix = PREFIX.pack(length, prog, vers, proc, mtype, serial, status)
+        self._check_alive()
+        # Appended here rather than through _queue: this runs once per frame.
+        self._out.append(prefix)
         if view.nbytes:
-            self._queue(prefix, view.cast("B") if view.format != "B" or view.ndim != 1 else view)
-        else:
-            self._queue(prefix)
+            self._out.append(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
+        self._out_bytes += length
 
     def _check_alive(self) -> None:
         if self._failed is not None:
@@ -195,7 +197,7 @@ class VirNetCore:
         if version is None:
             raise ValueError(f"program {prog:#x} is not one this connection speaks")
         serial = self._next_serial()
-        fd_list = list(fds)
+        fd_list = list(fds) if fds else ()
         if fd_list:
             if len(fd_list) > NUM_FDS_MAX:
                 raise ValueError(f"{len(fd_list)} fds exceed the per-message maximum {NUM_FDS_MAX}")

@@ -10,8 +10,7 @@ payload view stays valid for as long as the caller keeps it.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from xdrgen.runtime.virnet.constants import (
     FRAME_MAX,
@@ -33,8 +32,9 @@ _STATUSES: Final = frozenset(int(s) for s in Status)
 _SPARES: Final = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
+    """The six words after the length (a tuple: built once per frame, cheaply)."""
+
     prog: int
     vers: int
     proc: int
@@ -187,6 +187,7 @@ class FrameBuffer:
             return None
         buf = self._buf
         (length,) = _LENGTH.unpack_from(buf, start)
+        fields: tuple[int, int, int, int, int, int] | None = None
         if not self._checked:
             if length < PREFIX_SIZE:
                 raise ProtocolError(f"frame length {length} is shorter than the {PREFIX_SIZE}-byte minimum", self.stream_offset)
@@ -194,7 +195,8 @@ class FrameBuffer:
                 raise ProtocolError(f"frame length {length} exceeds the libvirt maximum {FRAME_MAX}", self.stream_offset)
             if avail < PREFIX_SIZE:
                 return None
-            prog, vers, proc, mtype, serial, status = _HEADER.unpack_from(buf, start + LEN_SIZE)
+            fields = _HEADER.unpack_from(buf, start + LEN_SIZE)
+            mtype, status = fields[3], fields[5]
             if mtype not in _TYPES:
                 raise ProtocolError(f"unknown message type {mtype}", self.stream_offset)
             if status not in _STATUSES:
@@ -202,12 +204,13 @@ class FrameBuffer:
             self._checked = True
         if avail < length:
             return None
-        prog, vers, proc, mtype, serial, status = _HEADER.unpack_from(buf, start + LEN_SIZE)
-        offset = self.stream_offset
+        if fields is None:  # checked on an earlier call, when the body was still missing
+            fields = _HEADER.unpack_from(buf, start + LEN_SIZE)
+        offset = self._consumed + start
         payload = memoryview(buf)[start + PREFIX_SIZE : start + length].toreadonly()
         self._start = start + length
         self._checked = False
-        return Header(prog, vers, proc, mtype, serial, status), payload, offset
+        return Header._make(fields), payload, offset
 
 
 __all__ = ["Header", "FrameBuffer", "PREFIX", "pack_prefix", "encode_frame", "HEADER_SIZE"]

@@ -6,7 +6,7 @@ import array
 import os
 import socket
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 from xdrgen.runtime.virnet.constants import NUM_FDS_MAX
 from xdrgen.runtime.virnet.core import FdCarrier, OutBuffer
@@ -22,8 +22,11 @@ def write_all(sock: socket.socket, buffers: Sequence[OutBuffer]) -> None:
 
     An FdCarrier is sent as one zero byte with the fd attached (SCM_RIGHTS).
     """
-    i = 0
     n = len(buffers)
+    if n <= _IOV_MAX and FdCarrier not in map(type, buffers):
+        _sendmsg_all(sock, cast("Sequence[bytes | memoryview]", buffers))  # the common case: one gathered write
+        return
+    i = 0
     while i < n:
         item = buffers[i]
         if isinstance(item, FdCarrier):
@@ -43,7 +46,8 @@ def write_all(sock: socket.socket, buffers: Sequence[OutBuffer]) -> None:
         i = j
 
 
-def _sendmsg_all(sock: socket.socket, batch: list[bytes | memoryview]) -> None:
+def _sendmsg_all(sock: socket.socket, batch: Sequence[bytes | memoryview]) -> None:
+    """Send ``batch`` (no FdCarrier in it) completely; never mutates the caller's list."""
     while batch:
         sent = sock.sendmsg(batch)
         # Drop what went out; keep a view of a partly sent buffer.
@@ -51,9 +55,12 @@ def _sendmsg_all(sock: socket.socket, batch: list[bytes | memoryview]) -> None:
         while k < len(batch) and sent >= len(batch[k]):
             sent -= len(batch[k])
             k += 1
-        batch = batch[k:]
-        if sent and batch:
-            batch[0] = memoryview(batch[0])[sent:]
+        if k == len(batch):
+            return
+        rest = list(batch[k:])
+        if sent:
+            rest[0] = memoryview(rest[0])[sent:]
+        batch = rest
 
 
 def recv_into_with_fds(sock: socket.socket, buf: memoryview, want_fds: bool, flags: int = 0) -> tuple[int, list[int]]:
