@@ -30,6 +30,7 @@ from xdrgen.runtime.codec import XdrUnion as _XdrUnion
 from xdrgen.runtime.codec import bad_discriminant_decode as _bad_disc_d
 from xdrgen.runtime.codec import bytes_size_error as _bytes_size
 from xdrgen.runtime.codec import chain_path as _chain
+from xdrgen.runtime.codec import cyclic_list as _cycle
 from xdrgen.runtime.codec import bad_discriminant_encode as _bad_disc_e
 from xdrgen.runtime.codec import bad_optional as _bad_opt
 from xdrgen.runtime.codec import bad_padding as _bad_pad
@@ -41,6 +42,7 @@ from xdrgen.runtime.codec import fail_decode as _dfail
 from xdrgen.runtime.codec import fail_encode as _efail
 from xdrgen.runtime.codec import float32_fix as _f32fix
 from xdrgen.runtime.codec import float32_nan as _f32nan
+from xdrgen.runtime.codec import index_of as _at
 from xdrgen.runtime.codec import new_instance as _new
 from xdrgen.runtime.codec import too_long as _too_long
 from xdrgen.runtime.codec import wrong_length as _wrong_length
@@ -792,167 +794,240 @@ _R105 = _RunInfo("", None, _EC_demo_procedure)
 
 def _enc_demo_kind(buf: bytearray, v: demo_kind) -> None:
     try:
-        buf += _S0.pack(_EM_demo_kind[v])
+        try:
+            buf += _S0.pack(_EM_demo_kind[v])
+        except Exception as e:
+            raise _erun("demo_kind", "", _R0, (v,), e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_kind", "", _R0, (v,), e) from None
+        raise _efail("demo_kind", "", e) from None
 
 
 def _dec_demo_kind(data: _Buffer, off: int) -> tuple[demo_kind, int]:
     try:
-        (t1,) = _S0.unpack_from(data, off)
-        r = _EM_demo_kind[t1]
-        off += 4
+        try:
+            (t1,) = _S0.unpack_from(data, off)
+            r = _EM_demo_kind[t1]
+            off += 4
+        except Exception as e:
+            raise _drun("demo_kind", "", _R1, data, off, e) from None
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_kind", "", _R1, data, off, e) from None
-    return r, off
+        raise _dfail("demo_kind", "", e, data, off) from None
 
 
 def _enc_demo_status(buf: bytearray, v: demo_status) -> None:
     try:
-        buf += _S0.pack(_EM_demo_status[v])
+        try:
+            buf += _S0.pack(_EM_demo_status[v])
+        except Exception as e:
+            raise _erun("demo_status", "", _R2, (v,), e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_status", "", _R2, (v,), e) from None
+        raise _efail("demo_status", "", e) from None
 
 
 def _dec_demo_status(data: _Buffer, off: int) -> tuple[demo_status, int]:
     try:
-        (t1,) = _S0.unpack_from(data, off)
-        r = _EM_demo_status[t1]
-        off += 4
+        try:
+            (t1,) = _S0.unpack_from(data, off)
+            r = _EM_demo_status[t1]
+            off += 4
+        except Exception as e:
+            raise _drun("demo_status", "", _R3, data, off, e) from None
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_status", "", _R3, data, off, e) from None
-    return r, off
+        raise _dfail("demo_status", "", e, data, off) from None
 
 
 def _enc_demo_count(buf: bytearray, v: demo_count) -> None:
     try:
-        buf += _S0.pack(v)
+        try:
+            buf += _S0.pack(v)
+        except Exception as e:
+            raise _erun("demo_count", "", _R4, (v,), e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_count", "", _R4, (v,), e) from None
+        raise _efail("demo_count", "", e) from None
 
 
 def _dec_demo_count(data: _Buffer, off: int) -> tuple[demo_count, int]:
     try:
-        (r,) = _S0.unpack_from(data, off)
-        off += 4
+        try:
+            (r,) = _S0.unpack_from(data, off)
+            off += 4
+        except Exception as e:
+            raise _drun("demo_count", "", _R5, data, off, e) from None
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_count", "", _R5, data, off, e) from None
-    return r, off
+        raise _dfail("demo_count", "", e, data, off) from None
 
 
 def _enc_demo_name(buf: bytearray, v: demo_name) -> None:
     try:
         try:
-            b1 = v.encode()
-        except UnicodeEncodeError:
-            b1 = v.encode("utf-8", "surrogateescape")
-        n2 = len(b1)
+            try:
+                b1 = v.encode()
+            except UnicodeEncodeError:
+                b1 = v.encode("utf-8", "surrogateescape")
+            n2 = len(b1)
+        except Exception as e:
+            raise _efail("demo_name", "", e) from None
+        if n2 > 64:
+            raise _too_long("demo_name", "", "string", n2, 64)
+        buf += _U32.pack(n2)
+        buf += b1
+        if n2 & 3:
+            buf += _PAD[n2 & 3]
+    except _XdrError:
+        raise
     except Exception as e:
         raise _efail("demo_name", "", e) from None
-    if n2 > 64:
-        raise _too_long("demo_name", "", "string", n2, 64)
-    buf += _U32.pack(n2)
-    buf += b1
-    if n2 & 3:
-        buf += _PAD[n2 & 3]
 
 
 def _dec_demo_name(data: _Buffer, off: int) -> tuple[demo_name, int]:
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_name", "", e, data, off) from None
+        if n1 > 64:
+            raise _decl_too_long("demo_name", "", "string", n1, 64, off)
+        s2 = off + 4
+        e3 = s2 + n1
+        q4 = (e3 + 3) & -4
+        if q4 > len(data):
+            raise _past_end("demo_name", "", "string", n1, q4 - s2, data, off)
+        r = str(data[s2:e3], "utf-8", "surrogateescape")
+        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
+            raise _bad_pad("demo_name", "", e3)
+        off = q4
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
         raise _dfail("demo_name", "", e, data, off) from None
-    if n1 > 64:
-        raise _decl_too_long("demo_name", "", "string", n1, 64, off)
-    s2 = off + 4
-    e3 = s2 + n1
-    q4 = (e3 + 3) & -4
-    if q4 > len(data):
-        raise _past_end("demo_name", "", "string", n1, q4 - s2, data, off)
-    r = str(data[s2:e3], "utf-8", "surrogateescape")
-    if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-        raise _bad_pad("demo_name", "", e3)
-    off = q4
-    return r, off
 
 
 def _enc_demo_text(buf: bytearray, v: demo_text) -> None:
     try:
         try:
-            b1 = v.encode()
-        except UnicodeEncodeError:
-            b1 = v.encode("utf-8", "surrogateescape")
-        n2 = len(b1)
+            try:
+                b1 = v.encode()
+            except UnicodeEncodeError:
+                b1 = v.encode("utf-8", "surrogateescape")
+            n2 = len(b1)
+        except Exception as e:
+            raise _efail("demo_text", "", e) from None
+        buf += _U32.pack(n2)
+        buf += b1
+        if n2 & 3:
+            buf += _PAD[n2 & 3]
+    except _XdrError:
+        raise
     except Exception as e:
         raise _efail("demo_text", "", e) from None
-    buf += _U32.pack(n2)
-    buf += b1
-    if n2 & 3:
-        buf += _PAD[n2 & 3]
 
 
 def _dec_demo_text(data: _Buffer, off: int) -> tuple[demo_text, int]:
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_text", "", e, data, off) from None
+        s2 = off + 4
+        e3 = s2 + n1
+        q4 = (e3 + 3) & -4
+        if q4 > len(data):
+            raise _past_end("demo_text", "", "string", n1, q4 - s2, data, off)
+        r = str(data[s2:e3], "utf-8", "surrogateescape")
+        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
+            raise _bad_pad("demo_text", "", e3)
+        off = q4
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
         raise _dfail("demo_text", "", e, data, off) from None
-    s2 = off + 4
-    e3 = s2 + n1
-    q4 = (e3 + 3) & -4
-    if q4 > len(data):
-        raise _past_end("demo_text", "", "string", n1, q4 - s2, data, off)
-    r = str(data[s2:e3], "utf-8", "surrogateescape")
-    if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-        raise _bad_pad("demo_text", "", e3)
-    off = q4
-    return r, off
 
 
 def _enc_demo_uuid(buf: bytearray, v: demo_uuid) -> None:
     try:
-        if len(v) != 16:
-            raise _Invalid
-        buf += _S1.pack(v)
+        try:
+            if len(v) != 16:
+                raise _Invalid
+            buf += _S1.pack(v)
+        except Exception as e:
+            raise _erun("demo_uuid", "", _R6, (v,), e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_uuid", "", _R6, (v,), e) from None
+        raise _efail("demo_uuid", "", e) from None
 
 
 def _dec_demo_uuid(data: _Buffer, off: int) -> tuple[demo_uuid, int]:
     try:
-        (r,) = _S1.unpack_from(data, off)
-        off += 16
+        try:
+            (r,) = _S1.unpack_from(data, off)
+            off += 16
+        except Exception as e:
+            raise _drun("demo_uuid", "", _R7, data, off, e) from None
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_uuid", "", _R7, data, off, e) from None
-    return r, off
+        raise _dfail("demo_uuid", "", e, data, off) from None
 
 
 def _enc_demo_blob(buf: bytearray, v: demo_blob) -> None:
     try:
-        b1 = v
-        n2 = len(b1)
+        try:
+            b1 = v
+            n2 = len(b1)
+        except Exception as e:
+            raise _efail("demo_blob", "", e) from None
+        buf += _U32.pack(n2)
+        try:
+            buf += b1
+        except Exception as e:
+            raise _efail("demo_blob", "", e) from None
+        if n2 & 3:
+            buf += _PAD[n2 & 3]
+    except _XdrError:
+        raise
     except Exception as e:
         raise _efail("demo_blob", "", e) from None
-    buf += _U32.pack(n2)
-    buf += b1
-    if n2 & 3:
-        buf += _PAD[n2 & 3]
 
 
 def _dec_demo_blob(data: _Buffer, off: int) -> tuple[demo_blob, int]:
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_blob", "", e, data, off) from None
+        s2 = off + 4
+        e3 = s2 + n1
+        q4 = (e3 + 3) & -4
+        if q4 > len(data):
+            raise _past_end("demo_blob", "", "opaque", n1, q4 - s2, data, off)
+        r = bytes(data[s2:e3])
+        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
+            raise _bad_pad("demo_blob", "", e3)
+        off = q4
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
         raise _dfail("demo_blob", "", e, data, off) from None
-    s2 = off + 4
-    e3 = s2 + n1
-    q4 = (e3 + 3) & -4
-    if q4 > len(data):
-        raise _past_end("demo_blob", "", "opaque", n1, q4 - s2, data, off)
-    r = bytes(data[s2:e3])
-    if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-        raise _bad_pad("demo_blob", "", e3)
-    off = q4
-    return r, off
 
 
 def _encode_demo_blob(v: demo_blob) -> bytes:
@@ -961,40 +1036,56 @@ def _encode_demo_blob(v: demo_blob) -> bytes:
         n = len(b)
     except Exception as e:
         raise _efail("demo_blob", "", e) from None
-    return b"".join((_U32.pack(n), b, _PAD[n & 3]))
+    try:
+        return b"".join((_U32.pack(n), b, _PAD[n & 3]))
+    except Exception as e:
+        raise _efail("demo_blob", "", e) from None
 
 
 def _enc_demo_chunk(buf: bytearray, v: demo_chunk) -> None:
     try:
-        b1 = v
-        n2 = len(b1)
+        try:
+            b1 = v
+            n2 = len(b1)
+        except Exception as e:
+            raise _efail("demo_chunk", "", e) from None
+        if n2 > 65536:
+            raise _too_long("demo_chunk", "", "opaque", n2, 65536)
+        buf += _U32.pack(n2)
+        try:
+            buf += b1
+        except Exception as e:
+            raise _efail("demo_chunk", "", e) from None
+        if n2 & 3:
+            buf += _PAD[n2 & 3]
+    except _XdrError:
+        raise
     except Exception as e:
         raise _efail("demo_chunk", "", e) from None
-    if n2 > 65536:
-        raise _too_long("demo_chunk", "", "opaque", n2, 65536)
-    buf += _U32.pack(n2)
-    buf += b1
-    if n2 & 3:
-        buf += _PAD[n2 & 3]
 
 
 def _dec_demo_chunk(data: _Buffer, off: int) -> tuple[demo_chunk, int]:
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_chunk", "", e, data, off) from None
+        if n1 > 65536:
+            raise _decl_too_long("demo_chunk", "", "opaque", n1, 65536, off)
+        s2 = off + 4
+        e3 = s2 + n1
+        q4 = (e3 + 3) & -4
+        if q4 > len(data):
+            raise _past_end("demo_chunk", "", "opaque", n1, q4 - s2, data, off)
+        r = bytes(data[s2:e3])
+        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
+            raise _bad_pad("demo_chunk", "", e3)
+        off = q4
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
         raise _dfail("demo_chunk", "", e, data, off) from None
-    if n1 > 65536:
-        raise _decl_too_long("demo_chunk", "", "opaque", n1, 65536, off)
-    s2 = off + 4
-    e3 = s2 + n1
-    q4 = (e3 + 3) & -4
-    if q4 > len(data):
-        raise _past_end("demo_chunk", "", "opaque", n1, q4 - s2, data, off)
-    r = bytes(data[s2:e3])
-    if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-        raise _bad_pad("demo_chunk", "", e3)
-    off = q4
-    return r, off
 
 
 def _encode_demo_chunk(v: demo_chunk) -> bytes:
@@ -1005,149 +1096,194 @@ def _encode_demo_chunk(v: demo_chunk) -> bytes:
         raise _efail("demo_chunk", "", e) from None
     if n > 65536:
         raise _too_long("demo_chunk", "", "opaque", n, 65536)
-    return b"".join((_U32.pack(n), b, _PAD[n & 3]))
+    try:
+        return b"".join((_U32.pack(n), b, _PAD[n & 3]))
+    except Exception as e:
+        raise _efail("demo_chunk", "", e) from None
 
 
 def _enc_demo_tags(buf: bytearray, v: demo_tags) -> None:
-    a1 = v
     try:
-        n2 = len(a1)
+        try:
+            a1 = v
+            n2 = len(a1)
+        except Exception as e:
+            raise _efail("demo_tags", "", e) from None
+        if n2 > 16:
+            raise _too_long("demo_tags", "", "array", n2, 16)
+        buf += _U32.pack(n2)
+        for e3 in a1:
+            try:
+                try:
+                    b4 = e3.encode()
+                except UnicodeEncodeError:
+                    b4 = e3.encode("utf-8", "surrogateescape")
+                n5 = len(b4)
+            except Exception as e:
+                raise _efail("demo_tags", f"[{_at(a1, e3)}]", e) from None
+            if n5 > 64:
+                raise _too_long("demo_tags", f"[{_at(a1, e3)}]", "string", n5, 64)
+            buf += _U32.pack(n5)
+            buf += b4
+            if n5 & 3:
+                buf += _PAD[n5 & 3]
+    except _XdrError:
+        raise
     except Exception as e:
         raise _efail("demo_tags", "", e) from None
-    if n2 > 16:
-        raise _too_long("demo_tags", "", "array", n2, 16)
-    buf += _U32.pack(n2)
-    for i3, e4 in enumerate(a1):
-        try:
-            try:
-                b5 = e4.encode()
-            except UnicodeEncodeError:
-                b5 = e4.encode("utf-8", "surrogateescape")
-            n6 = len(b5)
-        except Exception as e:
-            raise _efail("demo_tags", f"[{i3}]", e) from None
-        if n6 > 64:
-            raise _too_long("demo_tags", f"[{i3}]", "string", n6, 64)
-        buf += _U32.pack(n6)
-        buf += b5
-        if n6 & 3:
-            buf += _PAD[n6 & 3]
 
 
 def _dec_demo_tags(data: _Buffer, off: int) -> tuple[demo_tags, int]:
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_tags", "", e, data, off) from None
+        if n1 > 16:
+            raise _decl_too_long("demo_tags", "", "array", n1, 16, off)
+        if off + 4 + n1 * 4 > len(data):
+            raise _past_end("demo_tags", "", "array", n1, n1 * 4, data, off)
+        off += 4
+        l2: list[str] = []
+        ap4 = l2.append
+        for i3 in range(n1):
+            try:
+                (n6,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("demo_tags", f"[{i3}]", e, data, off) from None
+            if n6 > 64:
+                raise _decl_too_long("demo_tags", f"[{i3}]", "string", n6, 64, off)
+            s7 = off + 4
+            e8 = s7 + n6
+            q9 = (e8 + 3) & -4
+            if q9 > len(data):
+                raise _past_end(
+                    "demo_tags", f"[{i3}]", "string", n6, q9 - s7, data, off
+                )
+            v5 = str(data[s7:e8], "utf-8", "surrogateescape")
+            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
+                raise _bad_pad("demo_tags", f"[{i3}]", e8)
+            off = q9
+            ap4(v5)
+        r = l2
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
         raise _dfail("demo_tags", "", e, data, off) from None
-    if n1 > 16:
-        raise _decl_too_long("demo_tags", "", "array", n1, 16, off)
-    if off + 4 + n1 * 4 > len(data):
-        raise _past_end("demo_tags", "", "array", n1, n1 * 4, data, off)
-    off += 4
-    l2: list[str] = []
-    ap4 = l2.append
-    for i3 in range(n1):
-        try:
-            (n6,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_tags", f"[{i3}]", e, data, off) from None
-        if n6 > 64:
-            raise _decl_too_long("demo_tags", f"[{i3}]", "string", n6, 64, off)
-        s7 = off + 4
-        e8 = s7 + n6
-        q9 = (e8 + 3) & -4
-        if q9 > len(data):
-            raise _past_end("demo_tags", f"[{i3}]", "string", n6, q9 - s7, data, off)
-        v5 = str(data[s7:e8], "utf-8", "surrogateescape")
-        if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
-            raise _bad_pad("demo_tags", f"[{i3}]", e8)
-        off = q9
-        ap4(v5)
-    r = l2
-    return r, off
 
 
 def _enc_demo_counters(buf: bytearray, v: demo_counters) -> None:
-    a1 = v
     try:
-        n2 = len(a1)
+        try:
+            a1 = v
+            n2 = len(a1)
+        except Exception as e:
+            raise _efail("demo_counters", "", e) from None
+        if n2 != 4:
+            raise _wrong_length("demo_counters", "", "array", n2, 4)
+        try:
+            buf += _S2.pack(*a1)
+        except Exception as e:
+            raise _earr("demo_counters", "", a1, _ck.UHYPER, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
         raise _efail("demo_counters", "", e) from None
-    if n2 != 4:
-        raise _wrong_length("demo_counters", "", "array", n2, 4)
-    try:
-        buf += _S2.pack(*a1)
-    except Exception as e:
-        raise _earr("demo_counters", "", a1, _ck.UHYPER, e) from None
 
 
 def _dec_demo_counters(data: _Buffer, off: int) -> tuple[demo_counters, int]:
     try:
-        r = list(_S2.unpack_from(data, off))
+        try:
+            r = list(_S2.unpack_from(data, off))
+        except Exception as e:
+            raise _dfail("demo_counters", "", e, data, off) from None
+        off += 32
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
         raise _dfail("demo_counters", "", e, data, off) from None
-    off += 32
-    return r, off
 
 
 def _enc_demo_kinds(buf: bytearray, v: demo_kinds) -> None:
-    a1 = v
     try:
-        n2 = len(a1)
+        try:
+            a1 = v
+            n2 = len(a1)
+        except Exception as e:
+            raise _efail("demo_kinds", "", e) from None
+        buf += _U32.pack(n2)
+        for e3 in a1:
+            try:
+                buf += _S0.pack(_EM_demo_kind[e3])
+            except Exception as e:
+                raise _erun("demo_kinds", f"[{_at(a1, e3)}]", _R8, (e3,), e) from None
+    except _XdrError:
+        raise
     except Exception as e:
         raise _efail("demo_kinds", "", e) from None
-    buf += _U32.pack(n2)
-    for i3, e4 in enumerate(a1):
-        try:
-            buf += _S0.pack(_EM_demo_kind[e4])
-        except Exception as e:
-            raise _erun("demo_kinds", f"[{i3}]", _R8, (e4,), e) from None
 
 
 def _dec_demo_kinds(data: _Buffer, off: int) -> tuple[demo_kinds, int]:
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_kinds", "", e, data, off) from None
+        if off + 4 + n1 * 4 > len(data):
+            raise _past_end("demo_kinds", "", "array", n1, n1 * 4, data, off)
+        off += 4
+        l2: list[demo_kind] = []
+        ap4 = l2.append
+        for i3 in range(n1):
+            try:
+                (t6,) = _S0.unpack_from(data, off)
+                v5 = _EM_demo_kind[t6]
+                off += 4
+            except Exception as e:
+                raise _drun("demo_kinds", f"[{i3}]", _R9, data, off, e) from None
+            ap4(v5)
+        r = l2
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
         raise _dfail("demo_kinds", "", e, data, off) from None
-    if off + 4 + n1 * 4 > len(data):
-        raise _past_end("demo_kinds", "", "array", n1, n1 * 4, data, off)
-    off += 4
-    l2: list[demo_kind] = []
-    ap4 = l2.append
-    for i3 in range(n1):
-        try:
-            (t6,) = _S0.unpack_from(data, off)
-            v5 = _EM_demo_kind[t6]
-            off += 4
-        except Exception as e:
-            raise _drun("demo_kinds", f"[{i3}]", _R9, data, off, e) from None
-        ap4(v5)
-    r = l2
-    return r, off
 
 
 def _enc_demo_dimensions(buf: bytearray, v: demo_dimensions) -> None:
     try:
-        buf += _S3.pack(v.width_m, v.height_m, v.weight_kg)
-        if v.width_m != v.width_m:
-            _f32fix(buf, len(buf) - 16, v.width_m)
-        if v.height_m != v.height_m:
-            _f32fix(buf, len(buf) - 12, v.height_m)
+        try:
+            buf += _S3.pack(v.width_m, v.height_m, v.weight_kg)
+            if v.width_m != v.width_m:
+                _f32fix(buf, len(buf) - 16, v.width_m)
+            if v.height_m != v.height_m:
+                _f32fix(buf, len(buf) - 12, v.height_m)
+        except Exception as e:
+            raise _erun("demo_dimensions", "", _R10, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_dimensions", "", _R10, v, e) from None
+        raise _efail("demo_dimensions", "", e) from None
 
 
 def _dec_demo_dimensions(data: _Buffer, off: int) -> tuple[demo_dimensions, int]:
-    o = _new(demo_dimensions)
     try:
-        t1, t2, t3 = _S3.unpack_from(data, off)
-        o.width_m = t1 if t1 == t1 else _f32nan(data, off)
-        o.height_m = t2 if t2 == t2 else _f32nan(data, off + 4)
-        o.weight_kg = t3
-        off += 16
+        o = _new(demo_dimensions)
+        try:
+            t1, t2, t3 = _S3.unpack_from(data, off)
+            o.width_m = t1 if t1 == t1 else _f32nan(data, off)
+            o.height_m = t2 if t2 == t2 else _f32nan(data, off + 4)
+            o.weight_kg = t3
+            off += 16
+        except Exception as e:
+            raise _drun("demo_dimensions", "", _R11, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_dimensions", "", _R11, data, off, e) from None
-    return o, off
+        raise _dfail("demo_dimensions", "", e, data, off) from None
 
 
 def _encode_demo_dimensions(v: demo_dimensions) -> bytes:
@@ -1177,870 +1313,1035 @@ def _decode_demo_dimensions(data: _Buffer) -> demo_dimensions:
 
 def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
     try:
-        if len(v.uuid) != 16:
-            raise _Invalid
-        buf += _S1.pack(v.uuid)
-    except Exception as e:
-        raise _erun("demo_item", "", _R14, v, e) from None
-    try:
         try:
-            b1 = v.name.encode()
-        except UnicodeEncodeError:
-            b1 = v.name.encode("utf-8", "surrogateescape")
-        n2 = len(b1)
-    except Exception as e:
-        raise _efail("demo_item", "name", e) from None
-    if n2 > 64:
-        raise _too_long("demo_item", "name", "string", n2, 64)
-    try:
-        buf += _LE0[n2].pack(
-            n2,
-            b1,
-            _EM_demo_kind[v.kind],
-            v.quantity,
-            v.created,
-            v.size_bytes,
-            v.mode,
-            _BOOLE[v.active],
-        )
-    except Exception as e:
-        raise _erun("demo_item", "", _R15, v, e) from None
-    if v.dimensions is None:
-        buf += _FALSE
-    else:
-        buf += _TRUE
-        x3 = v.dimensions
-        try:
-            buf += _S3.pack(x3.width_m, x3.height_m, x3.weight_kg)
-            if x3.width_m != x3.width_m:
-                _f32fix(buf, len(buf) - 16, x3.width_m)
-            if x3.height_m != x3.height_m:
-                _f32fix(buf, len(buf) - 12, x3.height_m)
+            if len(v.uuid) != 16:
+                raise _Invalid
+            buf += _S1.pack(v.uuid)
         except Exception as e:
-            raise _erun("demo_item", "", _R16, x3, e) from None
-    a4 = v.tags
-    try:
-        n5 = len(a4)
-    except Exception as e:
-        raise _efail("demo_item", "tags", e) from None
-    if n5 > 16:
-        raise _too_long("demo_item", "tags", "array", n5, 16)
-    buf += _U32.pack(n5)
-    for i6, e7 in enumerate(a4):
+            raise _erun("demo_item", "", _R14, v, e) from None
         try:
             try:
-                b8 = e7.encode()
+                b1 = v.name.encode()
             except UnicodeEncodeError:
-                b8 = e7.encode("utf-8", "surrogateescape")
-            n9 = len(b8)
+                b1 = v.name.encode("utf-8", "surrogateescape")
+            n2 = len(b1)
         except Exception as e:
-            raise _efail("demo_item", f"tags[{i6}]", e) from None
-        if n9 > 64:
-            raise _too_long("demo_item", f"tags[{i6}]", "string", n9, 64)
-        buf += _U32.pack(n9)
-        buf += b8
-        if n9 & 3:
-            buf += _PAD[n9 & 3]
-    try:
+            raise _efail("demo_item", "name", e) from None
+        if n2 > 64:
+            raise _too_long("demo_item", "name", "string", n2, 64)
         try:
-            b10 = v.description.encode()
-        except UnicodeEncodeError:
-            b10 = v.description.encode("utf-8", "surrogateescape")
-        n11 = len(b10)
-    except Exception as e:
-        raise _efail("demo_item", "description", e) from None
-    buf += _U32.pack(n11)
-    buf += b10
-    if n11 & 3:
-        buf += _PAD[n11 & 3]
-    a12 = v.ratings
-    try:
-        n13 = len(a12)
-    except Exception as e:
-        raise _efail("demo_item", "ratings", e) from None
-    if n13 != 3:
-        raise _wrong_length("demo_item", "ratings", "array", n13, 3)
-    try:
-        buf += _S4.pack(*a12)
-    except Exception as e:
-        raise _earr("demo_item", "ratings", a12, _ck.INT, e) from None
-    a14 = v.also_kinds
-    try:
-        n15 = len(a14)
-    except Exception as e:
-        raise _efail("demo_item", "also_kinds", e) from None
-    if n15 > 2:
-        raise _too_long("demo_item", "also_kinds", "array", n15, 2)
-    buf += _U32.pack(n15)
-    for i16, e17 in enumerate(a14):
-        try:
-            buf += _S0.pack(_EM_demo_kind[e17])
-        except Exception as e:
-            raise _erun("demo_item", f"also_kinds[{i16}]", _R17, (e17,), e) from None
-    a18 = v.counters
-    try:
-        n19 = len(a18)
-    except Exception as e:
-        raise _efail("demo_item", "counters", e) from None
-    if n19 != 4:
-        raise _wrong_length("demo_item", "counters", "array", n19, 4)
-    try:
-        buf += _S2.pack(*a18)
-    except Exception as e:
-        raise _earr("demo_item", "counters", a18, _ck.UHYPER, e) from None
-    try:
-        try:
-            b20 = v.vendor.encode()
-        except UnicodeEncodeError:
-            b20 = v.vendor.encode("utf-8", "surrogateescape")
-        n21 = len(b20)
-    except Exception as e:
-        raise _efail("demo_item", "vendor", e) from None
-    buf += _U32.pack(n21)
-    buf += b20
-    if n21 & 3:
-        buf += _PAD[n21 & 3]
-    try:
-        b22 = v.thumbnail
-        n23 = len(b22)
-    except Exception as e:
-        raise _efail("demo_item", "thumbnail", e) from None
-    if n23 > 1024:
-        raise _too_long("demo_item", "thumbnail", "opaque", n23, 1024)
-    buf += _U32.pack(n23)
-    buf += b22
-    if n23 & 3:
-        buf += _PAD[n23 & 3]
-    try:
-        if len(v.sha256) != 32:
-            raise _Invalid
-        buf += _S5.pack(v.sha256)
-    except Exception as e:
-        raise _erun("demo_item", "", _R18, v, e) from None
-
-
-def _dec_demo_item(data: _Buffer, off: int) -> tuple[demo_item, int]:
-    o = _new(demo_item)
-    try:
-        (o.uuid,) = _S1.unpack_from(data, off)
-        off += 16
-    except Exception as e:
-        raise _drun("demo_item", "", _R19, data, off, e) from None
-    try:
-        (n1,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item", "name", e, data, off) from None
-    if n1 > 64:
-        raise _decl_too_long("demo_item", "name", "string", n1, 64, off)
-    try:
-        _, b2, p3, t4, t5, t6, t7, t8, t9 = _LD1[n1].unpack_from(data, off)
-        o.kind = _EM_demo_kind[t4]
-        o.quantity = t5
-        o.created = t6
-        o.size_bytes = t7
-        o.mode = t8
-        o.active = _BOOLD[t9]
-        if p3 != _PAD[n1 & 3]:
-            raise _Invalid
-    except Exception as e:
-        raise _dgroup(
-            "demo_item", "name", "string", n1, "", _R20, data, off, e
-        ) from None
-    try:
-        o.name = b2.decode()
-    except UnicodeDecodeError:
-        o.name = b2.decode("utf-8", "surrogateescape")
-    off += ((n1 + 3) & -4) + 36
-    try:
-        (f10,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item", "dimensions", e, data, off) from None
-    if f10 == 1:
-        off += 4
-        o11 = _new(demo_dimensions)
-        try:
-            t12, t13, t14 = _S3.unpack_from(data, off)
-            o11.width_m = t12 if t12 == t12 else _f32nan(data, off)
-            o11.height_m = t13 if t13 == t13 else _f32nan(data, off + 4)
-            o11.weight_kg = t14
-            off += 16
-        except Exception as e:
-            raise _drun("demo_item", "", _R21, data, off, e) from None
-        o.dimensions = o11
-    elif f10 == 0:
-        off += 4
-        o.dimensions = None
-    else:
-        raise _bad_opt("demo_item", "dimensions", f10, off)
-    try:
-        (n15,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item", "tags", e, data, off) from None
-    if n15 > 16:
-        raise _decl_too_long("demo_item", "tags", "array", n15, 16, off)
-    if off + 4 + n15 * 4 > len(data):
-        raise _past_end("demo_item", "tags", "array", n15, n15 * 4, data, off)
-    off += 4
-    l16: list[str] = []
-    ap18 = l16.append
-    for i17 in range(n15):
-        try:
-            (n20,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_item", f"tags[{i17}]", e, data, off) from None
-        if n20 > 64:
-            raise _decl_too_long("demo_item", f"tags[{i17}]", "string", n20, 64, off)
-        s21 = off + 4
-        e22 = s21 + n20
-        q23 = (e22 + 3) & -4
-        if q23 > len(data):
-            raise _past_end(
-                "demo_item", f"tags[{i17}]", "string", n20, q23 - s21, data, off
+            buf += _LE0[n2].pack(
+                n2,
+                b1,
+                _EM_demo_kind[v.kind],
+                v.quantity,
+                v.created,
+                v.size_bytes,
+                v.mode,
+                _BOOLE[v.active],
             )
-        v19 = str(data[s21:e22], "utf-8", "surrogateescape")
-        if n20 & 3 and data[e22:q23] != _PAD[n20 & 3]:
-            raise _bad_pad("demo_item", f"tags[{i17}]", e22)
-        off = q23
-        ap18(v19)
-    o.tags = l16
-    try:
-        (n24,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item", "description", e, data, off) from None
-    s25 = off + 4
-    e26 = s25 + n24
-    q27 = (e26 + 3) & -4
-    if q27 > len(data):
-        raise _past_end("demo_item", "description", "string", n24, q27 - s25, data, off)
-    o.description = str(data[s25:e26], "utf-8", "surrogateescape")
-    if n24 & 3 and data[e26:q27] != _PAD[n24 & 3]:
-        raise _bad_pad("demo_item", "description", e26)
-    off = q27
-    try:
-        o.ratings = list(_S4.unpack_from(data, off))
-    except Exception as e:
-        raise _dfail("demo_item", "ratings", e, data, off) from None
-    off += 12
-    try:
-        (n29,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item", "also_kinds", e, data, off) from None
-    if n29 > 2:
-        raise _decl_too_long("demo_item", "also_kinds", "array", n29, 2, off)
-    if off + 4 + n29 * 4 > len(data):
-        raise _past_end("demo_item", "also_kinds", "array", n29, n29 * 4, data, off)
-    off += 4
-    l30: list[demo_kind] = []
-    ap32 = l30.append
-    for i31 in range(n29):
-        try:
-            (t34,) = _S0.unpack_from(data, off)
-            v33 = _EM_demo_kind[t34]
-            off += 4
         except Exception as e:
-            raise _drun("demo_item", f"also_kinds[{i31}]", _R22, data, off, e) from None
-        ap32(v33)
-    o.also_kinds = l30
-    try:
-        o.counters = list(_S2.unpack_from(data, off))
-    except Exception as e:
-        raise _dfail("demo_item", "counters", e, data, off) from None
-    off += 32
-    try:
-        (n36,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item", "vendor", e, data, off) from None
-    s37 = off + 4
-    e38 = s37 + n36
-    q39 = (e38 + 3) & -4
-    if q39 > len(data):
-        raise _past_end("demo_item", "vendor", "string", n36, q39 - s37, data, off)
-    o.vendor = str(data[s37:e38], "utf-8", "surrogateescape")
-    if n36 & 3 and data[e38:q39] != _PAD[n36 & 3]:
-        raise _bad_pad("demo_item", "vendor", e38)
-    off = q39
-    try:
-        (n40,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item", "thumbnail", e, data, off) from None
-    if n40 > 1024:
-        raise _decl_too_long("demo_item", "thumbnail", "opaque", n40, 1024, off)
-    try:
-        _, b41, p42, o.sha256 = _LD2[n40].unpack_from(data, off)
-        if p42 != _PAD[n40 & 3]:
-            raise _Invalid
-    except Exception as e:
-        raise _dgroup(
-            "demo_item", "thumbnail", "opaque", n40, "", _R23, data, off, e
-        ) from None
-    o.thumbnail = b41
-    off += ((n40 + 3) & -4) + 36
-    return o, off
-
-
-def _enc_demo_item_ptr(buf: bytearray, v: demo_item_ptr) -> None:
-    if v is None:
-        buf += _FALSE
-    else:
-        buf += _TRUE
-        try:
-            _enc_demo_item(buf, v)
-        except _XdrError as e:
-            raise e.within("demo_item_ptr", "")
-
-
-def _dec_demo_item_ptr(data: _Buffer, off: int) -> tuple[demo_item_ptr, int]:
-    try:
-        (f1,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item_ptr", "", e, data, off) from None
-    if f1 == 1:
-        off += 4
-        try:
-            r, off = _dec_demo_item(data, off)
-        except _XdrError as e:
-            raise e.within("demo_item_ptr", "")
-    elif f1 == 0:
-        off += 4
-        r = None
-    else:
-        raise _bad_opt("demo_item_ptr", "", f1, off)
-    return r, off
-
-
-def _enc_demo_item_node(buf: bytearray, v: demo_item_node) -> None:
-    k = 0
-    try:
-        while True:
-            try:
-                _enc_demo_item(buf, v.item)
-            except _XdrError as e:
-                raise e.within("demo_item_node", "item")
-            nxt = v.next
-            if nxt is None:
-                buf += _FALSE
-                return
-            buf += _TRUE
-            v = nxt
-            k += 1
-    except _XdrError as e:
-        raise e.within("demo_item_node", _chain("next", k))
-
-
-def _dec_demo_item_node(data: _Buffer, off: int) -> tuple[demo_item_node, int]:
-    head = o = _new(demo_item_node)
-    k = 0
-    try:
-        while True:
-            try:
-                o.item, off = _dec_demo_item(data, off)
-            except _XdrError as e:
-                raise e.within("demo_item_node", "item")
-            try:
-                (f,) = _U32.unpack_from(data, off)
-            except Exception as e:
-                raise _dfail("demo_item_node", "next", e, data, off) from None
-            off += 4
-            if f == 0:
-                o.next = None
-                return head, off
-            if f != 1:
-                raise _bad_opt("demo_item_node", "next", f, off - 4)
-            o.next = o = _new(demo_item_node)
-            k += 1
-    except _XdrError as e:
-        raise e.within("demo_item_node", _chain("next", k))
-
-
-def _enc_demo_value(buf: bytearray, v: demo_value) -> None:
-    d1 = v.kind
-    if d1 in (0, 1):
-        try:
-            buf += _S6.pack(d1, v.value)
-        except Exception as e:
-            raise _erun("demo_value", "", _R24, v, e) from None
-    elif d1 == 16:
-        buf += _S7.pack(16)
-        u2: demo_item_node | None = v.value  # type: ignore[assignment]
-        if u2 is None:
+            raise _erun("demo_item", "", _R15, v, e) from None
+        if v.dimensions is None:
             buf += _FALSE
         else:
             buf += _TRUE
             try:
-                _enc_demo_item_node(buf, u2)
-            except _XdrError as e:
-                raise e.within("demo_value", "parts")
-    elif d1 == 8:
-        buf += _S7.pack(8)
-    else:
+                x3 = v.dimensions
+            except Exception as e:
+                raise _efail("demo_item", "dimensions", e) from None
+            try:
+                buf += _S3.pack(x3.width_m, x3.height_m, x3.weight_kg)
+                if x3.width_m != x3.width_m:
+                    _f32fix(buf, len(buf) - 16, x3.width_m)
+                if x3.height_m != x3.height_m:
+                    _f32fix(buf, len(buf) - 12, x3.height_m)
+            except Exception as e:
+                raise _erun("demo_item", "", _R16, x3, e) from None
         try:
-            buf += _S0.pack(_EM_demo_kind[d1])
+            a4 = v.tags
+            n5 = len(a4)
         except Exception as e:
-            raise _erun("demo_value", "", _R25, (d1,), e) from None
-        u3: str = v.value  # type: ignore[assignment]
+            raise _efail("demo_item", "tags", e) from None
+        if n5 > 16:
+            raise _too_long("demo_item", "tags", "array", n5, 16)
+        buf += _U32.pack(n5)
+        for e6 in a4:
+            try:
+                try:
+                    b7 = e6.encode()
+                except UnicodeEncodeError:
+                    b7 = e6.encode("utf-8", "surrogateescape")
+                n8 = len(b7)
+            except Exception as e:
+                raise _efail("demo_item", f"tags[{_at(a4, e6)}]", e) from None
+            if n8 > 64:
+                raise _too_long("demo_item", f"tags[{_at(a4, e6)}]", "string", n8, 64)
+            buf += _U32.pack(n8)
+            buf += b7
+            if n8 & 3:
+                buf += _PAD[n8 & 3]
         try:
             try:
-                b4 = u3.encode()
+                b9 = v.description.encode()
             except UnicodeEncodeError:
-                b4 = u3.encode("utf-8", "surrogateescape")
-            n5 = len(b4)
+                b9 = v.description.encode("utf-8", "surrogateescape")
+            n10 = len(b9)
         except Exception as e:
-            raise _efail("demo_value", "note", e) from None
-        buf += _U32.pack(n5)
-        buf += b4
-        if n5 & 3:
-            buf += _PAD[n5 & 3]
+            raise _efail("demo_item", "description", e) from None
+        buf += _U32.pack(n10)
+        buf += b9
+        if n10 & 3:
+            buf += _PAD[n10 & 3]
+        try:
+            a11 = v.ratings
+            n12 = len(a11)
+        except Exception as e:
+            raise _efail("demo_item", "ratings", e) from None
+        if n12 != 3:
+            raise _wrong_length("demo_item", "ratings", "array", n12, 3)
+        try:
+            buf += _S4.pack(*a11)
+        except Exception as e:
+            raise _earr("demo_item", "ratings", a11, _ck.INT, e) from None
+        try:
+            a13 = v.also_kinds
+            n14 = len(a13)
+        except Exception as e:
+            raise _efail("demo_item", "also_kinds", e) from None
+        if n14 > 2:
+            raise _too_long("demo_item", "also_kinds", "array", n14, 2)
+        buf += _U32.pack(n14)
+        for e15 in a13:
+            try:
+                buf += _S0.pack(_EM_demo_kind[e15])
+            except Exception as e:
+                raise _erun(
+                    "demo_item", f"also_kinds[{_at(a13, e15)}]", _R17, (e15,), e
+                ) from None
+        try:
+            a16 = v.counters
+            n17 = len(a16)
+        except Exception as e:
+            raise _efail("demo_item", "counters", e) from None
+        if n17 != 4:
+            raise _wrong_length("demo_item", "counters", "array", n17, 4)
+        try:
+            buf += _S2.pack(*a16)
+        except Exception as e:
+            raise _earr("demo_item", "counters", a16, _ck.UHYPER, e) from None
+        try:
+            try:
+                b18 = v.vendor.encode()
+            except UnicodeEncodeError:
+                b18 = v.vendor.encode("utf-8", "surrogateescape")
+            n19 = len(b18)
+        except Exception as e:
+            raise _efail("demo_item", "vendor", e) from None
+        buf += _U32.pack(n19)
+        buf += b18
+        if n19 & 3:
+            buf += _PAD[n19 & 3]
+        try:
+            b20 = v.thumbnail
+            n21 = len(b20)
+        except Exception as e:
+            raise _efail("demo_item", "thumbnail", e) from None
+        if n21 > 1024:
+            raise _too_long("demo_item", "thumbnail", "opaque", n21, 1024)
+        buf += _U32.pack(n21)
+        try:
+            buf += b20
+        except Exception as e:
+            raise _efail("demo_item", "thumbnail", e) from None
+        if n21 & 3:
+            buf += _PAD[n21 & 3]
+        try:
+            if len(v.sha256) != 32:
+                raise _Invalid
+            buf += _S5.pack(v.sha256)
+        except Exception as e:
+            raise _erun("demo_item", "", _R18, v, e) from None
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_item", "", e) from None
+
+
+def _dec_demo_item(data: _Buffer, off: int) -> tuple[demo_item, int]:
+    try:
+        o = _new(demo_item)
+        try:
+            (o.uuid,) = _S1.unpack_from(data, off)
+            off += 16
+        except Exception as e:
+            raise _drun("demo_item", "", _R19, data, off, e) from None
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "name", e, data, off) from None
+        if n1 > 64:
+            raise _decl_too_long("demo_item", "name", "string", n1, 64, off)
+        try:
+            _, b2, p3, t4, t5, t6, t7, t8, t9 = _LD1[n1].unpack_from(data, off)
+            o.kind = _EM_demo_kind[t4]
+            o.quantity = t5
+            o.created = t6
+            o.size_bytes = t7
+            o.mode = t8
+            o.active = _BOOLD[t9]
+            if p3 != _PAD[n1 & 3]:
+                raise _Invalid
+        except Exception as e:
+            raise _dgroup(
+                "demo_item", "name", "string", n1, "", _R20, data, off, e
+            ) from None
+        try:
+            o.name = b2.decode()
+        except UnicodeDecodeError:
+            o.name = b2.decode("utf-8", "surrogateescape")
+        off += ((n1 + 3) & -4) + 36
+        try:
+            (f10,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "dimensions", e, data, off) from None
+        if f10 == 1:
+            off += 4
+            o11 = _new(demo_dimensions)
+            try:
+                t12, t13, t14 = _S3.unpack_from(data, off)
+                o11.width_m = t12 if t12 == t12 else _f32nan(data, off)
+                o11.height_m = t13 if t13 == t13 else _f32nan(data, off + 4)
+                o11.weight_kg = t14
+                off += 16
+            except Exception as e:
+                raise _drun("demo_item", "", _R21, data, off, e) from None
+            o.dimensions = o11
+        elif f10 == 0:
+            off += 4
+            o.dimensions = None
+        else:
+            raise _bad_opt("demo_item", "dimensions", f10, off)
+        try:
+            (n15,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "tags", e, data, off) from None
+        if n15 > 16:
+            raise _decl_too_long("demo_item", "tags", "array", n15, 16, off)
+        if off + 4 + n15 * 4 > len(data):
+            raise _past_end("demo_item", "tags", "array", n15, n15 * 4, data, off)
+        off += 4
+        l16: list[str] = []
+        ap18 = l16.append
+        for i17 in range(n15):
+            try:
+                (n20,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("demo_item", f"tags[{i17}]", e, data, off) from None
+            if n20 > 64:
+                raise _decl_too_long(
+                    "demo_item", f"tags[{i17}]", "string", n20, 64, off
+                )
+            s21 = off + 4
+            e22 = s21 + n20
+            q23 = (e22 + 3) & -4
+            if q23 > len(data):
+                raise _past_end(
+                    "demo_item", f"tags[{i17}]", "string", n20, q23 - s21, data, off
+                )
+            v19 = str(data[s21:e22], "utf-8", "surrogateescape")
+            if n20 & 3 and data[e22:q23] != _PAD[n20 & 3]:
+                raise _bad_pad("demo_item", f"tags[{i17}]", e22)
+            off = q23
+            ap18(v19)
+        o.tags = l16
+        try:
+            (n24,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "description", e, data, off) from None
+        s25 = off + 4
+        e26 = s25 + n24
+        q27 = (e26 + 3) & -4
+        if q27 > len(data):
+            raise _past_end(
+                "demo_item", "description", "string", n24, q27 - s25, data, off
+            )
+        o.description = str(data[s25:e26], "utf-8", "surrogateescape")
+        if n24 & 3 and data[e26:q27] != _PAD[n24 & 3]:
+            raise _bad_pad("demo_item", "description", e26)
+        off = q27
+        try:
+            o.ratings = list(_S4.unpack_from(data, off))
+        except Exception as e:
+            raise _dfail("demo_item", "ratings", e, data, off) from None
+        off += 12
+        try:
+            (n29,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "also_kinds", e, data, off) from None
+        if n29 > 2:
+            raise _decl_too_long("demo_item", "also_kinds", "array", n29, 2, off)
+        if off + 4 + n29 * 4 > len(data):
+            raise _past_end("demo_item", "also_kinds", "array", n29, n29 * 4, data, off)
+        off += 4
+        l30: list[demo_kind] = []
+        ap32 = l30.append
+        for i31 in range(n29):
+            try:
+                (t34,) = _S0.unpack_from(data, off)
+                v33 = _EM_demo_kind[t34]
+                off += 4
+            except Exception as e:
+                raise _drun(
+                    "demo_item", f"also_kinds[{i31}]", _R22, data, off, e
+                ) from None
+            ap32(v33)
+        o.also_kinds = l30
+        try:
+            o.counters = list(_S2.unpack_from(data, off))
+        except Exception as e:
+            raise _dfail("demo_item", "counters", e, data, off) from None
+        off += 32
+        try:
+            (n36,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "vendor", e, data, off) from None
+        s37 = off + 4
+        e38 = s37 + n36
+        q39 = (e38 + 3) & -4
+        if q39 > len(data):
+            raise _past_end("demo_item", "vendor", "string", n36, q39 - s37, data, off)
+        o.vendor = str(data[s37:e38], "utf-8", "surrogateescape")
+        if n36 & 3 and data[e38:q39] != _PAD[n36 & 3]:
+            raise _bad_pad("demo_item", "vendor", e38)
+        off = q39
+        try:
+            (n40,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "thumbnail", e, data, off) from None
+        if n40 > 1024:
+            raise _decl_too_long("demo_item", "thumbnail", "opaque", n40, 1024, off)
+        try:
+            _, b41, p42, o.sha256 = _LD2[n40].unpack_from(data, off)
+            if p42 != _PAD[n40 & 3]:
+                raise _Invalid
+        except Exception as e:
+            raise _dgroup(
+                "demo_item", "thumbnail", "opaque", n40, "", _R23, data, off, e
+            ) from None
+        o.thumbnail = b41
+        off += ((n40 + 3) & -4) + 36
+        return o, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_item", "", e, data, off) from None
+
+
+def _enc_demo_item_ptr(buf: bytearray, v: demo_item_ptr) -> None:
+    try:
+        if v is None:
+            buf += _FALSE
+        else:
+            buf += _TRUE
+            try:
+                _enc_demo_item(buf, v)
+            except _XdrError as e:
+                raise e.within("demo_item_ptr", "")
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_item_ptr", "", e) from None
+
+
+def _dec_demo_item_ptr(data: _Buffer, off: int) -> tuple[demo_item_ptr, int]:
+    try:
+        try:
+            (f1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item_ptr", "", e, data, off) from None
+        if f1 == 1:
+            off += 4
+            try:
+                r, off = _dec_demo_item(data, off)
+            except _XdrError as e:
+                raise e.within("demo_item_ptr", "")
+        elif f1 == 0:
+            off += 4
+            r = None
+        else:
+            raise _bad_opt("demo_item_ptr", "", f1, off)
+        return r, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_item_ptr", "", e, data, off) from None
+
+
+def _enc_demo_item_node(buf: bytearray, v: demo_item_node) -> None:
+    try:
+        k = 0
+        mark = v
+        jump = 1
+        try:
+            while True:
+                try:
+                    _enc_demo_item(buf, v.item)
+                except _XdrError as e:
+                    raise e.within("demo_item_node", "item")
+                except Exception as e:
+                    raise _efail("demo_item_node", "item", e) from None
+                try:
+                    nxt = v.next
+                except Exception as e:
+                    raise _efail("demo_item_node", "next", e) from None
+                if nxt is None:
+                    buf += _FALSE
+                    return
+                if nxt is mark:
+                    raise _cycle("demo_item_node", "next")
+                buf += _TRUE
+                v = nxt
+                k += 1
+                if k == jump:
+                    mark = v
+                    jump <<= 1
+        except _XdrError as e:
+            raise e.within("demo_item_node", _chain("next", k))
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_item_node", "", e) from None
+
+
+def _dec_demo_item_node(data: _Buffer, off: int) -> tuple[demo_item_node, int]:
+    try:
+        head = o = _new(demo_item_node)
+        k = 0
+        try:
+            while True:
+                try:
+                    o.item, off = _dec_demo_item(data, off)
+                except _XdrError as e:
+                    raise e.within("demo_item_node", "item")
+                try:
+                    (f,) = _U32.unpack_from(data, off)
+                except Exception as e:
+                    raise _dfail("demo_item_node", "next", e, data, off) from None
+                off += 4
+                if f == 0:
+                    o.next = None
+                    return head, off
+                if f != 1:
+                    raise _bad_opt("demo_item_node", "next", f, off - 4)
+                o.next = o = _new(demo_item_node)
+                k += 1
+        except _XdrError as e:
+            raise e.within("demo_item_node", _chain("next", k))
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_item_node", "", e, data, off) from None
+
+
+def _enc_demo_value(buf: bytearray, v: demo_value) -> None:
+    try:
+        try:
+            d1 = v.kind
+        except Exception as e:
+            raise _efail("demo_value", "", e) from None
+        if d1 in (0, 1):
+            try:
+                buf += _S6.pack(d1, v.value)
+            except Exception as e:
+                raise _erun("demo_value", "", _R24, v, e) from None
+        elif d1 == 16:
+            buf += _S7.pack(16)
+            try:
+                u2: demo_item_node | None = v.value  # type: ignore[assignment]
+            except Exception as e:
+                raise _efail("demo_value", "", e) from None
+            if u2 is None:
+                buf += _FALSE
+            else:
+                buf += _TRUE
+                try:
+                    _enc_demo_item_node(buf, u2)
+                except _XdrError as e:
+                    raise e.within("demo_value", "parts")
+        elif d1 == 8:
+            buf += _S7.pack(8)
+        else:
+            try:
+                buf += _S0.pack(_EM_demo_kind[d1])
+            except Exception as e:
+                raise _erun("demo_value", "", _R25, (d1,), e) from None
+            try:
+                u3: str = v.value  # type: ignore[assignment]
+            except Exception as e:
+                raise _efail("demo_value", "", e) from None
+            try:
+                try:
+                    b4 = u3.encode()
+                except UnicodeEncodeError:
+                    b4 = u3.encode("utf-8", "surrogateescape")
+                n5 = len(b4)
+            except Exception as e:
+                raise _efail("demo_value", "note", e) from None
+            buf += _U32.pack(n5)
+            buf += b4
+            if n5 & 3:
+                buf += _PAD[n5 & 3]
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_value", "", e) from None
 
 
 def _dec_demo_value(data: _Buffer, off: int) -> tuple[demo_value, int]:
     try:
-        (t3,) = _S0.unpack_from(data, off)
-        d2 = _EM_demo_kind[t3]
-        off += 4
-    except Exception as e:
-        raise _drun("demo_value", "", _R26, data, off, e) from None
-    w1: int | demo_item_node | str | None
-    if d2 in (0, 1):
         try:
-            (w1,) = _S7.unpack_from(data, off)
+            (t3,) = _S0.unpack_from(data, off)
+            d2 = _EM_demo_kind[t3]
             off += 4
         except Exception as e:
-            raise _drun("demo_value", "", _R27, data, off, e) from None
-    elif d2 == 16:
-        try:
-            (f4,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_value", "parts", e, data, off) from None
-        if f4 == 1:
-            off += 4
+            raise _drun("demo_value", "", _R26, data, off, e) from None
+        w1: int | demo_item_node | str | None
+        if d2 in (0, 1):
             try:
-                w1, off = _dec_demo_item_node(data, off)
-            except _XdrError as e:
-                raise e.within("demo_value", "parts")
-        elif f4 == 0:
-            off += 4
+                (w1,) = _S7.unpack_from(data, off)
+                off += 4
+            except Exception as e:
+                raise _drun("demo_value", "", _R27, data, off, e) from None
+        elif d2 == 16:
+            try:
+                (f4,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("demo_value", "parts", e, data, off) from None
+            if f4 == 1:
+                off += 4
+                try:
+                    w1, off = _dec_demo_item_node(data, off)
+                except _XdrError as e:
+                    raise e.within("demo_value", "parts")
+            elif f4 == 0:
+                off += 4
+                w1 = None
+            else:
+                raise _bad_opt("demo_value", "parts", f4, off)
+        elif d2 == 8:
             w1 = None
         else:
-            raise _bad_opt("demo_value", "parts", f4, off)
-    elif d2 == 8:
-        w1 = None
-    else:
-        try:
-            (n5,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_value", "note", e, data, off) from None
-        s6 = off + 4
-        e7 = s6 + n5
-        q8 = (e7 + 3) & -4
-        if q8 > len(data):
-            raise _past_end("demo_value", "note", "string", n5, q8 - s6, data, off)
-        w1 = str(data[s6:e7], "utf-8", "surrogateescape")
-        if n5 & 3 and data[e7:q8] != _PAD[n5 & 3]:
-            raise _bad_pad("demo_value", "note", e7)
-        off = q8
-    o9 = _new(demo_value)
-    o9.kind = d2
-    o9.value = w1
-    r = o9
-    return r, off
+            try:
+                (n5,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("demo_value", "note", e, data, off) from None
+            s6 = off + 4
+            e7 = s6 + n5
+            q8 = (e7 + 3) & -4
+            if q8 > len(data):
+                raise _past_end("demo_value", "note", "string", n5, q8 - s6, data, off)
+            w1 = str(data[s6:e7], "utf-8", "surrogateescape")
+            if n5 & 3 and data[e7:q8] != _PAD[n5 & 3]:
+                raise _bad_pad("demo_value", "note", e7)
+            off = q8
+        o9 = _new(demo_value)
+        o9.kind = d2
+        o9.value = w1
+        r = o9
+        return r, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_value", "", e, data, off) from None
 
 
 def _enc_demo_setting(buf: bytearray, v: demo_setting) -> None:
-    d1 = v.type
-    if d1 == 1:
+    try:
         try:
-            buf += _S8.pack(1, v.value)
+            d1 = v.type
         except Exception as e:
-            raise _erun("demo_setting", "", _R28, v, e) from None
-    elif d1 == 2:
-        try:
-            buf += _S9.pack(2, v.value)
-        except Exception as e:
-            raise _erun("demo_setting", "", _R29, v, e) from None
-    elif d1 == 3:
-        try:
-            buf += _S10.pack(3, v.value)
-        except Exception as e:
-            raise _erun("demo_setting", "", _R30, v, e) from None
-    elif d1 == 4:
-        buf += _S7.pack(4)
-        u2: str = v.value  # type: ignore[assignment]
-        try:
+            raise _efail("demo_setting", "", e) from None
+        if d1 == 1:
             try:
-                b3 = u2.encode()
-            except UnicodeEncodeError:
-                b3 = u2.encode("utf-8", "surrogateescape")
-            n4 = len(b3)
-        except Exception as e:
-            raise _efail("demo_setting", "s", e) from None
-        buf += _U32.pack(n4)
-        buf += b3
-        if n4 & 3:
-            buf += _PAD[n4 & 3]
-    elif d1 == 5:
-        try:
-            buf += _S6.pack(5, _BOOLE[v.value])
-        except Exception as e:
-            raise _erun("demo_setting", "", _R31, v, e) from None
-    elif d1 == -1:
-        buf += _S0.pack(-1)
-    else:
-        raise _bad_disc_e("demo_setting", "type", d1)
+                buf += _S8.pack(1, v.value)
+            except Exception as e:
+                raise _erun("demo_setting", "", _R28, v, e) from None
+        elif d1 == 2:
+            try:
+                buf += _S9.pack(2, v.value)
+            except Exception as e:
+                raise _erun("demo_setting", "", _R29, v, e) from None
+        elif d1 == 3:
+            try:
+                buf += _S10.pack(3, v.value)
+            except Exception as e:
+                raise _erun("demo_setting", "", _R30, v, e) from None
+        elif d1 == 4:
+            buf += _S7.pack(4)
+            try:
+                u2: str = v.value  # type: ignore[assignment]
+            except Exception as e:
+                raise _efail("demo_setting", "", e) from None
+            try:
+                try:
+                    b3 = u2.encode()
+                except UnicodeEncodeError:
+                    b3 = u2.encode("utf-8", "surrogateescape")
+                n4 = len(b3)
+            except Exception as e:
+                raise _efail("demo_setting", "s", e) from None
+            buf += _U32.pack(n4)
+            buf += b3
+            if n4 & 3:
+                buf += _PAD[n4 & 3]
+        elif d1 == 5:
+            try:
+                buf += _S6.pack(5, _BOOLE[v.value])
+            except Exception as e:
+                raise _erun("demo_setting", "", _R31, v, e) from None
+        elif d1 == -1:
+            buf += _S0.pack(-1)
+        else:
+            raise _bad_disc_e("demo_setting", "type", d1)
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_setting", "", e) from None
 
 
 def _dec_demo_setting(data: _Buffer, off: int) -> tuple[demo_setting, int]:
     try:
-        (d2,) = _S0.unpack_from(data, off)
-        off += 4
+        try:
+            (d2,) = _S0.unpack_from(data, off)
+            off += 4
+        except Exception as e:
+            raise _drun("demo_setting", "", _R32, data, off, e) from None
+        w1: int | float | str | bool | None
+        if d2 == 1:
+            try:
+                (w1,) = _S0.unpack_from(data, off)
+                off += 4
+            except Exception as e:
+                raise _drun("demo_setting", "", _R33, data, off, e) from None
+        elif d2 == 2:
+            try:
+                (w1,) = _S11.unpack_from(data, off)
+                off += 8
+            except Exception as e:
+                raise _drun("demo_setting", "", _R34, data, off, e) from None
+        elif d2 == 3:
+            try:
+                (w1,) = _S12.unpack_from(data, off)
+                off += 8
+            except Exception as e:
+                raise _drun("demo_setting", "", _R35, data, off, e) from None
+        elif d2 == 4:
+            try:
+                (n3,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("demo_setting", "s", e, data, off) from None
+            s4 = off + 4
+            e5 = s4 + n3
+            q6 = (e5 + 3) & -4
+            if q6 > len(data):
+                raise _past_end("demo_setting", "s", "string", n3, q6 - s4, data, off)
+            w1 = str(data[s4:e5], "utf-8", "surrogateescape")
+            if n3 & 3 and data[e5:q6] != _PAD[n3 & 3]:
+                raise _bad_pad("demo_setting", "s", e5)
+            off = q6
+        elif d2 == 5:
+            try:
+                (t7,) = _S7.unpack_from(data, off)
+                w1 = _BOOLD[t7]
+                off += 4
+            except Exception as e:
+                raise _drun("demo_setting", "", _R36, data, off, e) from None
+        elif d2 == -1:
+            w1 = None
+        else:
+            raise _bad_disc_d("demo_setting", "type", d2, off - 4)
+        o8 = _new(demo_setting)
+        o8.type = d2
+        o8.value = w1
+        r = o8
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_setting", "", _R32, data, off, e) from None
-    w1: int | float | str | bool | None
-    if d2 == 1:
-        try:
-            (w1,) = _S0.unpack_from(data, off)
-            off += 4
-        except Exception as e:
-            raise _drun("demo_setting", "", _R33, data, off, e) from None
-    elif d2 == 2:
-        try:
-            (w1,) = _S11.unpack_from(data, off)
-            off += 8
-        except Exception as e:
-            raise _drun("demo_setting", "", _R34, data, off, e) from None
-    elif d2 == 3:
-        try:
-            (w1,) = _S12.unpack_from(data, off)
-            off += 8
-        except Exception as e:
-            raise _drun("demo_setting", "", _R35, data, off, e) from None
-    elif d2 == 4:
-        try:
-            (n3,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_setting", "s", e, data, off) from None
-        s4 = off + 4
-        e5 = s4 + n3
-        q6 = (e5 + 3) & -4
-        if q6 > len(data):
-            raise _past_end("demo_setting", "s", "string", n3, q6 - s4, data, off)
-        w1 = str(data[s4:e5], "utf-8", "surrogateescape")
-        if n3 & 3 and data[e5:q6] != _PAD[n3 & 3]:
-            raise _bad_pad("demo_setting", "s", e5)
-        off = q6
-    elif d2 == 5:
-        try:
-            (t7,) = _S7.unpack_from(data, off)
-            w1 = _BOOLD[t7]
-            off += 4
-        except Exception as e:
-            raise _drun("demo_setting", "", _R36, data, off, e) from None
-    elif d2 == -1:
-        w1 = None
-    else:
-        raise _bad_disc_d("demo_setting", "type", d2, off - 4)
-    o8 = _new(demo_setting)
-    o8.type = d2
-    o8.value = w1
-    r = o8
-    return r, off
+        raise _dfail("demo_setting", "", e, data, off) from None
 
 
 def _enc_demo_maybe_name(buf: bytearray, v: demo_maybe_name) -> None:
-    d1 = v.present
-    if d1 == 1:
-        buf += _S7.pack(1)
-        u2: str = v.value  # type: ignore[assignment]
+    try:
         try:
-            try:
-                b3 = u2.encode()
-            except UnicodeEncodeError:
-                b3 = u2.encode("utf-8", "surrogateescape")
-            n4 = len(b3)
+            d1 = v.present
         except Exception as e:
-            raise _efail("demo_maybe_name", "name", e) from None
-        if n4 > 64:
-            raise _too_long("demo_maybe_name", "name", "string", n4, 64)
-        buf += _U32.pack(n4)
-        buf += b3
-        if n4 & 3:
-            buf += _PAD[n4 & 3]
-    elif d1 == 0:
-        buf += _S7.pack(0)
-    else:
-        raise _bad_disc_e("demo_maybe_name", "present", d1)
+            raise _efail("demo_maybe_name", "", e) from None
+        if d1 == 1:
+            buf += _S7.pack(1)
+            try:
+                u2: str = v.value  # type: ignore[assignment]
+            except Exception as e:
+                raise _efail("demo_maybe_name", "", e) from None
+            try:
+                try:
+                    b3 = u2.encode()
+                except UnicodeEncodeError:
+                    b3 = u2.encode("utf-8", "surrogateescape")
+                n4 = len(b3)
+            except Exception as e:
+                raise _efail("demo_maybe_name", "name", e) from None
+            if n4 > 64:
+                raise _too_long("demo_maybe_name", "name", "string", n4, 64)
+            buf += _U32.pack(n4)
+            buf += b3
+            if n4 & 3:
+                buf += _PAD[n4 & 3]
+        elif d1 == 0:
+            buf += _S7.pack(0)
+        else:
+            raise _bad_disc_e("demo_maybe_name", "present", d1)
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_maybe_name", "", e) from None
 
 
 def _dec_demo_maybe_name(data: _Buffer, off: int) -> tuple[demo_maybe_name, int]:
     try:
-        (t3,) = _S7.unpack_from(data, off)
-        d2 = _BOOLD[t3]
-        off += 4
-    except Exception as e:
-        raise _drun("demo_maybe_name", "", _R37, data, off, e) from None
-    w1: str | None
-    if d2 == 1:
         try:
-            (n4,) = _U32.unpack_from(data, off)
+            (t3,) = _S7.unpack_from(data, off)
+            d2 = _BOOLD[t3]
+            off += 4
         except Exception as e:
-            raise _dfail("demo_maybe_name", "name", e, data, off) from None
-        if n4 > 64:
-            raise _decl_too_long("demo_maybe_name", "name", "string", n4, 64, off)
-        s5 = off + 4
-        e6 = s5 + n4
-        q7 = (e6 + 3) & -4
-        if q7 > len(data):
-            raise _past_end("demo_maybe_name", "name", "string", n4, q7 - s5, data, off)
-        w1 = str(data[s5:e6], "utf-8", "surrogateescape")
-        if n4 & 3 and data[e6:q7] != _PAD[n4 & 3]:
-            raise _bad_pad("demo_maybe_name", "name", e6)
-        off = q7
-    elif d2 == 0:
-        w1 = None
-    else:
-        raise _bad_disc_d("demo_maybe_name", "present", d2, off - 4)
-    o8 = _new(demo_maybe_name)
-    o8.present = d2
-    o8.value = w1
-    r = o8
-    return r, off
+            raise _drun("demo_maybe_name", "", _R37, data, off, e) from None
+        w1: str | None
+        if d2 == 1:
+            try:
+                (n4,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("demo_maybe_name", "name", e, data, off) from None
+            if n4 > 64:
+                raise _decl_too_long("demo_maybe_name", "name", "string", n4, 64, off)
+            s5 = off + 4
+            e6 = s5 + n4
+            q7 = (e6 + 3) & -4
+            if q7 > len(data):
+                raise _past_end(
+                    "demo_maybe_name", "name", "string", n4, q7 - s5, data, off
+                )
+            w1 = str(data[s5:e6], "utf-8", "surrogateescape")
+            if n4 & 3 and data[e6:q7] != _PAD[n4 & 3]:
+                raise _bad_pad("demo_maybe_name", "name", e6)
+            off = q7
+        elif d2 == 0:
+            w1 = None
+        else:
+            raise _bad_disc_d("demo_maybe_name", "present", d2, off - 4)
+        o8 = _new(demo_maybe_name)
+        o8.present = d2
+        o8.value = w1
+        r = o8
+        return r, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_maybe_name", "", e, data, off) from None
 
 
 def _enc_demo_limit(buf: bytearray, v: demo_limit) -> None:
-    d1 = v.revision
-    if d1 == 1:
+    try:
         try:
-            buf += _S6.pack(1, v.value)
+            d1 = v.revision
         except Exception as e:
-            raise _erun("demo_limit", "", _R38, v, e) from None
-    elif d1 in (2, 3):
-        try:
-            buf += _S13.pack(d1, v.value)
-        except Exception as e:
-            raise _erun("demo_limit", "", _R39, v, e) from None
-    else:
-        try:
-            buf += _S7.pack(d1)
-        except Exception as e:
-            raise _erun("demo_limit", "", _R40, (d1,), e) from None
+            raise _efail("demo_limit", "", e) from None
+        if d1 == 1:
+            try:
+                buf += _S6.pack(1, v.value)
+            except Exception as e:
+                raise _erun("demo_limit", "", _R38, v, e) from None
+        elif d1 in (2, 3):
+            try:
+                buf += _S13.pack(d1, v.value)
+            except Exception as e:
+                raise _erun("demo_limit", "", _R39, v, e) from None
+        else:
+            try:
+                buf += _S7.pack(d1)
+            except Exception as e:
+                raise _erun("demo_limit", "", _R40, (d1,), e) from None
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_limit", "", e) from None
 
 
 def _dec_demo_limit(data: _Buffer, off: int) -> tuple[demo_limit, int]:
     try:
-        (d2,) = _S7.unpack_from(data, off)
-        off += 4
-    except Exception as e:
-        raise _drun("demo_limit", "", _R41, data, off, e) from None
-    w1: int | None
-    if d2 == 1:
         try:
-            (w1,) = _S7.unpack_from(data, off)
+            (d2,) = _S7.unpack_from(data, off)
             off += 4
         except Exception as e:
-            raise _drun("demo_limit", "", _R42, data, off, e) from None
-    elif d2 in (2, 3):
-        try:
-            (w1,) = _S14.unpack_from(data, off)
-            off += 8
-        except Exception as e:
-            raise _drun("demo_limit", "", _R43, data, off, e) from None
-    else:
-        w1 = None
-    o3 = _new(demo_limit)
-    o3.revision = d2
-    o3.value = w1
-    r = o3
-    return r, off
+            raise _drun("demo_limit", "", _R41, data, off, e) from None
+        w1: int | None
+        if d2 == 1:
+            try:
+                (w1,) = _S7.unpack_from(data, off)
+                off += 4
+            except Exception as e:
+                raise _drun("demo_limit", "", _R42, data, off, e) from None
+        elif d2 in (2, 3):
+            try:
+                (w1,) = _S14.unpack_from(data, off)
+                off += 8
+            except Exception as e:
+                raise _drun("demo_limit", "", _R43, data, off, e) from None
+        else:
+            w1 = None
+        o3 = _new(demo_limit)
+        o3.revision = d2
+        o3.value = w1
+        r = o3
+        return r, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_limit", "", e, data, off) from None
 
 
 def _enc_demo_lookup_result(buf: bytearray, v: demo_lookup_result) -> None:
-    d1 = v.status
-    if d1 == 0:
-        buf += _S7.pack(0)
-        u2: demo_item = v.value  # type: ignore[assignment]
+    try:
         try:
-            _enc_demo_item(buf, u2)
-        except _XdrError as e:
-            raise e.within("demo_lookup_result", "item")
-    else:
-        try:
-            buf += _S0.pack(_EM_demo_status[d1])
+            d1 = v.status
         except Exception as e:
-            raise _erun("demo_lookup_result", "", _R44, (d1,), e) from None
+            raise _efail("demo_lookup_result", "", e) from None
+        if d1 == 0:
+            buf += _S7.pack(0)
+            try:
+                u2: demo_item = v.value  # type: ignore[assignment]
+            except Exception as e:
+                raise _efail("demo_lookup_result", "", e) from None
+            try:
+                _enc_demo_item(buf, u2)
+            except _XdrError as e:
+                raise e.within("demo_lookup_result", "item")
+        else:
+            try:
+                buf += _S0.pack(_EM_demo_status[d1])
+            except Exception as e:
+                raise _erun("demo_lookup_result", "", _R44, (d1,), e) from None
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_lookup_result", "", e) from None
 
 
 def _dec_demo_lookup_result(data: _Buffer, off: int) -> tuple[demo_lookup_result, int]:
     try:
-        (t3,) = _S0.unpack_from(data, off)
-        d2 = _EM_demo_status[t3]
-        off += 4
-    except Exception as e:
-        raise _drun("demo_lookup_result", "", _R45, data, off, e) from None
-    w1: demo_item | None
-    if d2 == 0:
         try:
-            w1, off = _dec_demo_item(data, off)
-        except _XdrError as e:
-            raise e.within("demo_lookup_result", "item")
-    else:
-        w1 = None
-    o4 = _new(demo_lookup_result)
-    o4.status = d2
-    o4.value = w1
-    r = o4
-    return r, off
+            (t3,) = _S0.unpack_from(data, off)
+            d2 = _EM_demo_status[t3]
+            off += 4
+        except Exception as e:
+            raise _drun("demo_lookup_result", "", _R45, data, off, e) from None
+        w1: demo_item | None
+        if d2 == 0:
+            try:
+                w1, off = _dec_demo_item(data, off)
+            except _XdrError as e:
+                raise e.within("demo_lookup_result", "item")
+        else:
+            w1 = None
+        o4 = _new(demo_lookup_result)
+        o4.status = d2
+        o4.value = w1
+        r = o4
+        return r, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_lookup_result", "", e, data, off) from None
 
 
 def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
     try:
-        x1 = v.value
-        d2 = x1.type
-    except Exception as e:
-        raise _efail("demo_option", "value", e) from None
-    try:
         try:
-            b3 = v.key.encode()
-        except UnicodeEncodeError:
-            b3 = v.key.encode("utf-8", "surrogateescape")
-        n4 = len(b3)
-    except Exception as e:
-        raise _efail("demo_option", "key", e) from None
-    if n4 > 64:
-        raise _too_long("demo_option", "key", "string", n4, 64)
-    try:
-        buf += _LE3[n4].pack(n4, b3, d2)
-    except Exception as e:
-        raise _erun("demo_option", "", _R46, (d2,), e) from None
-    if d2 == 1:
-        try:
-            buf += _S0.pack(x1.value)
+            x1 = v.value
+            d2 = x1.type
         except Exception as e:
-            raise _erun("demo_option", "", _R47, x1, e) from None
-    elif d2 == 2:
-        try:
-            buf += _S11.pack(x1.value)
-        except Exception as e:
-            raise _erun("demo_option", "", _R48, x1, e) from None
-    elif d2 == 3:
-        try:
-            buf += _S12.pack(x1.value)
-        except Exception as e:
-            raise _erun("demo_option", "", _R49, x1, e) from None
-    elif d2 == 4:
-        u5: str = x1.value  # type: ignore[assignment]
+            raise _efail("demo_option", "value", e) from None
         try:
             try:
-                b6 = u5.encode()
+                b3 = v.key.encode()
             except UnicodeEncodeError:
-                b6 = u5.encode("utf-8", "surrogateescape")
-            n7 = len(b6)
+                b3 = v.key.encode("utf-8", "surrogateescape")
+            n4 = len(b3)
         except Exception as e:
-            raise _efail("demo_option", "value.s", e) from None
-        buf += _U32.pack(n7)
-        buf += b6
-        if n7 & 3:
-            buf += _PAD[n7 & 3]
-    elif d2 == 5:
+            raise _efail("demo_option", "key", e) from None
+        if n4 > 64:
+            raise _too_long("demo_option", "key", "string", n4, 64)
         try:
-            buf += _S7.pack(_BOOLE[x1.value])
+            buf += _LE3[n4].pack(n4, b3, d2)
         except Exception as e:
-            raise _erun("demo_option", "", _R50, x1, e) from None
-    elif d2 == -1:
-        pass
-    else:
-        raise _bad_disc_e("demo_option", "value.type", d2)
+            raise _erun("demo_option", "", _R46, (d2,), e) from None
+        if d2 == 1:
+            try:
+                buf += _S0.pack(x1.value)
+            except Exception as e:
+                raise _erun("demo_option", "", _R47, x1, e) from None
+        elif d2 == 2:
+            try:
+                buf += _S11.pack(x1.value)
+            except Exception as e:
+                raise _erun("demo_option", "", _R48, x1, e) from None
+        elif d2 == 3:
+            try:
+                buf += _S12.pack(x1.value)
+            except Exception as e:
+                raise _erun("demo_option", "", _R49, x1, e) from None
+        elif d2 == 4:
+            try:
+                u5: str = x1.value  # type: ignore[assignment]
+            except Exception as e:
+                raise _efail("demo_option", "value", e) from None
+            try:
+                try:
+                    b6 = u5.encode()
+                except UnicodeEncodeError:
+                    b6 = u5.encode("utf-8", "surrogateescape")
+                n7 = len(b6)
+            except Exception as e:
+                raise _efail("demo_option", "value.s", e) from None
+            buf += _U32.pack(n7)
+            buf += b6
+            if n7 & 3:
+                buf += _PAD[n7 & 3]
+        elif d2 == 5:
+            try:
+                buf += _S7.pack(_BOOLE[x1.value])
+            except Exception as e:
+                raise _erun("demo_option", "", _R50, x1, e) from None
+        elif d2 == -1:
+            pass
+        else:
+            raise _bad_disc_e("demo_option", "value.type", d2)
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_option", "", e) from None
 
 
 def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
-    o = _new(demo_option)
     try:
-        (n2,) = _U32.unpack_from(data, off)
+        o = _new(demo_option)
+        try:
+            (n2,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_option", "key", e, data, off) from None
+        if n2 > 64:
+            raise _decl_too_long("demo_option", "key", "string", n2, 64, off)
+        try:
+            _, b3, p4, d1 = _LD4[n2].unpack_from(data, off)
+            if p4 != _PAD[n2 & 3]:
+                raise _Invalid
+        except Exception as e:
+            raise _dgroup(
+                "demo_option", "key", "string", n2, "", _R51, data, off, e
+            ) from None
+        try:
+            o.key = b3.decode()
+        except UnicodeDecodeError:
+            o.key = b3.decode("utf-8", "surrogateescape")
+        off += ((n2 + 3) & -4) + 8
+        w5: int | float | str | bool | None
+        if d1 == 1:
+            try:
+                (w5,) = _S0.unpack_from(data, off)
+                off += 4
+            except Exception as e:
+                raise _drun("demo_option", "", _R52, data, off, e) from None
+        elif d1 == 2:
+            try:
+                (w5,) = _S11.unpack_from(data, off)
+                off += 8
+            except Exception as e:
+                raise _drun("demo_option", "", _R53, data, off, e) from None
+        elif d1 == 3:
+            try:
+                (w5,) = _S12.unpack_from(data, off)
+                off += 8
+            except Exception as e:
+                raise _drun("demo_option", "", _R54, data, off, e) from None
+        elif d1 == 4:
+            try:
+                (n6,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("demo_option", "value.s", e, data, off) from None
+            s7 = off + 4
+            e8 = s7 + n6
+            q9 = (e8 + 3) & -4
+            if q9 > len(data):
+                raise _past_end(
+                    "demo_option", "value.s", "string", n6, q9 - s7, data, off
+                )
+            w5 = str(data[s7:e8], "utf-8", "surrogateescape")
+            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
+                raise _bad_pad("demo_option", "value.s", e8)
+            off = q9
+        elif d1 == 5:
+            try:
+                (t10,) = _S7.unpack_from(data, off)
+                w5 = _BOOLD[t10]
+                off += 4
+            except Exception as e:
+                raise _drun("demo_option", "", _R55, data, off, e) from None
+        elif d1 == -1:
+            w5 = None
+        else:
+            raise _bad_disc_d("demo_option", "value.type", d1, off - 4)
+        o11 = _new(demo_setting)
+        o11.type = d1
+        o11.value = w5
+        o.value = o11
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _dfail("demo_option", "key", e, data, off) from None
-    if n2 > 64:
-        raise _decl_too_long("demo_option", "key", "string", n2, 64, off)
-    try:
-        _, b3, p4, d1 = _LD4[n2].unpack_from(data, off)
-        if p4 != _PAD[n2 & 3]:
-            raise _Invalid
-    except Exception as e:
-        raise _dgroup(
-            "demo_option", "key", "string", n2, "", _R51, data, off, e
-        ) from None
-    try:
-        o.key = b3.decode()
-    except UnicodeDecodeError:
-        o.key = b3.decode("utf-8", "surrogateescape")
-    off += ((n2 + 3) & -4) + 8
-    w5: int | float | str | bool | None
-    if d1 == 1:
-        try:
-            (w5,) = _S0.unpack_from(data, off)
-            off += 4
-        except Exception as e:
-            raise _drun("demo_option", "", _R52, data, off, e) from None
-    elif d1 == 2:
-        try:
-            (w5,) = _S11.unpack_from(data, off)
-            off += 8
-        except Exception as e:
-            raise _drun("demo_option", "", _R53, data, off, e) from None
-    elif d1 == 3:
-        try:
-            (w5,) = _S12.unpack_from(data, off)
-            off += 8
-        except Exception as e:
-            raise _drun("demo_option", "", _R54, data, off, e) from None
-    elif d1 == 4:
-        try:
-            (n6,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_option", "value.s", e, data, off) from None
-        s7 = off + 4
-        e8 = s7 + n6
-        q9 = (e8 + 3) & -4
-        if q9 > len(data):
-            raise _past_end("demo_option", "value.s", "string", n6, q9 - s7, data, off)
-        w5 = str(data[s7:e8], "utf-8", "surrogateescape")
-        if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
-            raise _bad_pad("demo_option", "value.s", e8)
-        off = q9
-    elif d1 == 5:
-        try:
-            (t10,) = _S7.unpack_from(data, off)
-            w5 = _BOOLD[t10]
-            off += 4
-        except Exception as e:
-            raise _drun("demo_option", "", _R55, data, off, e) from None
-    elif d1 == -1:
-        w5 = None
-    else:
-        raise _bad_disc_d("demo_option", "value.type", d1, off - 4)
-    o11 = _new(demo_setting)
-    o11.type = d1
-    o11.value = w5
-    o.value = o11
-    return o, off
+        raise _dfail("demo_option", "", e, data, off) from None
 
 
 def _enc_demo_connect_get_version_ret(
     buf: bytearray, v: demo_connect_get_version_ret
 ) -> None:
     try:
-        buf += _S14.pack(v.lib_version)
+        try:
+            buf += _S14.pack(v.lib_version)
+        except Exception as e:
+            raise _erun("demo_connect_get_version_ret", "", _R56, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_connect_get_version_ret", "", _R56, v, e) from None
+        raise _efail("demo_connect_get_version_ret", "", e) from None
 
 
 def _dec_demo_connect_get_version_ret(
     data: _Buffer, off: int
 ) -> tuple[demo_connect_get_version_ret, int]:
-    o = _new(demo_connect_get_version_ret)
     try:
-        (o.lib_version,) = _S14.unpack_from(data, off)
-        off += 8
+        o = _new(demo_connect_get_version_ret)
+        try:
+            (o.lib_version,) = _S14.unpack_from(data, off)
+            off += 8
+        except Exception as e:
+            raise _drun(
+                "demo_connect_get_version_ret", "", _R57, data, off, e
+            ) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_connect_get_version_ret", "", _R57, data, off, e) from None
-    return o, off
+        raise _dfail("demo_connect_get_version_ret", "", e, data, off) from None
 
 
 def _encode_demo_connect_get_version_ret(v: demo_connect_get_version_ret) -> bytes:
@@ -2061,50 +2362,72 @@ def _decode_demo_connect_get_version_ret(data: _Buffer) -> demo_connect_get_vers
 
 def _enc_demo_item_create_args(buf: bytearray, v: demo_item_create_args) -> None:
     try:
-        _enc_demo_item(buf, v.item)
-    except _XdrError as e:
-        raise e.within("demo_item_create_args", "item")
-    try:
-        buf += _S7.pack(v.flags)
+        try:
+            _enc_demo_item(buf, v.item)
+        except _XdrError as e:
+            raise e.within("demo_item_create_args", "item")
+        except Exception as e:
+            raise _efail("demo_item_create_args", "item", e) from None
+        try:
+            buf += _S7.pack(v.flags)
+        except Exception as e:
+            raise _erun("demo_item_create_args", "", _R60, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_create_args", "", _R60, v, e) from None
+        raise _efail("demo_item_create_args", "", e) from None
 
 
 def _dec_demo_item_create_args(
     data: _Buffer, off: int
 ) -> tuple[demo_item_create_args, int]:
-    o = _new(demo_item_create_args)
     try:
-        o.item, off = _dec_demo_item(data, off)
-    except _XdrError as e:
-        raise e.within("demo_item_create_args", "item")
-    try:
-        (o.flags,) = _S7.unpack_from(data, off)
-        off += 4
+        o = _new(demo_item_create_args)
+        try:
+            o.item, off = _dec_demo_item(data, off)
+        except _XdrError as e:
+            raise e.within("demo_item_create_args", "item")
+        try:
+            (o.flags,) = _S7.unpack_from(data, off)
+            off += 4
+        except Exception as e:
+            raise _drun("demo_item_create_args", "", _R61, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_create_args", "", _R61, data, off, e) from None
-    return o, off
+        raise _dfail("demo_item_create_args", "", e, data, off) from None
 
 
 def _enc_demo_item_create_ret(buf: bytearray, v: demo_item_create_ret) -> None:
     try:
-        if len(v.uuid) != 16:
-            raise _Invalid
-        buf += _S1.pack(v.uuid)
+        try:
+            if len(v.uuid) != 16:
+                raise _Invalid
+            buf += _S1.pack(v.uuid)
+        except Exception as e:
+            raise _erun("demo_item_create_ret", "", _R62, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_create_ret", "", _R62, v, e) from None
+        raise _efail("demo_item_create_ret", "", e) from None
 
 
 def _dec_demo_item_create_ret(
     data: _Buffer, off: int
 ) -> tuple[demo_item_create_ret, int]:
-    o = _new(demo_item_create_ret)
     try:
-        (o.uuid,) = _S1.unpack_from(data, off)
-        off += 16
+        o = _new(demo_item_create_ret)
+        try:
+            (o.uuid,) = _S1.unpack_from(data, off)
+            off += 16
+        except Exception as e:
+            raise _drun("demo_item_create_ret", "", _R63, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_create_ret", "", _R63, data, off, e) from None
-    return o, off
+        raise _dfail("demo_item_create_ret", "", e, data, off) from None
 
 
 def _encode_demo_item_create_ret(v: demo_item_create_ret) -> bytes:
@@ -2130,83 +2453,123 @@ def _enc_demo_item_lookup_by_name_args(
 ) -> None:
     try:
         try:
-            b1 = v.name.encode()
-        except UnicodeEncodeError:
-            b1 = v.name.encode("utf-8", "surrogateescape")
-        n2 = len(b1)
+            try:
+                b1 = v.name.encode()
+            except UnicodeEncodeError:
+                b1 = v.name.encode("utf-8", "surrogateescape")
+            n2 = len(b1)
+        except Exception as e:
+            raise _efail("demo_item_lookup_by_name_args", "name", e) from None
+        if n2 > 64:
+            raise _too_long("demo_item_lookup_by_name_args", "name", "string", n2, 64)
+        buf += _U32.pack(n2)
+        buf += b1
+        if n2 & 3:
+            buf += _PAD[n2 & 3]
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _efail("demo_item_lookup_by_name_args", "name", e) from None
-    if n2 > 64:
-        raise _too_long("demo_item_lookup_by_name_args", "name", "string", n2, 64)
-    buf += _U32.pack(n2)
-    buf += b1
-    if n2 & 3:
-        buf += _PAD[n2 & 3]
+        raise _efail("demo_item_lookup_by_name_args", "", e) from None
 
 
 def _dec_demo_item_lookup_by_name_args(
     data: _Buffer, off: int
 ) -> tuple[demo_item_lookup_by_name_args, int]:
-    o = _new(demo_item_lookup_by_name_args)
     try:
-        (n1,) = _U32.unpack_from(data, off)
+        o = _new(demo_item_lookup_by_name_args)
+        try:
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail(
+                "demo_item_lookup_by_name_args", "name", e, data, off
+            ) from None
+        if n1 > 64:
+            raise _decl_too_long(
+                "demo_item_lookup_by_name_args", "name", "string", n1, 64, off
+            )
+        s2 = off + 4
+        e3 = s2 + n1
+        q4 = (e3 + 3) & -4
+        if q4 > len(data):
+            raise _past_end(
+                "demo_item_lookup_by_name_args",
+                "name",
+                "string",
+                n1,
+                q4 - s2,
+                data,
+                off,
+            )
+        o.name = str(data[s2:e3], "utf-8", "surrogateescape")
+        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
+            raise _bad_pad("demo_item_lookup_by_name_args", "name", e3)
+        off = q4
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _dfail("demo_item_lookup_by_name_args", "name", e, data, off) from None
-    if n1 > 64:
-        raise _decl_too_long(
-            "demo_item_lookup_by_name_args", "name", "string", n1, 64, off
-        )
-    s2 = off + 4
-    e3 = s2 + n1
-    q4 = (e3 + 3) & -4
-    if q4 > len(data):
-        raise _past_end(
-            "demo_item_lookup_by_name_args", "name", "string", n1, q4 - s2, data, off
-        )
-    o.name = str(data[s2:e3], "utf-8", "surrogateescape")
-    if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-        raise _bad_pad("demo_item_lookup_by_name_args", "name", e3)
-    off = q4
-    return o, off
+        raise _dfail("demo_item_lookup_by_name_args", "", e, data, off) from None
 
 
 def _enc_demo_item_lookup_by_name_ret(
     buf: bytearray, v: demo_item_lookup_by_name_ret
 ) -> None:
     try:
-        _enc_demo_item(buf, v.item)
-    except _XdrError as e:
-        raise e.within("demo_item_lookup_by_name_ret", "item")
+        try:
+            _enc_demo_item(buf, v.item)
+        except _XdrError as e:
+            raise e.within("demo_item_lookup_by_name_ret", "item")
+        except Exception as e:
+            raise _efail("demo_item_lookup_by_name_ret", "item", e) from None
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_item_lookup_by_name_ret", "", e) from None
 
 
 def _dec_demo_item_lookup_by_name_ret(
     data: _Buffer, off: int
 ) -> tuple[demo_item_lookup_by_name_ret, int]:
-    o = _new(demo_item_lookup_by_name_ret)
     try:
-        o.item, off = _dec_demo_item(data, off)
-    except _XdrError as e:
-        raise e.within("demo_item_lookup_by_name_ret", "item")
-    return o, off
+        o = _new(demo_item_lookup_by_name_ret)
+        try:
+            o.item, off = _dec_demo_item(data, off)
+        except _XdrError as e:
+            raise e.within("demo_item_lookup_by_name_ret", "item")
+        return o, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_item_lookup_by_name_ret", "", e, data, off) from None
 
 
 def _enc_demo_item_list_args(buf: bytearray, v: demo_item_list_args) -> None:
     try:
-        buf += _S6.pack(v.max_items, v.flags)
+        try:
+            buf += _S6.pack(v.max_items, v.flags)
+        except Exception as e:
+            raise _erun("demo_item_list_args", "", _R66, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_list_args", "", _R66, v, e) from None
+        raise _efail("demo_item_list_args", "", e) from None
 
 
 def _dec_demo_item_list_args(
     data: _Buffer, off: int
 ) -> tuple[demo_item_list_args, int]:
-    o = _new(demo_item_list_args)
     try:
-        o.max_items, o.flags = _S6.unpack_from(data, off)
-        off += 8
+        o = _new(demo_item_list_args)
+        try:
+            o.max_items, o.flags = _S6.unpack_from(data, off)
+            off += 8
+        except Exception as e:
+            raise _drun("demo_item_list_args", "", _R67, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_list_args", "", _R67, data, off, e) from None
-    return o, off
+        raise _dfail("demo_item_list_args", "", e, data, off) from None
 
 
 def _encode_demo_item_list_args(v: demo_item_list_args) -> bytes:
@@ -2226,74 +2589,96 @@ def _decode_demo_item_list_args(data: _Buffer) -> demo_item_list_args:
 
 
 def _enc_demo_item_list_ret(buf: bytearray, v: demo_item_list_ret) -> None:
-    a1 = v.items
     try:
-        n2 = len(a1)
-    except Exception as e:
-        raise _efail("demo_item_list_ret", "items", e) from None
-    if n2 > 16:
-        raise _too_long("demo_item_list_ret", "items", "array", n2, 16)
-    buf += _U32.pack(n2)
-    for i3, e4 in enumerate(a1):
         try:
-            _enc_demo_item(buf, e4)
-        except _XdrError as e:
-            raise e.within("demo_item_list_ret", f"items[{i3}]")
-    try:
-        buf += _S7.pack(v.total)
+            a1 = v.items
+            n2 = len(a1)
+        except Exception as e:
+            raise _efail("demo_item_list_ret", "items", e) from None
+        if n2 > 16:
+            raise _too_long("demo_item_list_ret", "items", "array", n2, 16)
+        buf += _U32.pack(n2)
+        for e3 in a1:
+            try:
+                _enc_demo_item(buf, e3)
+            except _XdrError as e:
+                raise e.within("demo_item_list_ret", f"items[{_at(a1, e3)}]")
+        try:
+            buf += _S7.pack(v.total)
+        except Exception as e:
+            raise _erun("demo_item_list_ret", "", _R70, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_list_ret", "", _R70, v, e) from None
+        raise _efail("demo_item_list_ret", "", e) from None
 
 
 def _dec_demo_item_list_ret(data: _Buffer, off: int) -> tuple[demo_item_list_ret, int]:
-    o = _new(demo_item_list_ret)
     try:
-        (n1,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item_list_ret", "items", e, data, off) from None
-    if n1 > 16:
-        raise _decl_too_long("demo_item_list_ret", "items", "array", n1, 16, off)
-    if off + 4 + n1 * 152 > len(data):
-        raise _past_end("demo_item_list_ret", "items", "array", n1, n1 * 152, data, off)
-    off += 4
-    l2: list[demo_item] = []
-    ap4 = l2.append
-    for i3 in range(n1):
+        o = _new(demo_item_list_ret)
         try:
-            v5, off = _dec_demo_item(data, off)
-        except _XdrError as e:
-            raise e.within("demo_item_list_ret", f"items[{i3}]")
-        ap4(v5)
-    o.items = l2
-    try:
-        (o.total,) = _S7.unpack_from(data, off)
+            (n1,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item_list_ret", "items", e, data, off) from None
+        if n1 > 16:
+            raise _decl_too_long("demo_item_list_ret", "items", "array", n1, 16, off)
+        if off + 4 + n1 * 152 > len(data):
+            raise _past_end(
+                "demo_item_list_ret", "items", "array", n1, n1 * 152, data, off
+            )
         off += 4
+        l2: list[demo_item] = []
+        ap4 = l2.append
+        for i3 in range(n1):
+            try:
+                v5, off = _dec_demo_item(data, off)
+            except _XdrError as e:
+                raise e.within("demo_item_list_ret", f"items[{i3}]")
+            ap4(v5)
+        o.items = l2
+        try:
+            (o.total,) = _S7.unpack_from(data, off)
+            off += 4
+        except Exception as e:
+            raise _drun("demo_item_list_ret", "", _R71, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_list_ret", "", _R71, data, off, e) from None
-    return o, off
+        raise _dfail("demo_item_list_ret", "", e, data, off) from None
 
 
 def _enc_demo_item_get_counters_args(
     buf: bytearray, v: demo_item_get_counters_args
 ) -> None:
     try:
-        if len(v.uuid) != 16:
-            raise _Invalid
-        buf += _S1.pack(v.uuid)
+        try:
+            if len(v.uuid) != 16:
+                raise _Invalid
+            buf += _S1.pack(v.uuid)
+        except Exception as e:
+            raise _erun("demo_item_get_counters_args", "", _R72, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_get_counters_args", "", _R72, v, e) from None
+        raise _efail("demo_item_get_counters_args", "", e) from None
 
 
 def _dec_demo_item_get_counters_args(
     data: _Buffer, off: int
 ) -> tuple[demo_item_get_counters_args, int]:
-    o = _new(demo_item_get_counters_args)
     try:
-        (o.uuid,) = _S1.unpack_from(data, off)
-        off += 16
+        o = _new(demo_item_get_counters_args)
+        try:
+            (o.uuid,) = _S1.unpack_from(data, off)
+            off += 16
+        except Exception as e:
+            raise _drun("demo_item_get_counters_args", "", _R73, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_get_counters_args", "", _R73, data, off, e) from None
-    return o, off
+        raise _dfail("demo_item_get_counters_args", "", e, data, off) from None
 
 
 def _encode_demo_item_get_counters_args(v: demo_item_get_counters_args) -> bytes:
@@ -2318,378 +2703,479 @@ def _enc_demo_item_get_counters_ret(
     buf: bytearray, v: demo_item_get_counters_ret
 ) -> None:
     try:
-        buf += _S7.pack(v.ncounters)
+        try:
+            buf += _S7.pack(v.ncounters)
+        except Exception as e:
+            raise _erun("demo_item_get_counters_ret", "", _R76, v, e) from None
+        try:
+            a1 = v.counters
+            n2 = len(a1)
+        except Exception as e:
+            raise _efail("demo_item_get_counters_ret", "counters", e) from None
+        if n2 != 4:
+            raise _wrong_length(
+                "demo_item_get_counters_ret", "counters", "array", n2, 4
+            )
+        try:
+            buf += _S2.pack(*a1)
+        except Exception as e:
+            raise _earr(
+                "demo_item_get_counters_ret", "counters", a1, _ck.UHYPER, e
+            ) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_get_counters_ret", "", _R76, v, e) from None
-    a1 = v.counters
-    try:
-        n2 = len(a1)
-    except Exception as e:
-        raise _efail("demo_item_get_counters_ret", "counters", e) from None
-    if n2 != 4:
-        raise _wrong_length("demo_item_get_counters_ret", "counters", "array", n2, 4)
-    try:
-        buf += _S2.pack(*a1)
-    except Exception as e:
-        raise _earr(
-            "demo_item_get_counters_ret", "counters", a1, _ck.UHYPER, e
-        ) from None
+        raise _efail("demo_item_get_counters_ret", "", e) from None
 
 
 def _dec_demo_item_get_counters_ret(
     data: _Buffer, off: int
 ) -> tuple[demo_item_get_counters_ret, int]:
-    o = _new(demo_item_get_counters_ret)
     try:
-        (o.ncounters,) = _S7.unpack_from(data, off)
-        off += 4
+        o = _new(demo_item_get_counters_ret)
+        try:
+            (o.ncounters,) = _S7.unpack_from(data, off)
+            off += 4
+        except Exception as e:
+            raise _drun("demo_item_get_counters_ret", "", _R77, data, off, e) from None
+        try:
+            o.counters = list(_S2.unpack_from(data, off))
+        except Exception as e:
+            raise _dfail(
+                "demo_item_get_counters_ret", "counters", e, data, off
+            ) from None
+        off += 32
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_get_counters_ret", "", _R77, data, off, e) from None
-    try:
-        o.counters = list(_S2.unpack_from(data, off))
-    except Exception as e:
-        raise _dfail("demo_item_get_counters_ret", "counters", e, data, off) from None
-    off += 32
-    return o, off
+        raise _dfail("demo_item_get_counters_ret", "", e, data, off) from None
 
 
 def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -> None:
     try:
-        x1 = v.value
-        d2 = x1.kind
-    except Exception as e:
-        raise _efail("demo_item_set_value_args", "value", e) from None
-    try:
-        if len(v.uuid) != 16:
-            raise _Invalid
-        buf += _S15.pack(v.uuid, _EM_demo_kind[d2])
-    except Exception as e:
-        raise _erun("demo_item_set_value_args", "", _R78, (v.uuid, d2), e) from None
-    if d2 in (0, 1):
         try:
-            buf += _S7.pack(x1.value)
+            x1 = v.value
+            d2 = x1.kind
         except Exception as e:
-            raise _erun("demo_item_set_value_args", "", _R79, x1, e) from None
-    elif d2 == 16:
-        u3: demo_item_node | None = x1.value  # type: ignore[assignment]
-        if u3 is None:
-            buf += _FALSE
-        else:
-            buf += _TRUE
+            raise _efail("demo_item_set_value_args", "value", e) from None
+        try:
+            if len(v.uuid) != 16:
+                raise _Invalid
+            buf += _S15.pack(v.uuid, _EM_demo_kind[d2])
+        except Exception as e:
+            raise _erun("demo_item_set_value_args", "", _R78, (v.uuid, d2), e) from None
+        if d2 in (0, 1):
             try:
-                _enc_demo_item_node(buf, u3)
-            except _XdrError as e:
-                raise e.within("demo_item_set_value_args", "value.parts")
-    elif d2 == 8:
-        pass
-    else:
-        u4: str = x1.value  # type: ignore[assignment]
-        try:
-            try:
-                b5 = u4.encode()
-            except UnicodeEncodeError:
-                b5 = u4.encode("utf-8", "surrogateescape")
-            n6 = len(b5)
-        except Exception as e:
-            raise _efail("demo_item_set_value_args", "value.note", e) from None
-        buf += _U32.pack(n6)
-        buf += b5
-        if n6 & 3:
-            buf += _PAD[n6 & 3]
-    a7 = v.options
-    try:
-        n8 = len(a7)
-    except Exception as e:
-        raise _efail("demo_item_set_value_args", "options", e) from None
-    buf += _U32.pack(n8)
-    for i9, e10 in enumerate(a7):
-        try:
-            x11 = e10.value
-            d12 = x11.type
-        except Exception as e:
-            raise _efail(
-                "demo_item_set_value_args", f"options[{i9}].value", e
-            ) from None
-        try:
-            try:
-                b13 = e10.key.encode()
-            except UnicodeEncodeError:
-                b13 = e10.key.encode("utf-8", "surrogateescape")
-            n14 = len(b13)
-        except Exception as e:
-            raise _efail("demo_item_set_value_args", f"options[{i9}].key", e) from None
-        if n14 > 64:
-            raise _too_long(
-                "demo_item_set_value_args", f"options[{i9}].key", "string", n14, 64
-            )
-        try:
-            buf += _LE3[n14].pack(n14, b13, d12)
-        except Exception as e:
-            raise _erun(
-                "demo_item_set_value_args", f"options[{i9}]", _R80, (d12,), e
-            ) from None
-        if d12 == 1:
-            try:
-                buf += _S0.pack(x11.value)
+                buf += _S7.pack(x1.value)
             except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R81, x11, e
-                ) from None
-        elif d12 == 2:
+                raise _erun("demo_item_set_value_args", "", _R79, x1, e) from None
+        elif d2 == 16:
             try:
-                buf += _S11.pack(x11.value)
+                u3: demo_item_node | None = x1.value  # type: ignore[assignment]
             except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R82, x11, e
-                ) from None
-        elif d12 == 3:
-            try:
-                buf += _S12.pack(x11.value)
-            except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R83, x11, e
-                ) from None
-        elif d12 == 4:
-            u15: str = x11.value  # type: ignore[assignment]
-            try:
+                raise _efail("demo_item_set_value_args", "value", e) from None
+            if u3 is None:
+                buf += _FALSE
+            else:
+                buf += _TRUE
                 try:
-                    b16 = u15.encode()
-                except UnicodeEncodeError:
-                    b16 = u15.encode("utf-8", "surrogateescape")
-                n17 = len(b16)
-            except Exception as e:
-                raise _efail(
-                    "demo_item_set_value_args", f"options[{i9}].value.s", e
-                ) from None
-            buf += _U32.pack(n17)
-            buf += b16
-            if n17 & 3:
-                buf += _PAD[n17 & 3]
-        elif d12 == 5:
-            try:
-                buf += _S7.pack(_BOOLE[x11.value])
-            except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args", f"options[{i9}]", _R84, x11, e
-                ) from None
-        elif d12 == -1:
+                    _enc_demo_item_node(buf, u3)
+                except _XdrError as e:
+                    raise e.within("demo_item_set_value_args", "value.parts")
+        elif d2 == 8:
             pass
         else:
-            raise _bad_disc_e(
-                "demo_item_set_value_args", f"options[{i9}].value.type", d12
-            )
+            try:
+                u4: str = x1.value  # type: ignore[assignment]
+            except Exception as e:
+                raise _efail("demo_item_set_value_args", "value", e) from None
+            try:
+                try:
+                    b5 = u4.encode()
+                except UnicodeEncodeError:
+                    b5 = u4.encode("utf-8", "surrogateescape")
+                n6 = len(b5)
+            except Exception as e:
+                raise _efail("demo_item_set_value_args", "value.note", e) from None
+            buf += _U32.pack(n6)
+            buf += b5
+            if n6 & 3:
+                buf += _PAD[n6 & 3]
+        try:
+            a7 = v.options
+            n8 = len(a7)
+        except Exception as e:
+            raise _efail("demo_item_set_value_args", "options", e) from None
+        buf += _U32.pack(n8)
+        for e9 in a7:
+            try:
+                x10 = e9.value
+                d11 = x10.type
+            except Exception as e:
+                raise _efail(
+                    "demo_item_set_value_args", f"options[{_at(a7, e9)}].value", e
+                ) from None
+            try:
+                try:
+                    b12 = e9.key.encode()
+                except UnicodeEncodeError:
+                    b12 = e9.key.encode("utf-8", "surrogateescape")
+                n13 = len(b12)
+            except Exception as e:
+                raise _efail(
+                    "demo_item_set_value_args", f"options[{_at(a7, e9)}].key", e
+                ) from None
+            if n13 > 64:
+                raise _too_long(
+                    "demo_item_set_value_args",
+                    f"options[{_at(a7, e9)}].key",
+                    "string",
+                    n13,
+                    64,
+                )
+            try:
+                buf += _LE3[n13].pack(n13, b12, d11)
+            except Exception as e:
+                raise _erun(
+                    "demo_item_set_value_args",
+                    f"options[{_at(a7, e9)}]",
+                    _R80,
+                    (d11,),
+                    e,
+                ) from None
+            if d11 == 1:
+                try:
+                    buf += _S0.pack(x10.value)
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R81,
+                        x10,
+                        e,
+                    ) from None
+            elif d11 == 2:
+                try:
+                    buf += _S11.pack(x10.value)
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R82,
+                        x10,
+                        e,
+                    ) from None
+            elif d11 == 3:
+                try:
+                    buf += _S12.pack(x10.value)
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R83,
+                        x10,
+                        e,
+                    ) from None
+            elif d11 == 4:
+                try:
+                    u14: str = x10.value  # type: ignore[assignment]
+                except Exception as e:
+                    raise _efail(
+                        "demo_item_set_value_args", f"options[{_at(a7, e9)}].value", e
+                    ) from None
+                try:
+                    try:
+                        b15 = u14.encode()
+                    except UnicodeEncodeError:
+                        b15 = u14.encode("utf-8", "surrogateescape")
+                    n16 = len(b15)
+                except Exception as e:
+                    raise _efail(
+                        "demo_item_set_value_args", f"options[{_at(a7, e9)}].value.s", e
+                    ) from None
+                buf += _U32.pack(n16)
+                buf += b15
+                if n16 & 3:
+                    buf += _PAD[n16 & 3]
+            elif d11 == 5:
+                try:
+                    buf += _S7.pack(_BOOLE[x10.value])
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R84,
+                        x10,
+                        e,
+                    ) from None
+            elif d11 == -1:
+                pass
+            else:
+                raise _bad_disc_e(
+                    "demo_item_set_value_args",
+                    f"options[{_at(a7, e9)}].value.type",
+                    d11,
+                )
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_item_set_value_args", "", e) from None
 
 
 def _dec_demo_item_set_value_args(
     data: _Buffer, off: int
 ) -> tuple[demo_item_set_value_args, int]:
-    o = _new(demo_item_set_value_args)
     try:
-        t2, t3 = _S15.unpack_from(data, off)
-        o.uuid = t2
-        d1 = _EM_demo_kind[t3]
-        off += 20
-    except Exception as e:
-        raise _drun("demo_item_set_value_args", "", _R85, data, off, e) from None
-    w4: int | demo_item_node | str | None
-    if d1 in (0, 1):
+        o = _new(demo_item_set_value_args)
         try:
-            (w4,) = _S7.unpack_from(data, off)
-            off += 4
+            t2, t3 = _S15.unpack_from(data, off)
+            o.uuid = t2
+            d1 = _EM_demo_kind[t3]
+            off += 20
         except Exception as e:
-            raise _drun("demo_item_set_value_args", "", _R86, data, off, e) from None
-    elif d1 == 16:
-        try:
-            (f5,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail(
-                "demo_item_set_value_args", "value.parts", e, data, off
-            ) from None
-        if f5 == 1:
-            off += 4
+            raise _drun("demo_item_set_value_args", "", _R85, data, off, e) from None
+        w4: int | demo_item_node | str | None
+        if d1 in (0, 1):
             try:
-                w4, off = _dec_demo_item_node(data, off)
-            except _XdrError as e:
-                raise e.within("demo_item_set_value_args", "value.parts")
-        elif f5 == 0:
-            off += 4
-            w4 = None
-        else:
-            raise _bad_opt("demo_item_set_value_args", "value.parts", f5, off)
-    elif d1 == 8:
-        w4 = None
-    else:
-        try:
-            (n6,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail(
-                "demo_item_set_value_args", "value.note", e, data, off
-            ) from None
-        s7 = off + 4
-        e8 = s7 + n6
-        q9 = (e8 + 3) & -4
-        if q9 > len(data):
-            raise _past_end(
-                "demo_item_set_value_args",
-                "value.note",
-                "string",
-                n6,
-                q9 - s7,
-                data,
-                off,
-            )
-        w4 = str(data[s7:e8], "utf-8", "surrogateescape")
-        if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
-            raise _bad_pad("demo_item_set_value_args", "value.note", e8)
-        off = q9
-    o10 = _new(demo_value)
-    o10.kind = d1
-    o10.value = w4
-    o.value = o10
-    try:
-        (n11,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail("demo_item_set_value_args", "options", e, data, off) from None
-    if off + 4 + n11 * 8 > len(data):
-        raise _past_end(
-            "demo_item_set_value_args", "options", "array", n11, n11 * 8, data, off
-        )
-    off += 4
-    l12: list[demo_option] = []
-    ap14 = l12.append
-    for i13 in range(n11):
-        o16 = _new(demo_option)
-        try:
-            (n18,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail(
-                "demo_item_set_value_args", f"options[{i13}].key", e, data, off
-            ) from None
-        if n18 > 64:
-            raise _decl_too_long(
-                "demo_item_set_value_args",
-                f"options[{i13}].key",
-                "string",
-                n18,
-                64,
-                off,
-            )
-        try:
-            _, b19, p20, d17 = _LD4[n18].unpack_from(data, off)
-            if p20 != _PAD[n18 & 3]:
-                raise _Invalid
-        except Exception as e:
-            raise _dgroup(
-                "demo_item_set_value_args",
-                f"options[{i13}].key",
-                "string",
-                n18,
-                f"options[{i13}]",
-                _R87,
-                data,
-                off,
-                e,
-            ) from None
-        try:
-            o16.key = b19.decode()
-        except UnicodeDecodeError:
-            o16.key = b19.decode("utf-8", "surrogateescape")
-        off += ((n18 + 3) & -4) + 8
-        w21: int | float | str | bool | None
-        if d17 == 1:
-            try:
-                (w21,) = _S0.unpack_from(data, off)
+                (w4,) = _S7.unpack_from(data, off)
                 off += 4
             except Exception as e:
                 raise _drun(
-                    "demo_item_set_value_args", f"options[{i13}]", _R88, data, off, e
+                    "demo_item_set_value_args", "", _R86, data, off, e
                 ) from None
-        elif d17 == 2:
+        elif d1 == 16:
             try:
-                (w21,) = _S11.unpack_from(data, off)
-                off += 8
-            except Exception as e:
-                raise _drun(
-                    "demo_item_set_value_args", f"options[{i13}]", _R89, data, off, e
-                ) from None
-        elif d17 == 3:
-            try:
-                (w21,) = _S12.unpack_from(data, off)
-                off += 8
-            except Exception as e:
-                raise _drun(
-                    "demo_item_set_value_args", f"options[{i13}]", _R90, data, off, e
-                ) from None
-        elif d17 == 4:
-            try:
-                (n22,) = _U32.unpack_from(data, off)
+                (f5,) = _U32.unpack_from(data, off)
             except Exception as e:
                 raise _dfail(
-                    "demo_item_set_value_args", f"options[{i13}].value.s", e, data, off
+                    "demo_item_set_value_args", "value.parts", e, data, off
                 ) from None
-            s23 = off + 4
-            e24 = s23 + n22
-            q25 = (e24 + 3) & -4
-            if q25 > len(data):
+            if f5 == 1:
+                off += 4
+                try:
+                    w4, off = _dec_demo_item_node(data, off)
+                except _XdrError as e:
+                    raise e.within("demo_item_set_value_args", "value.parts")
+            elif f5 == 0:
+                off += 4
+                w4 = None
+            else:
+                raise _bad_opt("demo_item_set_value_args", "value.parts", f5, off)
+        elif d1 == 8:
+            w4 = None
+        else:
+            try:
+                (n6,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail(
+                    "demo_item_set_value_args", "value.note", e, data, off
+                ) from None
+            s7 = off + 4
+            e8 = s7 + n6
+            q9 = (e8 + 3) & -4
+            if q9 > len(data):
                 raise _past_end(
                     "demo_item_set_value_args",
-                    f"options[{i13}].value.s",
+                    "value.note",
                     "string",
-                    n22,
-                    q25 - s23,
+                    n6,
+                    q9 - s7,
                     data,
                     off,
                 )
-            w21 = str(data[s23:e24], "utf-8", "surrogateescape")
-            if n22 & 3 and data[e24:q25] != _PAD[n22 & 3]:
-                raise _bad_pad(
-                    "demo_item_set_value_args", f"options[{i13}].value.s", e24
-                )
-            off = q25
-        elif d17 == 5:
-            try:
-                (t26,) = _S7.unpack_from(data, off)
-                w21 = _BOOLD[t26]
-                off += 4
-            except Exception as e:
-                raise _drun(
-                    "demo_item_set_value_args", f"options[{i13}]", _R91, data, off, e
-                ) from None
-        elif d17 == -1:
-            w21 = None
-        else:
-            raise _bad_disc_d(
-                "demo_item_set_value_args", f"options[{i13}].value.type", d17, off - 4
+            w4 = str(data[s7:e8], "utf-8", "surrogateescape")
+            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
+                raise _bad_pad("demo_item_set_value_args", "value.note", e8)
+            off = q9
+        o10 = _new(demo_value)
+        o10.kind = d1
+        o10.value = w4
+        o.value = o10
+        try:
+            (n11,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item_set_value_args", "options", e, data, off) from None
+        if off + 4 + n11 * 8 > len(data):
+            raise _past_end(
+                "demo_item_set_value_args", "options", "array", n11, n11 * 8, data, off
             )
-        o27 = _new(demo_setting)
-        o27.type = d17
-        o27.value = w21
-        o16.value = o27
-        v15 = o16
-        ap14(v15)
-    o.options = l12
-    return o, off
+        off += 4
+        l12: list[demo_option] = []
+        ap14 = l12.append
+        for i13 in range(n11):
+            o16 = _new(demo_option)
+            try:
+                (n18,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail(
+                    "demo_item_set_value_args", f"options[{i13}].key", e, data, off
+                ) from None
+            if n18 > 64:
+                raise _decl_too_long(
+                    "demo_item_set_value_args",
+                    f"options[{i13}].key",
+                    "string",
+                    n18,
+                    64,
+                    off,
+                )
+            try:
+                _, b19, p20, d17 = _LD4[n18].unpack_from(data, off)
+                if p20 != _PAD[n18 & 3]:
+                    raise _Invalid
+            except Exception as e:
+                raise _dgroup(
+                    "demo_item_set_value_args",
+                    f"options[{i13}].key",
+                    "string",
+                    n18,
+                    f"options[{i13}]",
+                    _R87,
+                    data,
+                    off,
+                    e,
+                ) from None
+            try:
+                o16.key = b19.decode()
+            except UnicodeDecodeError:
+                o16.key = b19.decode("utf-8", "surrogateescape")
+            off += ((n18 + 3) & -4) + 8
+            w21: int | float | str | bool | None
+            if d17 == 1:
+                try:
+                    (w21,) = _S0.unpack_from(data, off)
+                    off += 4
+                except Exception as e:
+                    raise _drun(
+                        "demo_item_set_value_args",
+                        f"options[{i13}]",
+                        _R88,
+                        data,
+                        off,
+                        e,
+                    ) from None
+            elif d17 == 2:
+                try:
+                    (w21,) = _S11.unpack_from(data, off)
+                    off += 8
+                except Exception as e:
+                    raise _drun(
+                        "demo_item_set_value_args",
+                        f"options[{i13}]",
+                        _R89,
+                        data,
+                        off,
+                        e,
+                    ) from None
+            elif d17 == 3:
+                try:
+                    (w21,) = _S12.unpack_from(data, off)
+                    off += 8
+                except Exception as e:
+                    raise _drun(
+                        "demo_item_set_value_args",
+                        f"options[{i13}]",
+                        _R90,
+                        data,
+                        off,
+                        e,
+                    ) from None
+            elif d17 == 4:
+                try:
+                    (n22,) = _U32.unpack_from(data, off)
+                except Exception as e:
+                    raise _dfail(
+                        "demo_item_set_value_args",
+                        f"options[{i13}].value.s",
+                        e,
+                        data,
+                        off,
+                    ) from None
+                s23 = off + 4
+                e24 = s23 + n22
+                q25 = (e24 + 3) & -4
+                if q25 > len(data):
+                    raise _past_end(
+                        "demo_item_set_value_args",
+                        f"options[{i13}].value.s",
+                        "string",
+                        n22,
+                        q25 - s23,
+                        data,
+                        off,
+                    )
+                w21 = str(data[s23:e24], "utf-8", "surrogateescape")
+                if n22 & 3 and data[e24:q25] != _PAD[n22 & 3]:
+                    raise _bad_pad(
+                        "demo_item_set_value_args", f"options[{i13}].value.s", e24
+                    )
+                off = q25
+            elif d17 == 5:
+                try:
+                    (t26,) = _S7.unpack_from(data, off)
+                    w21 = _BOOLD[t26]
+                    off += 4
+                except Exception as e:
+                    raise _drun(
+                        "demo_item_set_value_args",
+                        f"options[{i13}]",
+                        _R91,
+                        data,
+                        off,
+                        e,
+                    ) from None
+            elif d17 == -1:
+                w21 = None
+            else:
+                raise _bad_disc_d(
+                    "demo_item_set_value_args",
+                    f"options[{i13}].value.type",
+                    d17,
+                    off - 4,
+                )
+            o27 = _new(demo_setting)
+            o27.type = d17
+            o27.value = w21
+            o16.value = o27
+            ap14(o16)
+        o.options = l12
+        return o, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_item_set_value_args", "", e, data, off) from None
 
 
 def _enc_demo_item_upload_args(buf: bytearray, v: demo_item_upload_args) -> None:
     try:
-        if len(v.uuid) != 16:
-            raise _Invalid
-        buf += _S16.pack(v.uuid, v.offset, v.length, v.flags)
+        try:
+            if len(v.uuid) != 16:
+                raise _Invalid
+            buf += _S16.pack(v.uuid, v.offset, v.length, v.flags)
+        except Exception as e:
+            raise _erun("demo_item_upload_args", "", _R92, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_upload_args", "", _R92, v, e) from None
+        raise _efail("demo_item_upload_args", "", e) from None
 
 
 def _dec_demo_item_upload_args(
     data: _Buffer, off: int
 ) -> tuple[demo_item_upload_args, int]:
-    o = _new(demo_item_upload_args)
     try:
-        o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, off)
-        off += 36
+        o = _new(demo_item_upload_args)
+        try:
+            o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, off)
+            off += 36
+        except Exception as e:
+            raise _drun("demo_item_upload_args", "", _R93, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_upload_args", "", _R93, data, off, e) from None
-    return o, off
+        raise _dfail("demo_item_upload_args", "", e, data, off) from None
 
 
 def _encode_demo_item_upload_args(v: demo_item_upload_args) -> bytes:
@@ -2712,23 +3198,33 @@ def _decode_demo_item_upload_args(data: _Buffer) -> demo_item_upload_args:
 
 def _enc_demo_item_download_args(buf: bytearray, v: demo_item_download_args) -> None:
     try:
-        if len(v.uuid) != 16:
-            raise _Invalid
-        buf += _S16.pack(v.uuid, v.offset, v.length, v.flags)
+        try:
+            if len(v.uuid) != 16:
+                raise _Invalid
+            buf += _S16.pack(v.uuid, v.offset, v.length, v.flags)
+        except Exception as e:
+            raise _erun("demo_item_download_args", "", _R96, v, e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_item_download_args", "", _R96, v, e) from None
+        raise _efail("demo_item_download_args", "", e) from None
 
 
 def _dec_demo_item_download_args(
     data: _Buffer, off: int
 ) -> tuple[demo_item_download_args, int]:
-    o = _new(demo_item_download_args)
     try:
-        o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, off)
-        off += 36
+        o = _new(demo_item_download_args)
+        try:
+            o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, off)
+            off += 36
+        except Exception as e:
+            raise _drun("demo_item_download_args", "", _R97, data, off, e) from None
+        return o, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_item_download_args", "", _R97, data, off, e) from None
-    return o, off
+        raise _dfail("demo_item_download_args", "", e, data, off) from None
 
 
 def _encode_demo_item_download_args(v: demo_item_download_args) -> bytes:
@@ -2753,90 +3249,116 @@ def _enc_demo_item_event_changed_msg(
     buf: bytearray, v: demo_item_event_changed_msg
 ) -> None:
     try:
-        if len(v.uuid) != 16:
-            raise _Invalid
-        buf += _S15.pack(v.uuid, _EM_demo_kind[v.kind])
-    except Exception as e:
-        raise _erun("demo_item_event_changed_msg", "", _R100, v, e) from None
-    a1 = v.previous_kinds
-    try:
-        n2 = len(a1)
-    except Exception as e:
-        raise _efail("demo_item_event_changed_msg", "previous_kinds", e) from None
-    buf += _U32.pack(n2)
-    for i3, e4 in enumerate(a1):
         try:
-            buf += _S0.pack(_EM_demo_kind[e4])
+            if len(v.uuid) != 16:
+                raise _Invalid
+            buf += _S15.pack(v.uuid, _EM_demo_kind[v.kind])
         except Exception as e:
-            raise _erun(
-                "demo_item_event_changed_msg", f"previous_kinds[{i3}]", _R101, (e4,), e
-            ) from None
+            raise _erun("demo_item_event_changed_msg", "", _R100, v, e) from None
+        try:
+            a1 = v.previous_kinds
+            n2 = len(a1)
+        except Exception as e:
+            raise _efail("demo_item_event_changed_msg", "previous_kinds", e) from None
+        buf += _U32.pack(n2)
+        for e3 in a1:
+            try:
+                buf += _S0.pack(_EM_demo_kind[e3])
+            except Exception as e:
+                raise _erun(
+                    "demo_item_event_changed_msg",
+                    f"previous_kinds[{_at(a1, e3)}]",
+                    _R101,
+                    (e3,),
+                    e,
+                ) from None
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _efail("demo_item_event_changed_msg", "", e) from None
 
 
 def _dec_demo_item_event_changed_msg(
     data: _Buffer, off: int
 ) -> tuple[demo_item_event_changed_msg, int]:
-    o = _new(demo_item_event_changed_msg)
     try:
-        t1, t2 = _S15.unpack_from(data, off)
-        o.uuid = t1
-        o.kind = _EM_demo_kind[t2]
-        off += 20
-    except Exception as e:
-        raise _drun("demo_item_event_changed_msg", "", _R102, data, off, e) from None
-    try:
-        (n3,) = _U32.unpack_from(data, off)
-    except Exception as e:
-        raise _dfail(
-            "demo_item_event_changed_msg", "previous_kinds", e, data, off
-        ) from None
-    if off + 4 + n3 * 4 > len(data):
-        raise _past_end(
-            "demo_item_event_changed_msg",
-            "previous_kinds",
-            "array",
-            n3,
-            n3 * 4,
-            data,
-            off,
-        )
-    off += 4
-    l4: list[demo_kind] = []
-    ap6 = l4.append
-    for i5 in range(n3):
+        o = _new(demo_item_event_changed_msg)
         try:
-            (t8,) = _S0.unpack_from(data, off)
-            v7 = _EM_demo_kind[t8]
-            off += 4
+            t1, t2 = _S15.unpack_from(data, off)
+            o.uuid = t1
+            o.kind = _EM_demo_kind[t2]
+            off += 20
         except Exception as e:
             raise _drun(
+                "demo_item_event_changed_msg", "", _R102, data, off, e
+            ) from None
+        try:
+            (n3,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail(
+                "demo_item_event_changed_msg", "previous_kinds", e, data, off
+            ) from None
+        if off + 4 + n3 * 4 > len(data):
+            raise _past_end(
                 "demo_item_event_changed_msg",
-                f"previous_kinds[{i5}]",
-                _R103,
+                "previous_kinds",
+                "array",
+                n3,
+                n3 * 4,
                 data,
                 off,
-                e,
-            ) from None
-        ap6(v7)
-    o.previous_kinds = l4
-    return o, off
+            )
+        off += 4
+        l4: list[demo_kind] = []
+        ap6 = l4.append
+        for i5 in range(n3):
+            try:
+                (t8,) = _S0.unpack_from(data, off)
+                v7 = _EM_demo_kind[t8]
+                off += 4
+            except Exception as e:
+                raise _drun(
+                    "demo_item_event_changed_msg",
+                    f"previous_kinds[{i5}]",
+                    _R103,
+                    data,
+                    off,
+                    e,
+                ) from None
+            ap6(v7)
+        o.previous_kinds = l4
+        return o, off
+    except _XdrError:
+        raise
+    except Exception as e:
+        raise _dfail("demo_item_event_changed_msg", "", e, data, off) from None
 
 
 def _enc_demo_procedure(buf: bytearray, v: demo_procedure) -> None:
     try:
-        buf += _S0.pack(_EM_demo_procedure[v])
+        try:
+            buf += _S0.pack(_EM_demo_procedure[v])
+        except Exception as e:
+            raise _erun("demo_procedure", "", _R104, (v,), e) from None
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _erun("demo_procedure", "", _R104, (v,), e) from None
+        raise _efail("demo_procedure", "", e) from None
 
 
 def _dec_demo_procedure(data: _Buffer, off: int) -> tuple[demo_procedure, int]:
     try:
-        (t1,) = _S0.unpack_from(data, off)
-        r = _EM_demo_procedure[t1]
-        off += 4
+        try:
+            (t1,) = _S0.unpack_from(data, off)
+            r = _EM_demo_procedure[t1]
+            off += 4
+        except Exception as e:
+            raise _drun("demo_procedure", "", _R105, data, off, e) from None
+        return r, off
+    except _XdrError:
+        raise
     except Exception as e:
-        raise _drun("demo_procedure", "", _R105, data, off, e) from None
-    return r, off
+        raise _dfail("demo_procedure", "", e, data, off) from None
 
 
 XDR_TYPES: dict[str, _Codec[_Any]] = {

@@ -345,7 +345,8 @@ class FunctionBody:
             self.depth += 1
             if "." in x or "[" in x:
                 local = self.tmp("x")
-                self.emit(f"{local} = {x}")
+                with self.guarded(self.efail(path)):
+                    self.emit(f"{local} = {x}")
                 x = local
             inline(view.definition, x, path)  # type: ignore[operator]
             self.depth -= 1
@@ -354,6 +355,11 @@ class FunctionBody:
             self.emit(f"{self.ctx.enc_fn(view.named)}(buf, {x})")
         with self.block("except _XdrError as e:"):
             self.emit_call("raise e.within(", [self.type_lit, path.expr()], ")")
+        if "." in x or "[" in x:
+            # Reading the field itself failed (the holder is of a wrong type).
+            with self.block("except Exception as e:"):
+                for head, args, tail in self.efail(path):
+                    self.emit_call(head, args, tail)
 
     def fusable_union(self, view: View, path: Path) -> tuple[Fixed, Path] | None:
         """An inlined union's discriminant, which can join the fixed run before it."""
@@ -587,15 +593,19 @@ class FunctionBody:
                     ")",
                 )
         self.emit(f"buf += _U32.pack({n})")
-        self.emit(f"buf += {b}")
+        if view.kind == "string":
+            self.emit(f"buf += {b}")
+        else:
+            with self.guarded(self.efail(path)):
+                self.emit(f"buf += {b}")
         with self.block(f"if {n} & 3:"):
             self.emit(f"buf += _PAD[{n} & 3]")
 
     def encode_array(self, view: View, x: str, path: Path) -> None:
         assert view.element is not None
         a, n = self.tmp("a"), self.tmp("n")
-        self.emit(f"{a} = {x}")
         with self.guarded(self.efail(path)):
+            self.emit(f"{a} = {x}")
             self.emit(f"{n} = len({a})")
         if view.kind == "fixed_array":
             with self.block(f"if {n} != {view.size}:"):
@@ -634,9 +644,10 @@ class FunctionBody:
             return
         if view.kind == "var_array":
             self.emit(f"buf += _U32.pack({n})")
-        i, e = self.tmp("i"), self.tmp("e")
-        with self.block(f"for {i}, {e} in enumerate({a}):"):
-            self.encode(elem, e, path.index(i))
+        e = self.tmp("e")
+        # No enumerate(): error handlers find the failing element's index.
+        with self.block(f"for {e} in {a}:"):
+            self.encode(elem, e, path.index(f"_at({a}, {e})"))
 
     def encode_union_body(
         self, d: UnionDef, x: str, path: Path, packed: str | None = None
@@ -650,7 +661,8 @@ class FunctionBody:
         )
         if packed is None:
             dv = self.tmp("d")
-            self.emit(f"{dv} = {x}.{disc_attr}")
+            with self.guarded(self.efail(path)):
+                self.emit(f"{dv} = {x}.{disc_attr}")
         else:
             dv = packed
         first = True
@@ -742,11 +754,14 @@ class FunctionBody:
             return
         value = self.tmp("u")
         arm_type = py_type_of_view(self.ctx, view)
-        if arm_type == self.current_union_type:
-            self.emit(f"{value} = {x}.value")
-        else:
-            # The attribute holds any arm's type; this arm's is narrower.
-            self.emit(f"{value}: {arm_type} = {x}.value  # type: ignore[assignment]")
+        with self.guarded(self.efail(path)):
+            if arm_type == self.current_union_type:
+                self.emit(f"{value} = {x}.value")
+            else:
+                # The attribute holds any arm's type; this arm's is narrower.
+                self.emit(
+                    f"{value}: {arm_type} = {x}.value  # type: ignore[assignment]"
+                )
         self.encode(view, value, path.attr(decl.name or ""))
 
     # ------------------------------------------------------------------ decode
@@ -1024,6 +1039,17 @@ class FunctionBody:
                 return base
             return str(position) if base == "0" else f"{base} + {position}"
 
+        # All range tests of the run in one ``if`` (one branch on success).
+        ranges = []
+        for (fx, _, _), t in zip(run, targets):
+            if fx.dec_conv is not None and fx.dec_conv[0] == "range":
+                lo, hi = fx.dec_conv[1], fx.dec_conv[2]
+                ranges.append(f"{t} > {hi}" if lo == 0 else f"not {lo} <= {t} <= {hi}")
+        merged = f"if {' or '.join(ranges)}:"
+        if ranges and len(" " * self.indent + merged) <= LINE:
+            with self.block(merged):
+                self.emit("raise _Invalid")
+            ranges = []
         position = 0
         for (fx, target, _), t in zip(run, targets):
             conv = fx.dec_conv
@@ -1040,10 +1066,11 @@ class FunctionBody:
                     )
                 )
             elif conv[0] == "range":
-                lo, hi = conv[1], conv[2]
-                cond = f"{t} > {hi}" if lo == 0 else f"not {lo} <= {t} <= {hi}"
-                with self.block(f"if {cond}:"):
-                    self.emit("raise _Invalid")
+                if ranges:  # too many to merge on one line: one test each
+                    lo, hi = conv[1], conv[2]
+                    cond = f"{t} > {hi}" if lo == 0 else f"not {lo} <= {t} <= {hi}"
+                    with self.block(f"if {cond}:"):
+                        self.emit("raise _Invalid")
                 self.emit(f"{target} = {t}")
             else:  # padding of a fixed opaque: must be zero
                 n, pad = conv[1], conv[2]
@@ -1151,7 +1178,15 @@ class FunctionBody:
         el = self.tmp("v")
         with self.block(f"for {i} in range({count}):"):
             self.decode(elem, el, path.index(i))
-            self.emit(f"{ap}({el})")
+            last = self.lines[-1]
+            head = " " * self.indent + f"{el} = "
+            if last.startswith(head) and last[len(head) :].isidentifier():
+                last = last.strip()
+                # ``v = o; append(v)``: append the new object directly.
+                self.lines.pop()
+                self.emit(f"{ap}({last[len(el) + 3 :]})")
+            else:
+                self.emit(f"{ap}({el})")
         self.emit(f"{target} = {lst}")
 
     def decode_union_body(

@@ -236,8 +236,9 @@ class ModuleRenderer:
         name = py_name(d.name)
         ctx = self.ctx
         pytype = name
-        enc = FunctionBody(ctx, d.name)
-        dec = FunctionBody(ctx, d.name)
+        # Bodies sit one level in: inside the catch-all ``try`` (see _net).
+        enc = FunctionBody(ctx, d.name, indent=8)
+        dec = FunctionBody(ctx, d.name, indent=8)
         extra: list[str] = []
         named = NamedType(d.name, d)
         if isinstance(d, StructDef):
@@ -274,7 +275,7 @@ class ModuleRenderer:
             "\n".join(
                 [
                     *_def(f"_enc_{name}", ["buf: bytearray", f"v: {pytype}"], "None"),
-                    *enc.lines,
+                    *_net(enc.lines, _enc_net(d.name)),
                 ]
             ),
             "\n".join(
@@ -284,7 +285,7 @@ class ModuleRenderer:
                         ["data: _Buffer", "off: int"],
                         f"tuple[{pytype}, int]",
                     ),
-                    *dec.lines,
+                    *_net(dec.lines, _dec_net(d.name)),
                 ]
             ),
             *extra,
@@ -317,19 +318,31 @@ class ModuleRenderer:
         """Linked lists (``T *next`` last): loops instead of recursion, any length."""
         name = py_name(d.name)
         attr = field_name(tail)
+        # A list that links back into itself would never end: Brent's cycle test
+        # (``mark`` jumps ahead at powers of two) costs one ``is`` per node.
         enc.emit("k = 0")
+        enc.emit("mark = v")
+        enc.emit("jump = 1")
         with enc.block("try:"):
             with enc.block("while True:"):
                 enc.encode_struct_fields(
                     StructDef(d.name, d.fields[:-1], d.pos), "v", FieldPath()
                 )
-                enc.emit(f"nxt = v.{attr}")
+                with enc.guarded(enc.efail(FieldPath((tail,)))):
+                    enc.emit(f"nxt = v.{attr}")
                 with enc.block("if nxt is None:"):
                     enc.emit("buf += _FALSE")
                     enc.emit("return")
+                with enc.block("if nxt is mark:"):
+                    enc.emit_call(
+                        "raise _cycle(", [string_literal(d.name), f'"{tail}"'], ")"
+                    )
                 enc.emit("buf += _TRUE")
                 enc.emit("v = nxt")
                 enc.emit("k += 1")
+                with enc.block("if k == jump:"):
+                    enc.emit("mark = v")
+                    enc.emit("jump <<= 1")
         with enc.block("except _XdrError as e:"):
             enc.emit(f'raise e.within({string_literal(d.name)}, _chain("{tail}", k))')
         dec.emit(f"head = o = _new({name})")
@@ -447,7 +460,8 @@ class ModuleRenderer:
                     ],
                     ")",
                 )
-        body.emit('return b"".join((_U32.pack(n), b, _PAD[n & 3]))')
+        with body.guarded(body.efail(FieldPath((path,) if path else ()))):
+            body.emit('return b"".join((_U32.pack(n), b, _PAD[n & 3]))')
         self.fast[d.name] = (f"_encode_{name}", "")
         return [
             "\n".join([*_def(f"_encode_{name}", [f"v: {name}"], "bytes"), *body.lines])
@@ -676,6 +690,35 @@ class ModuleRenderer:
             first_is_definition=_starts_with_definition(sections[0]),
         )
         return text + "\n"
+
+
+def _enc_net(type_name: str) -> list[str]:
+    return [
+        "    except _XdrError:",
+        "        raise",
+        "    except Exception as e:",
+        *bracketed(
+            8, "raise _efail(", [string_literal(type_name), '""', "e"], ") from None"
+        ),
+    ]
+
+
+def _dec_net(type_name: str) -> list[str]:
+    args = [string_literal(type_name), '""', "e", "data", "off"]
+    return [
+        "    except _XdrError:",
+        "        raise",
+        "    except Exception as e:",
+        *bracketed(8, "raise _dfail(", args, ") from None"),
+    ]
+
+
+def _net(body: list[str], handler: list[str]) -> list[str]:
+    """``body`` (indented for it) inside a catch-all ``try``: whatever a precise
+    handler did not already explain (a wrong Python type somewhere, Python's
+    recursion limit on a cyclic value) still leaves as an XdrError.  Free on
+    success in CPython 3.11."""
+    return ["    try:", *body, *handler]
 
 
 def _def(name: str, params: list[str], returns: str) -> list[str]:

@@ -15,7 +15,7 @@ raise :class:`~xdrgen.runtime.errors.XdrError` subclasses.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from xdrgen.runtime.checks import RunInfo, decode_run_error
@@ -170,6 +170,10 @@ def fail_encode(type_name: str, path: str, cause: BaseException) -> XdrError:
     """Turn anything raised while encoding ``path`` into an :class:`XdrEncodeError`."""
     if isinstance(cause, XdrError):
         return cause
+    if isinstance(cause, RecursionError):
+        return XdrEncodeError(
+            "value nests too deeply (a cycle?)", type_name=type_name, path=path
+        )
     if isinstance(cause, AttributeError):
         return XdrEncodeError(
             f"wrong type of value ({cause})", type_name=type_name, path=path
@@ -187,6 +191,13 @@ def fail_decode(
     """Turn anything raised while decoding ``path`` at ``offset`` into an XdrDecodeError."""
     if isinstance(cause, XdrError):
         return cause
+    if isinstance(cause, RecursionError):
+        return XdrDepthError(
+            "data nests deeper than the decoder allows (Python recursion limit)",
+            type_name=type_name,
+            path=path,
+            offset=offset,
+        )
     if isinstance(cause, StructError):
         return XdrTruncatedError(
             f"input ends early ({max(len(data) - offset, 0)} bytes remain)",
@@ -235,8 +246,9 @@ def decode_whole_error(
     """Explain a failed ``decode`` of a fixed-size value unpacked in one call."""
     if isinstance(cause, XdrError):
         return cause
-    if len(data) != size:
+    if len(data) > size:
         return wrong_size(type_name, data, size)
+    # Short data: the run's checks name the field that is cut (as decode_from does).
     return decode_run_error(type_name, "", info, data, 0, cause)
 
 
@@ -460,6 +472,25 @@ def _void_decode(data: Buffer, offset: int) -> tuple[None, int]:
 
 
 VOID: Codec[None] = Codec("void", _void_encode, _void_decode)
+
+
+def index_of(items: Iterable[object], item: object) -> int | str:
+    """Index of ``item`` (this very object) in the array being encoded, for error
+    paths: encoding is deterministic, so the first occurrence is the failing one."""
+    try:
+        for index, candidate in enumerate(items):
+            if candidate is item:
+                return index
+    except Exception:
+        pass
+    return "?"
+
+
+def cyclic_list(type_name: str, path: str) -> XdrEncodeError:
+    """A linked list (``T *next``) whose nodes link back into the list."""
+    return XdrEncodeError(
+        "the list links back into itself (a cycle)", type_name=type_name, path=path
+    )
 
 
 def chain_path(segment: str, depth: int) -> str:

@@ -9,6 +9,9 @@ bookkeeping.
 
 from __future__ import annotations
 
+#: Paths longer than this (deeply nested recursive data) keep only their start.
+PATH_MAX = 200
+
 
 class XdrError(ValueError):
     """A value cannot be encoded, or bytes cannot be decoded."""
@@ -40,6 +43,8 @@ class XdrError(ValueError):
                 self.path = segment + self.path
             else:
                 self.path = f"{segment}.{self.path}"
+            if len(self.path) > PATH_MAX:
+                self.path = self.path[: PATH_MAX - 3] + "..."
         self.type_name = type_name
         return self
 
