@@ -35,7 +35,7 @@ from xdrgen.runtime.virnet.errors import (
     StreamStateError,
     VirNetError,
 )
-from xdrgen.runtime.virnet.sync import Hole
+from xdrgen.runtime.virnet.sync import STREAM_EVENTS, Hole, route_stream_event
 
 EventCallback = Callable[[ev.EventMessage], None]
 #: Unconsumed events one ``events()`` iterator keeps; older ones are dropped.
@@ -361,26 +361,8 @@ class AsyncConnection:
                     st._fail(e.error)
                 if fut is not None and not fut.done():
                     fut.set_exception(e.error)
-            elif isinstance(e, ev.StreamData):
-                st = self._streams.get(e.serial)
-                if st is not None:
-                    st._push(e.data)
-            elif isinstance(e, ev.StreamHole):
-                st = self._streams.get(e.serial)
-                if st is not None:
-                    st._push(Hole(e.length))
-            elif isinstance(e, ev.StreamEnd):
-                st = self._streams.get(e.serial)
-                if st is not None:
-                    st._push(_EOF)
-            elif isinstance(e, (ev.StreamFinished, ev.StreamAborted)):
-                st = self._streams.pop(e.serial, None)
-                if st is not None:
-                    st._closed_ok()
-            elif isinstance(e, ev.StreamFailed):
-                st = self._streams.pop(e.serial, None)
-                if st is not None:
-                    st._fail(e.error)
+            elif isinstance(e, STREAM_EVENTS):
+                route_stream_event(self._streams, e, _EOF)
             elif isinstance(e, ev.EventMessage):
                 for cb in list(self._callbacks):
                     cb(e)

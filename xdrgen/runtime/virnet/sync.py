@@ -29,9 +29,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.constants import (
@@ -88,6 +88,46 @@ class _Waiter:
 
 
 _EOF = object()
+
+#: Events that concern an open stream, routed by :func:`route_stream_event`.
+STREAM_EVENTS: Final = (
+    ev.StreamData,
+    ev.StreamHole,
+    ev.StreamEnd,
+    ev.StreamFinished,
+    ev.StreamAborted,
+    ev.StreamFailed,
+)
+
+
+def route_stream_event(streams: MutableMapping[int, Any], event: ev.Event, eof: object) -> None:
+    """Deliver one of :data:`STREAM_EVENTS` to its stream, if that is still open.
+
+    ``streams`` holds the sync or the asyncio stream objects (both have ``_push``,
+    ``_fail`` and ``_closed_ok``); ``eof`` is the end marker their queue expects.
+    A stream leaves ``streams`` when it finishes, is aborted or fails.
+    """
+    serial: int = event.serial  # type: ignore[union-attr]
+    if isinstance(event, ev.StreamData):
+        stream = streams.get(serial)
+        if stream is not None:
+            stream._push(event.data)
+    elif isinstance(event, ev.StreamHole):
+        stream = streams.get(serial)
+        if stream is not None:
+            stream._push(Hole(event.length))
+    elif isinstance(event, ev.StreamEnd):
+        stream = streams.get(serial)
+        if stream is not None:
+            stream._push(eof)
+    elif isinstance(event, (ev.StreamFinished, ev.StreamAborted)):
+        stream = streams.pop(serial, None)
+        if stream is not None:
+            stream._closed_ok()
+    elif isinstance(event, ev.StreamFailed):
+        stream = streams.pop(serial, None)
+        if stream is not None:
+            stream._fail(event.error)
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -673,10 +713,8 @@ class Connection:
                     w.done = True
                 else:
                     close_fds(e.fds)
-            elif isinstance(e, ev.StreamData):
-                st = self._streams.get(e.serial)
-                if st is not None:
-                    st._push(e.data)
+            elif isinstance(e, STREAM_EVENTS):
+                route_stream_event(self._streams, e, _EOF)
             elif isinstance(e, ev.ReplyError):
                 w = self._waiters.pop(e.serial, None)
                 st = self._streams.pop(e.serial, None)
@@ -685,22 +723,6 @@ class Connection:
                 if w is not None:
                     w.error = e.error
                     w.done = True
-            elif isinstance(e, ev.StreamHole):
-                st = self._streams.get(e.serial)
-                if st is not None:
-                    st._push(Hole(e.length))
-            elif isinstance(e, ev.StreamEnd):
-                st = self._streams.get(e.serial)
-                if st is not None:
-                    st._push(_EOF)
-            elif isinstance(e, (ev.StreamFinished, ev.StreamAborted)):
-                st = self._streams.pop(e.serial, None)
-                if st is not None:
-                    st._closed_ok()
-            elif isinstance(e, ev.StreamFailed):
-                st = self._streams.pop(e.serial, None)
-                if st is not None:
-                    st._fail(e.error)
             elif isinstance(e, ev.EventMessage):
                 if self._callbacks:
                     self._backlog.append(e)
