@@ -230,3 +230,42 @@ def generated_module(source: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def check_every_type(
+    source: Path,
+    examples: int,
+    check: Any,
+    label: str,
+    *,
+    require_registry: bool = False,
+) -> None:
+    """Run ``check(codec, value)`` on hypothesis values of every type of ``source``.
+
+    A failure names the type (``label`` says what was being checked).
+    """
+    from hypothesis import HealthCheck, given, settings
+
+    model = model_of(source)
+    module = generated_module(source)
+    strategies = Strategies(model, module)
+    if require_registry:
+        assert set(module.XDR_TYPES) == set(model.types)
+    for name in model.types:
+        codec = module.XDR_TYPES[name]
+        assert codec.name == name
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(strategies.for_type(name))
+        def run(value: Any) -> None:
+            check(codec, value)
+
+        try:
+            run()
+        except Exception as exc:
+            raise AssertionError(f"{label} of {name} failed: {exc}") from exc

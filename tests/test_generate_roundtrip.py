@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_generate_helpers import DEMO_X, Strategies, generated_module, model_of
+from test_generate_helpers import DEMO_X, check_every_type, generated_module
 
 EXAMPLES = {"demo": 40, "remote_protocol": 4, "guestfs_protocol": 4}
 
@@ -37,28 +37,9 @@ def check_roundtrip(codec: Any, value: Any) -> None:
 
 
 def run_all_types(source: Path, examples: int) -> None:
-    model = model_of(source)
-    module = generated_module(source)
-    strategies = Strategies(model, module)
-    assert set(module.XDR_TYPES) == set(model.types)
-    for name in model.types:
-        codec = module.XDR_TYPES[name]
-        assert codec.name == name
-
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(strategies.for_type(name))
-        def roundtrip(value: Any) -> None:
-            check_roundtrip(codec, value)
-
-        try:
-            roundtrip()
-        except Exception as exc:
-            raise AssertionError(f"round trip of {name} failed: {exc}") from exc
+    check_every_type(
+        source, examples, check_roundtrip, "round trip", require_registry=True
+    )
 
 
 def test_demo_roundtrip_every_type() -> None:

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 
-from test_generate_helpers import DEMO_X, Strategies, generated_module, model_of
+from test_generate_helpers import DEMO_X, check_every_type, generated_module
 from xdrgen.runtime.errors import XdrError, XdrTruncatedError
 
 EXAMPLES = {"demo": 10, "remote_protocol": 2, "guestfs_protocol": 2}
@@ -44,26 +43,7 @@ def check_cuts(codec: Any, value: Any) -> None:
 
 
 def run_all_types(source: Path, examples: int) -> None:
-    model = model_of(source)
-    module = generated_module(source)
-    strategies = Strategies(model, module)
-    for name in model.types:
-        codec = module.XDR_TYPES[name]
-
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(strategies.for_type(name))
-        def cuts(value: Any) -> None:
-            check_cuts(codec, value)
-
-        try:
-            cuts()
-        except Exception as exc:
-            raise AssertionError(f"truncated {name}: {exc}") from exc
+    check_every_type(source, examples, check_cuts, "truncation check")
 
 
 def test_demo_truncation_errors_agree() -> None:

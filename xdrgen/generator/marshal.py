@@ -24,6 +24,7 @@ from xdrgen.generator.layout import LINE, assignment, bracketed, string_literal
 from xdrgen.generator.names import field_name, py_name, union_disc_name
 from xdrgen.generator.views import View, min_size, view_of
 from xdrgen.model import (
+    Declaration,
     EnumDef,
     NamedType,
     Primitive,
@@ -377,11 +378,7 @@ class FunctionBody:
         return fx, path.attr(disc.name or "")
 
     def encode_struct_fields(self, d: StructDef, x: str, path: Path) -> None:
-        items = []
-        for f in d.fields:
-            assert f.name is not None
-            view = view_of(f.kind, f.type, f.size)
-            items.append((view, f"{x}.{field_name(f.name)}", path.attr(f.name)))
+        items = field_items(d.fields, x, path)
         run: list[tuple[Fixed, str, Path]] = []
         i = 0
         while i < len(items):
@@ -710,8 +707,6 @@ class FunctionBody:
     def encode_arm(
         self, decl: object, label: str | None, x: str, path: Path, signed: bool = False
     ) -> None:
-        from xdrgen.model import Declaration
-
         assert isinstance(decl, Declaration)
         view = view_of(decl.kind, decl.type, decl.size)
         if label is not None:
@@ -834,12 +829,7 @@ class FunctionBody:
     def decode_struct_fields(
         self, d: StructDef, o: str, path: Path, *, skip_last: bool = False
     ) -> None:
-        fields = d.fields[:-1] if skip_last else d.fields
-        items = []
-        for f in fields:
-            assert f.name is not None
-            view = view_of(f.kind, f.type, f.size)
-            items.append((view, f"{o}.{field_name(f.name)}", path.attr(f.name)))
+        items = field_items(d.fields[:-1] if skip_last else d.fields, o, path)
         run: list[tuple[Fixed, str, Path]] = []
         i = 0
         while i < len(items):
@@ -1304,3 +1294,20 @@ def unused(
 
 
 _ = (EnumDef, UNBOUNDED)
+
+
+def field_items(
+    fields: list[Declaration], x: str, path: Path
+) -> list[tuple[View, str, Path]]:
+    """(view, attribute expression on ``x``, field path) of each struct field, in order."""
+    items = []
+    for f in fields:
+        assert f.name is not None
+        items.append(
+            (
+                view_of(f.kind, f.type, f.size),
+                f"{x}.{field_name(f.name)}",
+                path.attr(f.name),
+            )
+        )
+    return items
