@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum as _enum
 import struct as _struct
+from itertools import repeat as _repeat
 from typing import Any as _Any
 from typing import TypeAlias as _TypeAlias
 
@@ -21,7 +22,6 @@ from xdrgen.runtime.codec import LengthFormats as _LengthFormats
 from xdrgen.runtime.codec import PAD as _PAD
 from xdrgen.runtime.codec import PRIMITIVE_CODECS as _PRIMITIVE_CODECS
 from xdrgen.runtime.codec import TRUE_WORD as _TRUE
-from xdrgen.runtime.codec import U32 as _U32
 from xdrgen.runtime.codec import Buffer as _Buffer
 from xdrgen.runtime.codec import Codec as _Codec
 from xdrgen.runtime.codec import Invalid as _Invalid
@@ -552,6 +552,7 @@ DEMO_PROC_ITEM_DOWNLOAD = demo_procedure.DEMO_PROC_ITEM_DOWNLOAD
 DEMO_PROC_ITEM_EVENT_CHANGED = demo_procedure.DEMO_PROC_ITEM_EVENT_CHANGED
 
 
+_U32 = _struct.Struct(">I")
 _S0 = _struct.Struct(">i")
 _S1 = _struct.Struct(">16s")
 _S2 = _struct.Struct(">4Q")
@@ -567,13 +568,20 @@ _S11 = _struct.Struct(">q")
 _S12 = _struct.Struct(">d")
 _S13 = _struct.Struct(">IQ")
 _S14 = _struct.Struct(">Q")
-_S15 = _struct.Struct(">16si")
-_S16 = _struct.Struct(">16sQQI")
+_S15 = _struct.Struct(">16siI")
+_S16 = _struct.Struct(">16sI")
+_S17 = _struct.Struct(">16si")
+_S18 = _struct.Struct(">16sQQI")
 _LE0 = _LengthFormats("iIqQII", decode=False)
 _LD1 = _LengthFormats("iIqQII", decode=True)
 _LD2 = _LengthFormats("32s", decode=True)
-_LE3 = _LengthFormats("i", decode=False)
-_LD4 = _LengthFormats("i", decode=True)
+_LE3 = _LengthFormats("Ii", decode=False)
+_LE4 = _LengthFormats("Iq", decode=False)
+_LE5 = _LengthFormats("Id", decode=False)
+_LE6 = _LengthFormats("I", decode=False)
+_LE7 = _LengthFormats("II", decode=False)
+_LE8 = _LengthFormats("i", decode=False)
+_LD9 = _LengthFormats("i", decode=True)
 _EM_demo_kind: dict[int, demo_kind] = {m.value: m for m in demo_kind}
 _EC_demo_kind = _ck.EnumCheck("demo_kind", _EM_demo_kind)
 _EM_demo_status: dict[int, demo_status] = {m.value: m for m in demo_status}
@@ -668,88 +676,66 @@ _R42 = _RunInfo("limit32", None, _ck.UINT)
 _R43 = _RunInfo("limit64", None, _ck.UHYPER)
 _R44 = _RunInfo("status", None, _EC_demo_status)
 _R45 = _RunInfo("status", None, _EC_demo_status)
-_R46 = _RunInfo("value.type", None, _ck.INT)
-_R47 = _RunInfo("value.i", "value", _ck.INT)
-_R48 = _RunInfo("value.h", "value", _ck.HYPER)
-_R49 = _RunInfo("value.d", "value", _ck.DOUBLE)
-_R50 = _RunInfo("value.b", "value", _ck.BOOL)
+_R46 = _RunInfo("value.type value.i", None, _ck.UINT, _ck.INT)
+_R47 = _RunInfo("value.type value.h", None, _ck.UINT, _ck.HYPER)
+_R48 = _RunInfo("value.type value.d", None, _ck.UINT, _ck.DOUBLE)
+_R49 = _RunInfo("value.type", None, _ck.UINT)
+_R50 = _RunInfo("value.type value.b", None, _ck.UINT, _ck.BOOL)
 _R51 = _RunInfo("value.type", None, _ck.INT)
-_R52 = _RunInfo("value.i", None, _ck.INT)
-_R53 = _RunInfo("value.h", None, _ck.HYPER)
-_R54 = _RunInfo("value.d", None, _ck.DOUBLE)
-_R55 = _RunInfo("value.b", None, _ck.BOOL)
-_R56 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
-_R57 = _RunInfo("lib_version", None, _ck.UHYPER)
-_R58 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
-_R59 = _RunInfo("lib_version", None, _ck.UHYPER)
-_R60 = _RunInfo("flags", "flags", _ck.UINT)
-_R61 = _RunInfo("flags", None, _ck.UINT)
-_R62 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R63 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R64 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R65 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R66 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
-_R67 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
-_R68 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
-_R69 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
-_R70 = _RunInfo("total", "total", _ck.UINT)
-_R71 = _RunInfo("total", None, _ck.UINT)
-_R72 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R73 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R74 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
-_R75 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
-_R76 = _RunInfo("ncounters", "ncounters", _ck.UINT)
-_R77 = _RunInfo("ncounters", None, _ck.UINT)
-_R78 = _RunInfo(
-    "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
-)
-_R79 = _RunInfo("value.count", "value", _ck.UINT)
-_R80 = _RunInfo("value.type", None, _ck.INT)
-_R81 = _RunInfo("value.i", "value", _ck.INT)
-_R82 = _RunInfo("value.h", "value", _ck.HYPER)
-_R83 = _RunInfo("value.d", "value", _ck.DOUBLE)
-_R84 = _RunInfo("value.b", "value", _ck.BOOL)
-_R85 = _RunInfo(
-    "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
-)
-_R86 = _RunInfo("value.count", None, _ck.UINT)
-_R87 = _RunInfo("value.type", None, _ck.INT)
-_R88 = _RunInfo("value.i", None, _ck.INT)
-_R89 = _RunInfo("value.h", None, _ck.HYPER)
-_R90 = _RunInfo("value.d", None, _ck.DOUBLE)
-_R91 = _RunInfo("value.b", None, _ck.BOOL)
-_R92 = _RunInfo(
-    "uuid offset length flags",
-    "uuid offset length flags",
-    _ck.OpaqueCheck("opaque[16]", 16),
-    _ck.UHYPER,
-    _ck.UHYPER,
-    _ck.UINT,
-)
-_R93 = _RunInfo(
-    "uuid offset length flags",
+_R52 = _RunInfo("value.type", None, _ck.INT)
+_R53 = _RunInfo("value.i", None, _ck.INT)
+_R54 = _RunInfo("value.h", None, _ck.HYPER)
+_R55 = _RunInfo("value.d", None, _ck.DOUBLE)
+_R56 = _RunInfo("value.b", None, _ck.BOOL)
+_R57 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
+_R58 = _RunInfo("lib_version", None, _ck.UHYPER)
+_R59 = _RunInfo("lib_version", "lib_version", _ck.UHYPER)
+_R60 = _RunInfo("lib_version", None, _ck.UHYPER)
+_R61 = _RunInfo("flags", "flags", _ck.UINT)
+_R62 = _RunInfo("flags", None, _ck.UINT)
+_R63 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R64 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R65 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R66 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R67 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
+_R68 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
+_R69 = _RunInfo("max_items flags", "max_items flags", _ck.UINT, _ck.UINT)
+_R70 = _RunInfo("max_items flags", None, _ck.UINT, _ck.UINT)
+_R71 = _RunInfo("total", "total", _ck.UINT)
+_R72 = _RunInfo("total", None, _ck.UINT)
+_R73 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R74 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R75 = _RunInfo("uuid", "uuid", _ck.OpaqueCheck("opaque[16]", 16))
+_R76 = _RunInfo("uuid", None, _ck.OpaqueCheck("opaque[16]", 16))
+_R77 = _RunInfo("ncounters", "ncounters", _ck.UINT)
+_R78 = _RunInfo("ncounters", None, _ck.UINT)
+_R79 = _RunInfo(
+    "uuid value.kind value.count",
     None,
     _ck.OpaqueCheck("opaque[16]", 16),
-    _ck.UHYPER,
-    _ck.UHYPER,
+    _EC_demo_kind,
     _ck.UINT,
 )
-_R94 = _RunInfo(
-    "uuid offset length flags",
-    "uuid offset length flags",
-    _ck.OpaqueCheck("opaque[16]", 16),
-    _ck.UHYPER,
-    _ck.UHYPER,
-    _ck.UINT,
+_R80 = _RunInfo("uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _ck.UINT)
+_R81 = _RunInfo("uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _ck.UINT)
+_R82 = _RunInfo(
+    "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
 )
-_R95 = _RunInfo(
-    "uuid offset length flags",
-    None,
-    _ck.OpaqueCheck("opaque[16]", 16),
-    _ck.UHYPER,
-    _ck.UHYPER,
-    _ck.UINT,
+_R83 = _RunInfo("value.type value.i", None, _ck.UINT, _ck.INT)
+_R84 = _RunInfo("value.type value.h", None, _ck.UINT, _ck.HYPER)
+_R85 = _RunInfo("value.type value.d", None, _ck.UINT, _ck.DOUBLE)
+_R86 = _RunInfo("value.type", None, _ck.UINT)
+_R87 = _RunInfo("value.type value.b", None, _ck.UINT, _ck.BOOL)
+_R88 = _RunInfo("value.type", None, _ck.INT)
+_R89 = _RunInfo(
+    "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
 )
+_R90 = _RunInfo("value.count", None, _ck.UINT)
+_R91 = _RunInfo("value.type", None, _ck.INT)
+_R92 = _RunInfo("value.i", None, _ck.INT)
+_R93 = _RunInfo("value.h", None, _ck.HYPER)
+_R94 = _RunInfo("value.d", None, _ck.DOUBLE)
+_R95 = _RunInfo("value.b", None, _ck.BOOL)
 _R96 = _RunInfo(
     "uuid offset length flags",
     "uuid offset length flags",
@@ -783,13 +769,45 @@ _R99 = _RunInfo(
     _ck.UINT,
 )
 _R100 = _RunInfo(
+    "uuid offset length flags",
+    "uuid offset length flags",
+    _ck.OpaqueCheck("opaque[16]", 16),
+    _ck.UHYPER,
+    _ck.UHYPER,
+    _ck.UINT,
+)
+_R101 = _RunInfo(
+    "uuid offset length flags",
+    None,
+    _ck.OpaqueCheck("opaque[16]", 16),
+    _ck.UHYPER,
+    _ck.UHYPER,
+    _ck.UINT,
+)
+_R102 = _RunInfo(
+    "uuid offset length flags",
+    "uuid offset length flags",
+    _ck.OpaqueCheck("opaque[16]", 16),
+    _ck.UHYPER,
+    _ck.UHYPER,
+    _ck.UINT,
+)
+_R103 = _RunInfo(
+    "uuid offset length flags",
+    None,
+    _ck.OpaqueCheck("opaque[16]", 16),
+    _ck.UHYPER,
+    _ck.UHYPER,
+    _ck.UINT,
+)
+_R104 = _RunInfo(
     "uuid kind", "uuid kind", _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
 )
-_R101 = _RunInfo("", None, _EC_demo_kind)
-_R102 = _RunInfo("uuid kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind)
-_R103 = _RunInfo("", None, _EC_demo_kind)
-_R104 = _RunInfo("", None, _EC_demo_procedure)
-_R105 = _RunInfo("", None, _EC_demo_procedure)
+_R105 = _RunInfo("", None, _EC_demo_kind)
+_R106 = _RunInfo("uuid kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind)
+_R107 = _RunInfo("", None, _EC_demo_kind)
+_R108 = _RunInfo("", None, _EC_demo_procedure)
+_R109 = _RunInfo("", None, _EC_demo_procedure)
 
 
 def _enc_demo_kind(buf: bytearray, v: demo_kind) -> None:
@@ -2181,26 +2199,26 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
             raise _efail("demo_option", "key", e) from None
         if n4 > 64:
             raise _too_long("demo_option", "key", "string", n4, 64)
-        try:
-            buf += _LE3[n4].pack(n4, b3, d2)
-        except Exception as e:
-            raise _erun("demo_option", "", _R46, (d2,), e) from None
         if d2 == 1:
             try:
-                buf += _S0.pack(x1.value)
+                buf += _LE3[n4].pack(n4, b3, 1, x1.value)
             except Exception as e:
-                raise _erun("demo_option", "", _R47, x1, e) from None
+                raise _erun("demo_option", "", _R46, (1, x1.value), e) from None
         elif d2 == 2:
             try:
-                buf += _S11.pack(x1.value)
+                buf += _LE4[n4].pack(n4, b3, 2, x1.value)
             except Exception as e:
-                raise _erun("demo_option", "", _R48, x1, e) from None
+                raise _erun("demo_option", "", _R47, (2, x1.value), e) from None
         elif d2 == 3:
             try:
-                buf += _S12.pack(x1.value)
+                buf += _LE5[n4].pack(n4, b3, 3, x1.value)
             except Exception as e:
-                raise _erun("demo_option", "", _R49, x1, e) from None
+                raise _erun("demo_option", "", _R48, (3, x1.value), e) from None
         elif d2 == 4:
+            try:
+                buf += _LE6[n4].pack(n4, b3, 4)
+            except Exception as e:
+                raise _erun("demo_option", "", _R49, (4,), e) from None
             try:
                 u5: str = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -2219,11 +2237,14 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
                 buf += _PAD[n7 & 3]
         elif d2 == 5:
             try:
-                buf += _S7.pack(_BOOLE[x1.value])
+                buf += _LE7[n4].pack(n4, b3, 5, _BOOLE[x1.value])
             except Exception as e:
-                raise _erun("demo_option", "", _R50, x1, e) from None
+                raise _erun("demo_option", "", _R50, (5, x1.value), e) from None
         elif d2 == -1:
-            pass
+            try:
+                buf += _LE8[n4].pack(n4, b3, -1)
+            except Exception as e:
+                raise _erun("demo_option", "", _R51, (-1,), e) from None
         else:
             raise _bad_disc_e("demo_option", "value.type", d2)
     except _XdrError:
@@ -2242,12 +2263,12 @@ def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
         if n2 > 64:
             raise _decl_too_long("demo_option", "key", "string", n2, 64, off)
         try:
-            _, b3, p4, d1 = _LD4[n2].unpack_from(data, off)
+            _, b3, p4, d1 = _LD9[n2].unpack_from(data, off)
             if p4 != _PAD[n2 & 3]:
                 raise _Invalid
         except Exception as e:
             raise _dgroup(
-                "demo_option", "key", "string", n2, "", _R51, data, off, e
+                "demo_option", "key", "string", n2, "", _R52, data, off, e
             ) from None
         try:
             o.key = b3.decode()
@@ -2260,19 +2281,19 @@ def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
                 (w5,) = _S0.unpack_from(data, off)
                 off += 4
             except Exception as e:
-                raise _drun("demo_option", "", _R52, data, off, e) from None
+                raise _drun("demo_option", "", _R53, data, off, e) from None
         elif d1 == 2:
             try:
                 (w5,) = _S11.unpack_from(data, off)
                 off += 8
             except Exception as e:
-                raise _drun("demo_option", "", _R53, data, off, e) from None
+                raise _drun("demo_option", "", _R54, data, off, e) from None
         elif d1 == 3:
             try:
                 (w5,) = _S12.unpack_from(data, off)
                 off += 8
             except Exception as e:
-                raise _drun("demo_option", "", _R54, data, off, e) from None
+                raise _drun("demo_option", "", _R55, data, off, e) from None
         elif d1 == 4:
             try:
                 (n6,) = _U32.unpack_from(data, off)
@@ -2295,7 +2316,7 @@ def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
                 w5 = _BOOLD[t10]
                 off += 4
             except Exception as e:
-                raise _drun("demo_option", "", _R55, data, off, e) from None
+                raise _drun("demo_option", "", _R56, data, off, e) from None
         elif d1 == -1:
             w5 = None
         else:
@@ -2318,7 +2339,7 @@ def _enc_demo_connect_get_version_ret(
         try:
             buf += _S14.pack(v.lib_version)
         except Exception as e:
-            raise _erun("demo_connect_get_version_ret", "", _R56, v, e) from None
+            raise _erun("demo_connect_get_version_ret", "", _R57, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2335,7 +2356,7 @@ def _dec_demo_connect_get_version_ret(
             off += 8
         except Exception as e:
             raise _drun(
-                "demo_connect_get_version_ret", "", _R57, data, off, e
+                "demo_connect_get_version_ret", "", _R58, data, off, e
             ) from None
         return o, off
     except _XdrError:
@@ -2348,7 +2369,7 @@ def _encode_demo_connect_get_version_ret(v: demo_connect_get_version_ret) -> byt
     try:
         return _S14.pack(v.lib_version)
     except Exception as e:
-        raise _erun("demo_connect_get_version_ret", "", _R58, v, e) from None
+        raise _erun("demo_connect_get_version_ret", "", _R59, v, e) from None
 
 
 def _decode_demo_connect_get_version_ret(data: _Buffer) -> demo_connect_get_version_ret:
@@ -2356,7 +2377,7 @@ def _decode_demo_connect_get_version_ret(data: _Buffer) -> demo_connect_get_vers
     try:
         (o.lib_version,) = _S14.unpack(data)
     except Exception as e:
-        raise _dwhole("demo_connect_get_version_ret", _R59, data, 8, e) from None
+        raise _dwhole("demo_connect_get_version_ret", _R60, data, 8, e) from None
     return o
 
 
@@ -2371,7 +2392,7 @@ def _enc_demo_item_create_args(buf: bytearray, v: demo_item_create_args) -> None
         try:
             buf += _S7.pack(v.flags)
         except Exception as e:
-            raise _erun("demo_item_create_args", "", _R60, v, e) from None
+            raise _erun("demo_item_create_args", "", _R61, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2391,7 +2412,7 @@ def _dec_demo_item_create_args(
             (o.flags,) = _S7.unpack_from(data, off)
             off += 4
         except Exception as e:
-            raise _drun("demo_item_create_args", "", _R61, data, off, e) from None
+            raise _drun("demo_item_create_args", "", _R62, data, off, e) from None
         return o, off
     except _XdrError:
         raise
@@ -2406,7 +2427,7 @@ def _enc_demo_item_create_ret(buf: bytearray, v: demo_item_create_ret) -> None:
                 raise _Invalid
             buf += _S1.pack(v.uuid)
         except Exception as e:
-            raise _erun("demo_item_create_ret", "", _R62, v, e) from None
+            raise _erun("demo_item_create_ret", "", _R63, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2422,7 +2443,7 @@ def _dec_demo_item_create_ret(
             (o.uuid,) = _S1.unpack_from(data, off)
             off += 16
         except Exception as e:
-            raise _drun("demo_item_create_ret", "", _R63, data, off, e) from None
+            raise _drun("demo_item_create_ret", "", _R64, data, off, e) from None
         return o, off
     except _XdrError:
         raise
@@ -2436,7 +2457,7 @@ def _encode_demo_item_create_ret(v: demo_item_create_ret) -> bytes:
             raise _Invalid
         return _S1.pack(v.uuid)
     except Exception as e:
-        raise _erun("demo_item_create_ret", "", _R64, v, e) from None
+        raise _erun("demo_item_create_ret", "", _R65, v, e) from None
 
 
 def _decode_demo_item_create_ret(data: _Buffer) -> demo_item_create_ret:
@@ -2444,7 +2465,7 @@ def _decode_demo_item_create_ret(data: _Buffer) -> demo_item_create_ret:
     try:
         (o.uuid,) = _S1.unpack(data)
     except Exception as e:
-        raise _dwhole("demo_item_create_ret", _R65, data, 16, e) from None
+        raise _dwhole("demo_item_create_ret", _R66, data, 16, e) from None
     return o
 
 
@@ -2548,7 +2569,7 @@ def _enc_demo_item_list_args(buf: bytearray, v: demo_item_list_args) -> None:
         try:
             buf += _S6.pack(v.max_items, v.flags)
         except Exception as e:
-            raise _erun("demo_item_list_args", "", _R66, v, e) from None
+            raise _erun("demo_item_list_args", "", _R67, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2564,7 +2585,7 @@ def _dec_demo_item_list_args(
             o.max_items, o.flags = _S6.unpack_from(data, off)
             off += 8
         except Exception as e:
-            raise _drun("demo_item_list_args", "", _R67, data, off, e) from None
+            raise _drun("demo_item_list_args", "", _R68, data, off, e) from None
         return o, off
     except _XdrError:
         raise
@@ -2576,7 +2597,7 @@ def _encode_demo_item_list_args(v: demo_item_list_args) -> bytes:
     try:
         return _S6.pack(v.max_items, v.flags)
     except Exception as e:
-        raise _erun("demo_item_list_args", "", _R68, v, e) from None
+        raise _erun("demo_item_list_args", "", _R69, v, e) from None
 
 
 def _decode_demo_item_list_args(data: _Buffer) -> demo_item_list_args:
@@ -2584,7 +2605,7 @@ def _decode_demo_item_list_args(data: _Buffer) -> demo_item_list_args:
     try:
         o.max_items, o.flags = _S6.unpack(data)
     except Exception as e:
-        raise _dwhole("demo_item_list_args", _R69, data, 8, e) from None
+        raise _dwhole("demo_item_list_args", _R70, data, 8, e) from None
     return o
 
 
@@ -2606,7 +2627,7 @@ def _enc_demo_item_list_ret(buf: bytearray, v: demo_item_list_ret) -> None:
         try:
             buf += _S7.pack(v.total)
         except Exception as e:
-            raise _erun("demo_item_list_ret", "", _R70, v, e) from None
+            raise _erun("demo_item_list_ret", "", _R71, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2640,7 +2661,7 @@ def _dec_demo_item_list_ret(data: _Buffer, off: int) -> tuple[demo_item_list_ret
             (o.total,) = _S7.unpack_from(data, off)
             off += 4
         except Exception as e:
-            raise _drun("demo_item_list_ret", "", _R71, data, off, e) from None
+            raise _drun("demo_item_list_ret", "", _R72, data, off, e) from None
         return o, off
     except _XdrError:
         raise
@@ -2657,7 +2678,7 @@ def _enc_demo_item_get_counters_args(
                 raise _Invalid
             buf += _S1.pack(v.uuid)
         except Exception as e:
-            raise _erun("demo_item_get_counters_args", "", _R72, v, e) from None
+            raise _erun("demo_item_get_counters_args", "", _R73, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2673,7 +2694,7 @@ def _dec_demo_item_get_counters_args(
             (o.uuid,) = _S1.unpack_from(data, off)
             off += 16
         except Exception as e:
-            raise _drun("demo_item_get_counters_args", "", _R73, data, off, e) from None
+            raise _drun("demo_item_get_counters_args", "", _R74, data, off, e) from None
         return o, off
     except _XdrError:
         raise
@@ -2687,7 +2708,7 @@ def _encode_demo_item_get_counters_args(v: demo_item_get_counters_args) -> bytes
             raise _Invalid
         return _S1.pack(v.uuid)
     except Exception as e:
-        raise _erun("demo_item_get_counters_args", "", _R74, v, e) from None
+        raise _erun("demo_item_get_counters_args", "", _R75, v, e) from None
 
 
 def _decode_demo_item_get_counters_args(data: _Buffer) -> demo_item_get_counters_args:
@@ -2695,7 +2716,7 @@ def _decode_demo_item_get_counters_args(data: _Buffer) -> demo_item_get_counters
     try:
         (o.uuid,) = _S1.unpack(data)
     except Exception as e:
-        raise _dwhole("demo_item_get_counters_args", _R75, data, 16, e) from None
+        raise _dwhole("demo_item_get_counters_args", _R76, data, 16, e) from None
     return o
 
 
@@ -2706,7 +2727,7 @@ def _enc_demo_item_get_counters_ret(
         try:
             buf += _S7.pack(v.ncounters)
         except Exception as e:
-            raise _erun("demo_item_get_counters_ret", "", _R76, v, e) from None
+            raise _erun("demo_item_get_counters_ret", "", _R77, v, e) from None
         try:
             a1 = v.counters
             n2 = len(a1)
@@ -2737,7 +2758,7 @@ def _dec_demo_item_get_counters_ret(
             (o.ncounters,) = _S7.unpack_from(data, off)
             off += 4
         except Exception as e:
-            raise _drun("demo_item_get_counters_ret", "", _R77, data, off, e) from None
+            raise _drun("demo_item_get_counters_ret", "", _R78, data, off, e) from None
         try:
             o.counters = list(_S2.unpack_from(data, off))
         except Exception as e:
@@ -2759,18 +2780,24 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
             d2 = x1.kind
         except Exception as e:
             raise _efail("demo_item_set_value_args", "value", e) from None
-        try:
-            if len(v.uuid) != 16:
-                raise _Invalid
-            buf += _S15.pack(v.uuid, _EM_demo_kind[d2])
-        except Exception as e:
-            raise _erun("demo_item_set_value_args", "", _R78, (v.uuid, d2), e) from None
         if d2 in (0, 1):
             try:
-                buf += _S7.pack(x1.value)
+                if len(v.uuid) != 16:
+                    raise _Invalid
+                buf += _S15.pack(v.uuid, _EM_demo_kind[d2], x1.value)
             except Exception as e:
-                raise _erun("demo_item_set_value_args", "", _R79, x1, e) from None
+                raise _erun(
+                    "demo_item_set_value_args", "", _R79, (v.uuid, d2, x1.value), e
+                ) from None
         elif d2 == 16:
+            try:
+                if len(v.uuid) != 16:
+                    raise _Invalid
+                buf += _S16.pack(v.uuid, 16)
+            except Exception as e:
+                raise _erun(
+                    "demo_item_set_value_args", "", _R80, (v.uuid, 16), e
+                ) from None
             try:
                 u3: demo_item_node | None = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -2784,8 +2811,23 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                 except _XdrError as e:
                     raise e.within("demo_item_set_value_args", "value.parts")
         elif d2 == 8:
-            pass
+            try:
+                if len(v.uuid) != 16:
+                    raise _Invalid
+                buf += _S16.pack(v.uuid, 8)
+            except Exception as e:
+                raise _erun(
+                    "demo_item_set_value_args", "", _R81, (v.uuid, 8), e
+                ) from None
         else:
+            try:
+                if len(v.uuid) != 16:
+                    raise _Invalid
+                buf += _S17.pack(v.uuid, _EM_demo_kind[d2])
+            except Exception as e:
+                raise _erun(
+                    "demo_item_set_value_args", "", _R82, (v.uuid, d2), e
+                ) from None
             try:
                 u4: str = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -2834,50 +2876,50 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     n13,
                     64,
                 )
-            try:
-                buf += _LE3[n13].pack(n13, b12, d11)
-            except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args",
-                    f"options[{_at(a7, e9)}]",
-                    _R80,
-                    (d11,),
-                    e,
-                ) from None
             if d11 == 1:
                 try:
-                    buf += _S0.pack(x10.value)
-                except Exception as e:
-                    raise _erun(
-                        "demo_item_set_value_args",
-                        f"options[{_at(a7, e9)}]",
-                        _R81,
-                        x10,
-                        e,
-                    ) from None
-            elif d11 == 2:
-                try:
-                    buf += _S11.pack(x10.value)
-                except Exception as e:
-                    raise _erun(
-                        "demo_item_set_value_args",
-                        f"options[{_at(a7, e9)}]",
-                        _R82,
-                        x10,
-                        e,
-                    ) from None
-            elif d11 == 3:
-                try:
-                    buf += _S12.pack(x10.value)
+                    buf += _LE3[n13].pack(n13, b12, 1, x10.value)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
                         f"options[{_at(a7, e9)}]",
                         _R83,
-                        x10,
+                        (1, x10.value),
+                        e,
+                    ) from None
+            elif d11 == 2:
+                try:
+                    buf += _LE4[n13].pack(n13, b12, 2, x10.value)
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R84,
+                        (2, x10.value),
+                        e,
+                    ) from None
+            elif d11 == 3:
+                try:
+                    buf += _LE5[n13].pack(n13, b12, 3, x10.value)
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R85,
+                        (3, x10.value),
                         e,
                     ) from None
             elif d11 == 4:
+                try:
+                    buf += _LE6[n13].pack(n13, b12, 4)
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R86,
+                        (4,),
+                        e,
+                    ) from None
                 try:
                     u14: str = x10.value  # type: ignore[assignment]
                 except Exception as e:
@@ -2900,17 +2942,26 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     buf += _PAD[n16 & 3]
             elif d11 == 5:
                 try:
-                    buf += _S7.pack(_BOOLE[x10.value])
+                    buf += _LE7[n13].pack(n13, b12, 5, _BOOLE[x10.value])
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
                         f"options[{_at(a7, e9)}]",
-                        _R84,
-                        x10,
+                        _R87,
+                        (5, x10.value),
                         e,
                     ) from None
             elif d11 == -1:
-                pass
+                try:
+                    buf += _LE8[n13].pack(n13, b12, -1)
+                except Exception as e:
+                    raise _erun(
+                        "demo_item_set_value_args",
+                        f"options[{_at(a7, e9)}]",
+                        _R88,
+                        (-1,),
+                        e,
+                    ) from None
             else:
                 raise _bad_disc_e(
                     "demo_item_set_value_args",
@@ -2929,12 +2980,12 @@ def _dec_demo_item_set_value_args(
     try:
         o = _new(demo_item_set_value_args)
         try:
-            t2, t3 = _S15.unpack_from(data, off)
+            t2, t3 = _S17.unpack_from(data, off)
             o.uuid = t2
             d1 = _EM_demo_kind[t3]
             off += 20
         except Exception as e:
-            raise _drun("demo_item_set_value_args", "", _R85, data, off, e) from None
+            raise _drun("demo_item_set_value_args", "", _R89, data, off, e) from None
         w4: int | demo_item_node | str | None
         if d1 in (0, 1):
             try:
@@ -2942,7 +2993,7 @@ def _dec_demo_item_set_value_args(
                 off += 4
             except Exception as e:
                 raise _drun(
-                    "demo_item_set_value_args", "", _R86, data, off, e
+                    "demo_item_set_value_args", "", _R90, data, off, e
                 ) from None
         elif d1 == 16:
             try:
@@ -3001,144 +3052,147 @@ def _dec_demo_item_set_value_args(
                 "demo_item_set_value_args", "options", "array", n11, n11 * 8, data, off
             )
         off += 4
-        l12: list[demo_option] = []
-        ap14 = l12.append
-        for i13 in range(n11):
-            o16 = _new(demo_option)
+        l12 = list(map(_new, _repeat(demo_option, n11)))
+        for o13 in l12:
             try:
-                (n18,) = _U32.unpack_from(data, off)
+                (n15,) = _U32.unpack_from(data, off)
             except Exception as e:
                 raise _dfail(
-                    "demo_item_set_value_args", f"options[{i13}].key", e, data, off
+                    "demo_item_set_value_args",
+                    f"options[{_at(l12, o13)}].key",
+                    e,
+                    data,
+                    off,
                 ) from None
-            if n18 > 64:
+            if n15 > 64:
                 raise _decl_too_long(
                     "demo_item_set_value_args",
-                    f"options[{i13}].key",
+                    f"options[{_at(l12, o13)}].key",
                     "string",
-                    n18,
+                    n15,
                     64,
                     off,
                 )
             try:
-                _, b19, p20, d17 = _LD4[n18].unpack_from(data, off)
-                if p20 != _PAD[n18 & 3]:
+                _, b16, p17, d14 = _LD9[n15].unpack_from(data, off)
+                if p17 != _PAD[n15 & 3]:
                     raise _Invalid
             except Exception as e:
                 raise _dgroup(
                     "demo_item_set_value_args",
-                    f"options[{i13}].key",
+                    f"options[{_at(l12, o13)}].key",
                     "string",
-                    n18,
-                    f"options[{i13}]",
-                    _R87,
+                    n15,
+                    f"options[{_at(l12, o13)}]",
+                    _R91,
                     data,
                     off,
                     e,
                 ) from None
             try:
-                o16.key = b19.decode()
+                o13.key = b16.decode()
             except UnicodeDecodeError:
-                o16.key = b19.decode("utf-8", "surrogateescape")
-            off += ((n18 + 3) & -4) + 8
-            w21: int | float | str | bool | None
-            if d17 == 1:
+                o13.key = b16.decode("utf-8", "surrogateescape")
+            off += ((n15 + 3) & -4) + 8
+            w18: int | float | str | bool | None
+            if d14 == 1:
                 try:
-                    (w21,) = _S0.unpack_from(data, off)
+                    (w18,) = _S0.unpack_from(data, off)
                     off += 4
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{i13}]",
-                        _R88,
+                        f"options[{_at(l12, o13)}]",
+                        _R92,
                         data,
                         off,
                         e,
                     ) from None
-            elif d17 == 2:
+            elif d14 == 2:
                 try:
-                    (w21,) = _S11.unpack_from(data, off)
+                    (w18,) = _S11.unpack_from(data, off)
                     off += 8
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{i13}]",
-                        _R89,
+                        f"options[{_at(l12, o13)}]",
+                        _R93,
                         data,
                         off,
                         e,
                     ) from None
-            elif d17 == 3:
+            elif d14 == 3:
                 try:
-                    (w21,) = _S12.unpack_from(data, off)
+                    (w18,) = _S12.unpack_from(data, off)
                     off += 8
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{i13}]",
-                        _R90,
+                        f"options[{_at(l12, o13)}]",
+                        _R94,
                         data,
                         off,
                         e,
                     ) from None
-            elif d17 == 4:
+            elif d14 == 4:
                 try:
-                    (n22,) = _U32.unpack_from(data, off)
+                    (n19,) = _U32.unpack_from(data, off)
                 except Exception as e:
                     raise _dfail(
                         "demo_item_set_value_args",
-                        f"options[{i13}].value.s",
+                        f"options[{_at(l12, o13)}].value.s",
                         e,
                         data,
                         off,
                     ) from None
-                s23 = off + 4
-                e24 = s23 + n22
-                q25 = (e24 + 3) & -4
-                if q25 > len(data):
+                s20 = off + 4
+                e21 = s20 + n19
+                q22 = (e21 + 3) & -4
+                if q22 > len(data):
                     raise _past_end(
                         "demo_item_set_value_args",
-                        f"options[{i13}].value.s",
+                        f"options[{_at(l12, o13)}].value.s",
                         "string",
-                        n22,
-                        q25 - s23,
+                        n19,
+                        q22 - s20,
                         data,
                         off,
                     )
-                w21 = str(data[s23:e24], "utf-8", "surrogateescape")
-                if n22 & 3 and data[e24:q25] != _PAD[n22 & 3]:
+                w18 = str(data[s20:e21], "utf-8", "surrogateescape")
+                if n19 & 3 and data[e21:q22] != _PAD[n19 & 3]:
                     raise _bad_pad(
-                        "demo_item_set_value_args", f"options[{i13}].value.s", e24
+                        "demo_item_set_value_args",
+                        f"options[{_at(l12, o13)}].value.s",
+                        e21,
                     )
-                off = q25
-            elif d17 == 5:
+                off = q22
+            elif d14 == 5:
                 try:
-                    (t26,) = _S7.unpack_from(data, off)
-                    w21 = _BOOLD[t26]
+                    (t23,) = _S7.unpack_from(data, off)
+                    w18 = _BOOLD[t23]
                     off += 4
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{i13}]",
-                        _R91,
+                        f"options[{_at(l12, o13)}]",
+                        _R95,
                         data,
                         off,
                         e,
                     ) from None
-            elif d17 == -1:
-                w21 = None
+            elif d14 == -1:
+                w18 = None
             else:
                 raise _bad_disc_d(
                     "demo_item_set_value_args",
-                    f"options[{i13}].value.type",
-                    d17,
+                    f"options[{_at(l12, o13)}].value.type",
+                    d14,
                     off - 4,
                 )
-            o27 = _new(demo_setting)
-            o27.type = d17
-            o27.value = w21
-            o16.value = o27
-            ap14(o16)
+            o24 = _new(demo_setting)
+            o24.type = d14
+            o24.value = w18
+            o13.value = o24
         o.options = l12
         return o, off
     except _XdrError:
@@ -3152,9 +3206,9 @@ def _enc_demo_item_upload_args(buf: bytearray, v: demo_item_upload_args) -> None
         try:
             if len(v.uuid) != 16:
                 raise _Invalid
-            buf += _S16.pack(v.uuid, v.offset, v.length, v.flags)
+            buf += _S18.pack(v.uuid, v.offset, v.length, v.flags)
         except Exception as e:
-            raise _erun("demo_item_upload_args", "", _R92, v, e) from None
+            raise _erun("demo_item_upload_args", "", _R96, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -3167,10 +3221,10 @@ def _dec_demo_item_upload_args(
     try:
         o = _new(demo_item_upload_args)
         try:
-            o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, off)
+            o.uuid, o.offset, o.length, o.flags = _S18.unpack_from(data, off)
             off += 36
         except Exception as e:
-            raise _drun("demo_item_upload_args", "", _R93, data, off, e) from None
+            raise _drun("demo_item_upload_args", "", _R97, data, off, e) from None
         return o, off
     except _XdrError:
         raise
@@ -3182,17 +3236,17 @@ def _encode_demo_item_upload_args(v: demo_item_upload_args) -> bytes:
     try:
         if len(v.uuid) != 16:
             raise _Invalid
-        return _S16.pack(v.uuid, v.offset, v.length, v.flags)
+        return _S18.pack(v.uuid, v.offset, v.length, v.flags)
     except Exception as e:
-        raise _erun("demo_item_upload_args", "", _R94, v, e) from None
+        raise _erun("demo_item_upload_args", "", _R98, v, e) from None
 
 
 def _decode_demo_item_upload_args(data: _Buffer) -> demo_item_upload_args:
     o = _new(demo_item_upload_args)
     try:
-        o.uuid, o.offset, o.length, o.flags = _S16.unpack(data)
+        o.uuid, o.offset, o.length, o.flags = _S18.unpack(data)
     except Exception as e:
-        raise _dwhole("demo_item_upload_args", _R95, data, 36, e) from None
+        raise _dwhole("demo_item_upload_args", _R99, data, 36, e) from None
     return o
 
 
@@ -3201,9 +3255,9 @@ def _enc_demo_item_download_args(buf: bytearray, v: demo_item_download_args) -> 
         try:
             if len(v.uuid) != 16:
                 raise _Invalid
-            buf += _S16.pack(v.uuid, v.offset, v.length, v.flags)
+            buf += _S18.pack(v.uuid, v.offset, v.length, v.flags)
         except Exception as e:
-            raise _erun("demo_item_download_args", "", _R96, v, e) from None
+            raise _erun("demo_item_download_args", "", _R100, v, e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -3216,10 +3270,10 @@ def _dec_demo_item_download_args(
     try:
         o = _new(demo_item_download_args)
         try:
-            o.uuid, o.offset, o.length, o.flags = _S16.unpack_from(data, off)
+            o.uuid, o.offset, o.length, o.flags = _S18.unpack_from(data, off)
             off += 36
         except Exception as e:
-            raise _drun("demo_item_download_args", "", _R97, data, off, e) from None
+            raise _drun("demo_item_download_args", "", _R101, data, off, e) from None
         return o, off
     except _XdrError:
         raise
@@ -3231,17 +3285,17 @@ def _encode_demo_item_download_args(v: demo_item_download_args) -> bytes:
     try:
         if len(v.uuid) != 16:
             raise _Invalid
-        return _S16.pack(v.uuid, v.offset, v.length, v.flags)
+        return _S18.pack(v.uuid, v.offset, v.length, v.flags)
     except Exception as e:
-        raise _erun("demo_item_download_args", "", _R98, v, e) from None
+        raise _erun("demo_item_download_args", "", _R102, v, e) from None
 
 
 def _decode_demo_item_download_args(data: _Buffer) -> demo_item_download_args:
     o = _new(demo_item_download_args)
     try:
-        o.uuid, o.offset, o.length, o.flags = _S16.unpack(data)
+        o.uuid, o.offset, o.length, o.flags = _S18.unpack(data)
     except Exception as e:
-        raise _dwhole("demo_item_download_args", _R99, data, 36, e) from None
+        raise _dwhole("demo_item_download_args", _R103, data, 36, e) from None
     return o
 
 
@@ -3252,9 +3306,9 @@ def _enc_demo_item_event_changed_msg(
         try:
             if len(v.uuid) != 16:
                 raise _Invalid
-            buf += _S15.pack(v.uuid, _EM_demo_kind[v.kind])
+            buf += _S17.pack(v.uuid, _EM_demo_kind[v.kind])
         except Exception as e:
-            raise _erun("demo_item_event_changed_msg", "", _R100, v, e) from None
+            raise _erun("demo_item_event_changed_msg", "", _R104, v, e) from None
         try:
             a1 = v.previous_kinds
             n2 = len(a1)
@@ -3268,7 +3322,7 @@ def _enc_demo_item_event_changed_msg(
                 raise _erun(
                     "demo_item_event_changed_msg",
                     f"previous_kinds[{_at(a1, e3)}]",
-                    _R101,
+                    _R105,
                     (e3,),
                     e,
                 ) from None
@@ -3284,13 +3338,13 @@ def _dec_demo_item_event_changed_msg(
     try:
         o = _new(demo_item_event_changed_msg)
         try:
-            t1, t2 = _S15.unpack_from(data, off)
+            t1, t2 = _S17.unpack_from(data, off)
             o.uuid = t1
             o.kind = _EM_demo_kind[t2]
             off += 20
         except Exception as e:
             raise _drun(
-                "demo_item_event_changed_msg", "", _R102, data, off, e
+                "demo_item_event_changed_msg", "", _R106, data, off, e
             ) from None
         try:
             (n3,) = _U32.unpack_from(data, off)
@@ -3320,7 +3374,7 @@ def _dec_demo_item_event_changed_msg(
                 raise _drun(
                     "demo_item_event_changed_msg",
                     f"previous_kinds[{i5}]",
-                    _R103,
+                    _R107,
                     data,
                     off,
                     e,
@@ -3339,7 +3393,7 @@ def _enc_demo_procedure(buf: bytearray, v: demo_procedure) -> None:
         try:
             buf += _S0.pack(_EM_demo_procedure[v])
         except Exception as e:
-            raise _erun("demo_procedure", "", _R104, (v,), e) from None
+            raise _erun("demo_procedure", "", _R108, (v,), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -3353,7 +3407,7 @@ def _dec_demo_procedure(data: _Buffer, off: int) -> tuple[demo_procedure, int]:
             r = _EM_demo_procedure[t1]
             off += 4
         except Exception as e:
-            raise _drun("demo_procedure", "", _R105, data, off, e) from None
+            raise _drun("demo_procedure", "", _R109, data, off, e) from None
         return r, off
     except _XdrError:
         raise

@@ -6,6 +6,7 @@ procedure numbers are read from the real remote_protocol.x (never copied).
 
 from __future__ import annotations
 
+import builtins
 import re
 import struct
 from pathlib import Path
@@ -15,15 +16,15 @@ class Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
 
-    def int(self, v: int) -> Writer:
+    def int(self, v: builtins.int) -> Writer:
         self.buf += struct.pack(">i", v)
         return self
 
-    def uint(self, v: int) -> Writer:
+    def uint(self, v: builtins.int) -> Writer:
         self.buf += struct.pack(">I", v)
         return self
 
-    def uhyper(self, v: int) -> Writer:
+    def uhyper(self, v: builtins.int) -> Writer:
         self.buf += struct.pack(">Q", v)
         return self
 
@@ -51,22 +52,22 @@ class Reader:
         self.data = bytes(data)
         self.pos = 0
 
-    def int(self) -> int:
+    def int(self) -> builtins.int:
         (v,) = struct.unpack_from(">i", self.data, self.pos)
         self.pos += 4
         return int(v)
 
-    def uint(self) -> int:
+    def uint(self) -> builtins.int:
         (v,) = struct.unpack_from(">I", self.data, self.pos)
         self.pos += 4
         return int(v)
 
-    def uhyper(self) -> int:
+    def uhyper(self) -> builtins.int:
         (v,) = struct.unpack_from(">Q", self.data, self.pos)
         self.pos += 8
         return int(v)
 
-    def opaque_fixed(self, n: int) -> bytes:
+    def opaque_fixed(self, n: builtins.int) -> bytes:
         b = self.data[self.pos : self.pos + n]
         self.pos += n + (-n % 4)
         return b
@@ -85,4 +86,7 @@ class Reader:
 def procedure_numbers(remote_protocol_x: Path) -> dict[str, int]:
     """REMOTE_PROC_* name -> number, read from the real .x file."""
     text = remote_protocol_x.read_text()
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"\b(REMOTE_PROC_\w+)\s*=\s*(\d+)", text)}
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"\b(REMOTE_PROC_\w+)\s*=\s*(\d+)", text)
+    }

@@ -1,8 +1,10 @@
 """``<output>/.xdrgen-manifest.json``: what each generated module was made from.
 
 For every output it records the sha256 of every input (the .x, its #includes,
-the C headers it took constants from, the .x files it imports), the options and
-the generator version, and the sha256 of the output itself.  The drift check
+the C headers it took constants from, the .x files it imports), the options, the
+generator version (for humans) and fingerprint (what decides; see
+:func:`xdrgen.generator.cache.generator_fingerprint`), and the sha256 of the
+output itself.  The drift check
 compares these to the files on disk without parsing anything.  The JSON is
 deterministic (sorted keys, fixed indentation) so it diffs well under review.
 """
@@ -20,7 +22,9 @@ from xdrgen.diagnostics import error
 from xdrgen.frontend.options import FrontendOptions
 
 MANIFEST_NAME = ".xdrgen-manifest.json"
-FORMAT = 1
+#: 2 added ``generator_fingerprint``; format 1 records are read with none (stale).
+FORMAT = 2
+OLD_FORMATS = (1,)
 
 
 def sha256_file(path: Path) -> str | None:
@@ -40,7 +44,11 @@ def portable_path(path: Path, root: Path) -> str:
     directory with it (so a checkout can move), else absolute (system headers)."""
     absolute = Path(os.path.abspath(path))
     root = Path(os.path.abspath(root))
-    if len(absolute.parts) > 1 and len(root.parts) > 1 and absolute.parts[1] == root.parts[1]:
+    if (
+        len(absolute.parts) > 1
+        and len(root.parts) > 1
+        and absolute.parts[1] == root.parts[1]
+    ):
         return Path(os.path.relpath(absolute, root)).as_posix()
     return absolute.as_posix()
 
@@ -50,7 +58,9 @@ def recorded_path(text: str, root: Path) -> Path:
     return path if path.is_absolute() else Path(os.path.normpath(root / path))
 
 
-def options_record(module_name: str, options: FrontendOptions, root: Path) -> dict[str, Any]:
+def options_record(
+    module_name: str, options: FrontendOptions, root: Path
+) -> dict[str, Any]:
     """The options that shape an output, as plain JSON data (paths made portable)."""
     return {
         "module": module_name,
@@ -70,12 +80,16 @@ class OutputRecord:
     #: Recorded path -> sha256, for every file read to make the output.
     inputs: dict[str, str]
     output_sha256: str
+    #: :func:`~xdrgen.generator.cache.generator_fingerprint` of the xdrgen that
+    #: generated it; None when read from an old manifest that did not record one.
+    generator_fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "options": self.options,
             "generator_version": self.generator_version,
+            "generator_fingerprint": self.generator_fingerprint,
             "inputs": dict(sorted(self.inputs.items())),
             "output_sha256": self.output_sha256,
         }
@@ -85,12 +99,17 @@ class OutputRecord:
 class Manifest:
     #: Output file name (``demo.py``) -> record.
     outputs: dict[str, OutputRecord] = field(default_factory=dict)
+    #: Set when the file on disk could not be used as it is (a newer format): why
+    #: every output counts as stale.
+    unusable: str | None = None
 
     def dumps(self) -> str:
         data = {
             "format": FORMAT,
             "generator": "xdrgen",
-            "outputs": {name: self.outputs[name].to_json() for name in sorted(self.outputs)},
+            "outputs": {
+                name: self.outputs[name].to_json() for name in sorted(self.outputs)
+            },
         }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
@@ -120,8 +139,11 @@ def read_manifest(directory: Path) -> Manifest:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     try:
         data = json.loads(text)
-        if data.get("format") != FORMAT:
-            return Manifest()  # an older layout: everything counts as stale
+        layout = data.get("format")
+        if layout != FORMAT and layout not in OLD_FORMATS:
+            return Manifest(
+                unusable=f"the manifest has format {layout!r}, this xdrgen writes {FORMAT}"
+            )
         outputs = {
             str(name): OutputRecord(
                 source=str(record["source"]),
@@ -129,9 +151,24 @@ def read_manifest(directory: Path) -> Manifest:
                 generator_version=str(record["generator_version"]),
                 inputs={str(k): str(v) for k, v in record["inputs"].items()},
                 output_sha256=str(record["output_sha256"]),
+                generator_fingerprint=_optional_str(
+                    record.get("generator_fingerprint")
+                ),
             )
             for name, record in data["outputs"].items()
         }
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise error(f"{path}: not a valid xdrgen manifest ({exc}); delete it to rebuild everything") from None
+        raise error(
+            f"{path}: not a valid xdrgen manifest ({exc}); delete it to rebuild everything"
+        ) from None
     return Manifest(outputs)
+
+
+def _optional_str(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(
+            f"generator_fingerprint is {type(value).__name__}, not a string"
+        )
+    return value

@@ -16,7 +16,7 @@ walk over descriptors at run time:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -393,12 +393,10 @@ class FunctionBody:
                 continue
             union = self.fusable_union(view, fpath)
             if union is not None and len(run) < RUN_MAX_ITEMS:
-                # The discriminant packs with the run; the arms follow.
+                # The run packs with the discriminant and a fixed arm, per arm.
                 u, dv = self.load_union(view, fx_x, fpath)
-                run.append((union[0], dv, union[1]))
-                self.encode_run(run)
+                self.encode_union_fused(view, u, fpath, dv, union, run, self.encode_run)
                 run = []
-                self.encode_fused_union(view, u, fpath, dv)
                 i += 1
                 continue
             if run:
@@ -412,8 +410,14 @@ class FunctionBody:
             if union is not None:
                 uview, ux, upath = items[after]
                 u, dv = self.load_union(uview, ux, upath)
-                self.encode_group(view, fx_x, fpath, tail + [(union[0], dv, union[1])])
-                self.encode_fused_union(uview, u, upath, dv)
+                b, n = self.encode_group_text(view, fx_x, fpath)
+
+                def pack_group(
+                    run: list[tuple[Fixed, str, Path]], b: str = b, n: str = n
+                ) -> None:
+                    self.encode_group_pack(b, n, run)
+
+                self.encode_union_fused(uview, u, upath, dv, union, tail, pack_group)
                 i = after + 1
                 continue
             if tail:
@@ -435,12 +439,83 @@ class FunctionBody:
             self.emit(f"{dv} = {u}.{union_disc_name(d.discriminant.name or '')}")
         return u, dv
 
-    def encode_fused_union(self, view: View, u: str, path: Path, dv: str) -> None:
+    def encode_union_fused(
+        self,
+        view: View,
+        u: str,
+        path: Path,
+        dv: str,
+        union: tuple[Fixed, Path],
+        prefix: list[tuple[Fixed, str, Path]],
+        pack: Callable[[list[tuple[Fixed, str, Path]]], None],
+    ) -> None:
+        """Union ``u`` after the fixed ``prefix`` items, branching on ``dv`` first.
+
+        Each arm packs the prefix, its discriminant and, when the arm is a
+        fixed-size scalar, the arm's value in one ``pack`` call (``pack`` emits
+        it: a plain run, or a string group).  Other arms encode after that call.
+        """
         d = view.definition
         assert isinstance(d, UnionDef)
+        disc_fx, dpath = union
+        utype = union_value_type(self.ctx, d)
         self.depth += 1
-        self.encode_union_body(d, u, path, packed=dv)
+        first = True
+        for arm in d.arms:
+            labels = [str(label.value) for label in arm.labels]
+            cond = (
+                f"{dv} == {labels[0]}"
+                if len(labels) == 1
+                else f"{dv} in ({', '.join(labels)})"
+            )
+            with self.block(("if " if first else "elif ") + cond + ":"):
+                if len(labels) == 1:
+                    # One label: pack it as a constant (no enum lookup).
+                    signed = int(labels[0]) < 0
+                    const = Fixed(
+                        "i" if signed else "I",
+                        "i" if signed else "I",
+                        4,
+                        "_ck.INT" if signed else "_ck.UINT",
+                    )
+                    disc: tuple[Fixed, str, Path] = (const, labels[0], dpath)
+                else:
+                    disc = (disc_fx, dv, dpath)
+                self.current_union_type = utype
+                self.encode_arm_after(arm.declaration, u, path, prefix + [disc], pack)
+            first = False
+        with self.block("else:" if not first else "if True:"):
+            if d.default is None:
+                self.emit_call(
+                    "raise _bad_disc_e(",
+                    [self.type_lit, dpath.expr(), dv],
+                    ")",
+                )
+            else:
+                # Any valid value of the discriminant's type: its run checks it.
+                self.current_union_type = utype
+                self.encode_arm_after(
+                    d.default, u, path, prefix + [(disc_fx, dv, dpath)], pack
+                )
         self.depth -= 1
+
+    def encode_arm_after(
+        self,
+        decl: Declaration,
+        u: str,
+        path: Path,
+        items: list[tuple[Fixed, str, Path]],
+        pack: Callable[[list[tuple[Fixed, str, Path]]], None],
+    ) -> None:
+        """Pack ``items`` (ending with the discriminant) and the arm of union ``u``."""
+        view = view_of(decl.kind, decl.type, decl.size)
+        fx = fixed_of(self.ctx, view) if view.kind != "void" else None
+        if fx is not None:
+            pack(items + [(fx, f"{u}.value", path.attr(decl.name or ""))])
+            return
+        pack(items)
+        if view.kind != "void":
+            self.encode_arm(decl, None, u, path)
 
     def fixed_after(
         self, items: list[tuple[View, str, Path]], start: int
@@ -458,6 +533,11 @@ class FunctionBody:
         self, view: View, x: str, path: Path, run: list[tuple[Fixed, str, Path]]
     ) -> None:
         """A string and the fixed items after it: one ``pack`` per value."""
+        b, n = self.encode_group_text(view, x, path)
+        self.encode_group_pack(b, n, run)
+
+    def encode_group_text(self, view: View, x: str, path: Path) -> tuple[str, str]:
+        """Locals holding the checked UTF-8 bytes of string ``x`` and their length."""
         b, n = self.tmp("b"), self.tmp("n")
         self.encode_text(x, b, n, path)
         if view.bounded:
@@ -467,6 +547,12 @@ class FunctionBody:
                     [self.type_lit, path.expr(), '"string"', n, str(view.size)],
                     ")",
                 )
+        return b, n
+
+    def encode_group_pack(
+        self, b: str, n: str, run: list[tuple[Fixed, str, Path]]
+    ) -> None:
+        """Pack string bytes ``b`` of length ``n`` and the fixed items of ``run``."""
         table = self.ctx.length_formats(
             "".join(fx.enc_fmt for fx, _, _ in run), decode=False
         )
@@ -1143,6 +1229,8 @@ class FunctionBody:
                     )
             self.emit("off += 4")
             count = n
+            if least and self.bulk_new_elements(elem, target, path, n):
+                return
         else:
             count = str(view.size)
         bulk = bulk_format(elem)
@@ -1178,6 +1266,34 @@ class FunctionBody:
             else:
                 self.emit(f"{ap}({el})")
         self.emit(f"{target} = {lst}")
+
+    def bulk_new_elements(self, elem: View, target: str, path: Path, n: str) -> bool:
+        """Decode an array of inlinable structs into objects made in one C loop.
+
+        ``list(map(_new, _repeat(C, n)))`` builds the n blank instances without a
+        bytecode round per object, and the loop then only fills them in (no
+        ``append``).  Callers have already checked that ``n`` elements fit in the
+        remaining bytes, so this allocates no more objects than the input could
+        hold.  An element's index, needed only for an error path, is found from
+        the object itself.
+        """
+        if (
+            elem.kind != "struct"
+            or self.depth >= INLINE_MAX_DEPTH
+            or not self.ctx.inlinable(elem)
+        ):
+            return False
+        assert elem.named is not None
+        d = elem.definition
+        assert isinstance(d, StructDef)
+        lst, o = self.tmp("l"), self.tmp("o")
+        self.emit(f"{lst} = list(map(_new, _repeat({self.ctx.cls(elem.named)}, {n})))")
+        with self.block(f"for {o} in {lst}:"):
+            self.depth += 1
+            self.decode_struct_fields(d, o, path.index(f"_at({lst}, {o})"))
+            self.depth -= 1
+        self.emit(f"{target} = {lst}")
+        return True
 
     def decode_union_body(
         self, view: View, target: str, path: Path, decoded: str | None = None

@@ -479,6 +479,10 @@ class ModuleRenderer:
             lines.extend(
                 assignment(0, f"_dec_{py_name(tname)}", f"{codec}.decode_from")
             )
+        # Defined here, not imported: CPython 3.11 compiles ``name.method(...)`` on
+        # an imported name to an attribute load that allocates a bound method on
+        # every call (about 40 ns), and ``_U32`` is read once per string and array.
+        lines.append('_U32 = _struct.Struct(">I")')
         for fmt, sname in self.ctx.structs.items():
             lines.append(f"{sname} = _struct.Struct({string_literal(fmt)})")
         for (tail, decode), gname in self.ctx.groups.items():
