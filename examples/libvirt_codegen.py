@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-import xdrgen
+from xdrgen.generator.cache import generator_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_X = REPO.parent / "shared" / "protocols" / "libvirt" / "remote_protocol.x"
@@ -45,24 +45,10 @@ def inputs() -> tuple[Path, Path]:
     return x, header
 
 
-def _generator_fingerprint() -> str:
-    """Changes whenever the generator or its templates change."""
-    h = hashlib.sha256(xdrgen.__version__.encode())
-    package = Path(xdrgen.__file__).resolve().parent
-    roots = [package / "generator", package / "frontend", package.parent / "templates", package / "templates"]
-    for root in roots:
-        if root.is_dir():
-            for path in sorted(root.rglob("*")):
-                if path.suffix in (".py", ".j2") and path.is_file():
-                    h.update(path.name.encode())
-                    h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def generated_path(cache: Path | None = None) -> Path:
     """Generate the module unless the cache has it for these inputs; its path."""
     x, header = inputs()
-    key = hashlib.sha256(x.read_bytes() + header.read_bytes() + _generator_fingerprint().encode()).hexdigest()[:16]
+    key = hashlib.sha256(x.read_bytes() + header.read_bytes() + generator_fingerprint().encode()).hexdigest()[:16]
     base = cache or Path(os.environ.get("XDRGEN_CACHE", Path.home() / ".cache" / "xdrgen"))
     target = base / f"libvirt-{key}" / f"{MODULE_NAME}.py"
     if target.is_file():
