@@ -813,7 +813,9 @@ _R109 = _RunInfo("", None, _EC_demo_procedure)
 def _enc_demo_kind(buf: bytearray, v: demo_kind) -> None:
     try:
         try:
-            buf += _S0.pack(_EM_demo_kind[v])
+            if v not in _EM_demo_kind:
+                raise _Invalid
+            buf += _S0.pack(v)
         except Exception as e:
             raise _erun("demo_kind", "", _R0, (v,), e) from None
     except _XdrError:
@@ -840,7 +842,9 @@ def _dec_demo_kind(data: _Buffer, off: int) -> tuple[demo_kind, int]:
 def _enc_demo_status(buf: bytearray, v: demo_status) -> None:
     try:
         try:
-            buf += _S0.pack(_EM_demo_status[v])
+            if v not in _EM_demo_status:
+                raise _Invalid
+            buf += _S0.pack(v)
         except Exception as e:
             raise _erun("demo_status", "", _R2, (v,), e) from None
     except _XdrError:
@@ -1234,7 +1238,9 @@ def _enc_demo_kinds(buf: bytearray, v: demo_kinds) -> None:
         buf += _U32.pack(n2)
         for e3 in a1:
             try:
-                buf += _S0.pack(_EM_demo_kind[e3])
+                if e3 not in _EM_demo_kind:
+                    raise _Invalid
+                buf += _S0.pack(e3)
             except Exception as e:
                 raise _erun("demo_kinds", f"[{_at(a1, e3)}]", _R8, (e3,), e) from None
     except _XdrError:
@@ -1348,15 +1354,12 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
         if n2 > 64:
             raise _too_long("demo_item", "name", "string", n2, 64)
         try:
+            if v.kind not in _EM_demo_kind:
+                raise _Invalid
+            if v.active not in _BOOLE:
+                raise _Invalid
             buf += _LE0[n2].pack(
-                n2,
-                b1,
-                _EM_demo_kind[v.kind],
-                v.quantity,
-                v.created,
-                v.size_bytes,
-                v.mode,
-                _BOOLE[v.active],
+                n2, b1, v.kind, v.quantity, v.created, v.size_bytes, v.mode, v.active
             )
         except Exception as e:
             raise _erun("demo_item", "", _R15, v, e) from None
@@ -1432,7 +1435,9 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
         buf += _U32.pack(n14)
         for e15 in a13:
             try:
-                buf += _S0.pack(_EM_demo_kind[e15])
+                if e15 not in _EM_demo_kind:
+                    raise _Invalid
+                buf += _S0.pack(e15)
             except Exception as e:
                 raise _erun(
                     "demo_item", f"also_kinds[{_at(a13, e15)}]", _R17, (e15,), e
@@ -1791,7 +1796,9 @@ def _enc_demo_value(buf: bytearray, v: demo_value) -> None:
             buf += _S7.pack(8)
         else:
             try:
-                buf += _S0.pack(_EM_demo_kind[d1])
+                if d1 not in _EM_demo_kind:
+                    raise _Invalid
+                buf += _S0.pack(d1)
             except Exception as e:
                 raise _erun("demo_value", "", _R25, (d1,), e) from None
             try:
@@ -1915,7 +1922,9 @@ def _enc_demo_setting(buf: bytearray, v: demo_setting) -> None:
                 buf += _PAD[n4 & 3]
         elif d1 == 5:
             try:
-                buf += _S6.pack(5, _BOOLE[v.value])
+                if v.value not in _BOOLE:
+                    raise _Invalid
+                buf += _S6.pack(5, v.value)
             except Exception as e:
                 raise _erun("demo_setting", "", _R31, v, e) from None
         elif d1 == -1:
@@ -2146,7 +2155,9 @@ def _enc_demo_lookup_result(buf: bytearray, v: demo_lookup_result) -> None:
                 raise e.within("demo_lookup_result", "item")
         else:
             try:
-                buf += _S0.pack(_EM_demo_status[d1])
+                if d1 not in _EM_demo_status:
+                    raise _Invalid
+                buf += _S0.pack(d1)
             except Exception as e:
                 raise _erun("demo_lookup_result", "", _R44, (d1,), e) from None
     except _XdrError:
@@ -2237,7 +2248,9 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
                 buf += _PAD[n7 & 3]
         elif d2 == 5:
             try:
-                buf += _LE7[n4].pack(n4, b3, 5, _BOOLE[x1.value])
+                if x1.value not in _BOOLE:
+                    raise _Invalid
+                buf += _LE7[n4].pack(n4, b3, 5, x1.value)
             except Exception as e:
                 raise _erun("demo_option", "", _R50, (5, x1.value), e) from None
         elif d2 == -1:
@@ -2784,7 +2797,9 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
             try:
                 if len(v.uuid) != 16:
                     raise _Invalid
-                buf += _S15.pack(v.uuid, _EM_demo_kind[d2], x1.value)
+                if d2 not in _EM_demo_kind:
+                    raise _Invalid
+                buf += _S15.pack(v.uuid, d2, x1.value)
             except Exception as e:
                 raise _erun(
                     "demo_item_set_value_args", "", _R79, (v.uuid, d2, x1.value), e
@@ -2823,7 +2838,9 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
             try:
                 if len(v.uuid) != 16:
                     raise _Invalid
-                buf += _S17.pack(v.uuid, _EM_demo_kind[d2])
+                if d2 not in _EM_demo_kind:
+                    raise _Invalid
+                buf += _S17.pack(v.uuid, d2)
             except Exception as e:
                 raise _erun(
                     "demo_item_set_value_args", "", _R82, (v.uuid, d2), e
@@ -2942,7 +2959,9 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     buf += _PAD[n16 & 3]
             elif d11 == 5:
                 try:
-                    buf += _LE7[n13].pack(n13, b12, 5, _BOOLE[x10.value])
+                    if x10.value not in _BOOLE:
+                        raise _Invalid
+                    buf += _LE7[n13].pack(n13, b12, 5, x10.value)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
@@ -3306,7 +3325,9 @@ def _enc_demo_item_event_changed_msg(
         try:
             if len(v.uuid) != 16:
                 raise _Invalid
-            buf += _S17.pack(v.uuid, _EM_demo_kind[v.kind])
+            if v.kind not in _EM_demo_kind:
+                raise _Invalid
+            buf += _S17.pack(v.uuid, v.kind)
         except Exception as e:
             raise _erun("demo_item_event_changed_msg", "", _R104, v, e) from None
         try:
@@ -3317,7 +3338,9 @@ def _enc_demo_item_event_changed_msg(
         buf += _U32.pack(n2)
         for e3 in a1:
             try:
-                buf += _S0.pack(_EM_demo_kind[e3])
+                if e3 not in _EM_demo_kind:
+                    raise _Invalid
+                buf += _S0.pack(e3)
             except Exception as e:
                 raise _erun(
                     "demo_item_event_changed_msg",
@@ -3391,7 +3414,9 @@ def _dec_demo_item_event_changed_msg(
 def _enc_demo_procedure(buf: bytearray, v: demo_procedure) -> None:
     try:
         try:
-            buf += _S0.pack(_EM_demo_procedure[v])
+            if v not in _EM_demo_procedure:
+                raise _Invalid
+            buf += _S0.pack(v)
         except Exception as e:
             raise _erun("demo_procedure", "", _R108, (v,), e) from None
     except _XdrError:

@@ -445,3 +445,21 @@ def test_string_group_errors_name_the_failing_item(remote: Any) -> None:
             remote.remote_typed_param("x", remote.remote_typed_param_value(99, 0))
         )
     assert enc.value.path == "value.type"
+
+
+@pytest.mark.parametrize("field", ["kind", "active"])
+def test_float_for_enum_or_bool_is_refused_where_an_int_is_not(
+    demo: Any, field: str
+) -> None:
+    # 1.0 hashes like 1, so a table lookup alone would take it for a member.
+    codec = demo.XDR_TYPES["demo_item"]
+    assert codec.encode(make_item(demo, **{field: 1})) == codec.encode(
+        make_item(demo, **{field: True if field == "active" else demo.DEMO_KIND_TOOL})
+    )
+    with pytest.raises(XdrEncodeError, match=field):
+        codec.encode(make_item(demo, **{field: 1.0}))
+
+
+def test_float_enum_alone_is_refused(demo: Any) -> None:
+    with pytest.raises(XdrEncodeError):
+        demo.XDR_TYPES["demo_kind"].encode(1.0)

@@ -214,7 +214,9 @@ def fixed_of(ctx: ModuleContext, view: View) -> Fixed | None:
                 "I",
                 4,
                 "_ck.BOOL",
-                enc_expr="_BOOLE[{x}]",
+                # True/False or the ints 0/1, packed as themselves: struct
+                # refuses a float such as 1.0 that the lookup would take for 1.
+                enc_guard="if {x} not in _BOOLE:",
                 dec_conv=("map", "_BOOLD"),
             )
         assert p is Primitive.QUADRUPLE
@@ -234,7 +236,9 @@ def fixed_of(ctx: ModuleContext, view: View) -> Fixed | None:
             "i",
             4,
             ctx.enum_check(view.named),
-            enc_expr=f"{emap}[{{x}}]",
+            # Membership first, then pack the value itself: struct rejects a float
+            # such as 1.0 that a dict lookup would take for the member 1.
+            enc_guard=f"if {{x}} not in {emap}:",
             dec_conv=("map", emap),
         )
     if k == "fixed_opaque":
