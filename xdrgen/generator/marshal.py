@@ -467,11 +467,7 @@ class FunctionBody:
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]
-            cond = (
-                f"{dv} == {labels[0]}"
-                if len(labels) == 1
-                else f"{dv} in ({', '.join(labels)})"
-            )
+            cond = arm_test(dv, labels)
             with self.block(("if " if first else "elif ") + cond + ":"):
                 if len(labels) == 1:
                     # One label: pack it as a constant (no enum lookup).
@@ -736,30 +732,21 @@ class FunctionBody:
         with self.block(f"for {e} in {a}:"):
             self.encode(elem, e, path.index(f"_at({a}, {e})"))
 
-    def encode_union_body(
-        self, d: UnionDef, x: str, path: Path, packed: str | None = None
-    ) -> None:
-        """The arms of union ``x``; ``packed`` names its discriminant when the
-        caller has already packed it (fused into the run before the union)."""
+    def encode_union_body(self, d: UnionDef, x: str, path: Path) -> None:
+        """The discriminant and arm of union ``x`` (see encode_union_fused for a
+        union whose discriminant packs with the items before it)."""
         disc_attr = union_disc_name(d.discriminant.name or "")
         utype = union_value_type(self.ctx, d)
         disc_view = view_of(
             d.discriminant.kind, d.discriminant.type, d.discriminant.size
         )
-        if packed is None:
-            dv = self.tmp("d")
-            with self.guarded(self.efail(path)):
-                self.emit(f"{dv} = {x}.{disc_attr}")
-        else:
-            dv = packed
+        dv = self.tmp("d")
+        with self.guarded(self.efail(path)):
+            self.emit(f"{dv} = {x}.{disc_attr}")
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]
-            cond = (
-                f"{dv} == {labels[0]}"
-                if len(labels) == 1
-                else f"{dv} in ({', '.join(labels)})"
-            )
+            cond = arm_test(dv, labels)
             with self.block(("if " if first else "elif ") + cond + ":"):
                 # One label: pack it as a constant; several: pack the (matched) value.
                 label = labels[0] if len(labels) == 1 else dv
@@ -767,7 +754,7 @@ class FunctionBody:
                 before = len(self.lines)
                 self.encode_arm(
                     arm.declaration,
-                    None if packed else label,
+                    label,
                     x,
                     path,
                     signed=min(int(v) for v in labels) < 0,
@@ -784,11 +771,10 @@ class FunctionBody:
                 )
             else:
                 before = len(self.lines)
-                if packed is None:
-                    # The discriminant is any valid value of its type here: check it.
-                    fx = fixed_of(self.ctx, disc_view)
-                    assert fx is not None
-                    self.encode_run([(fx, dv, path.attr(d.discriminant.name or ""))])
+                # The discriminant is any valid value of its type here: check it.
+                fx = fixed_of(self.ctx, disc_view)
+                assert fx is not None
+                self.encode_run([(fx, dv, path.attr(d.discriminant.name or ""))])
                 self.current_union_type = utype
                 self.encode_arm(d.default, None, x, path)
                 if len(self.lines) == before:
@@ -1323,11 +1309,7 @@ class FunctionBody:
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]
-            cond = (
-                f"{dv} == {labels[0]}"
-                if len(labels) == 1
-                else f"{dv} in ({', '.join(labels)})"
-            )
+            cond = arm_test(dv, labels)
             with self.block(("if " if first else "elif ") + cond + ":"):
                 decl = arm.declaration
                 self.decode(
@@ -1363,6 +1345,13 @@ class FunctionBody:
 
     def union_value_type(self, d: UnionDef) -> str:
         return union_value_type(self.ctx, d)
+
+
+def arm_test(dv: str, labels: list[str]) -> str:
+    """The condition selecting a union arm with case ``labels`` on discriminant ``dv``."""
+    if len(labels) == 1:
+        return f"{dv} == {labels[0]}"
+    return f"{dv} in ({', '.join(labels)})"
 
 
 def py_type_of_view(ctx: ModuleContext, view: View) -> str:
