@@ -414,13 +414,7 @@ class Connection:
             serial = self._core.send_call(proc, payload, prog=prog)
             self._waiters[serial] = waiter
         self._flush(blocking=True)
-        if not waiter.done:
-            with self._cv:
-                if not waiter.done and not self._wait_until(waiter.finished, _deadline(timeout)):
-                    self._timed_out(serial)
-                    raise CallTimeout(f"procedure {proc}: no reply within {timeout} s")
-        if waiter.error is not None:
-            raise waiter.error
+        self._await_reply(waiter, serial, proc, timeout)
         assert waiter.payload is not None
         return waiter.payload
 
@@ -474,14 +468,21 @@ class Connection:
 
         serial = self._send(queue)
         assert isinstance(serial, int)
-        with self._cv:
-            if not waiter.done and not self._wait_until(waiter.finished, _deadline(timeout)):
-                self._timed_out(serial)
-                raise CallTimeout(f"procedure {proc}: no reply within {timeout} s")
-        if waiter.error is not None:
-            raise waiter.error
+        self._await_reply(waiter, serial, proc, timeout)
         assert waiter.payload is not None
         return waiter.payload, waiter.fds, stream
+
+    def _await_reply(
+        self, waiter: _Waiter, serial: int, proc: int, timeout: float | None
+    ) -> None:
+        """Block until ``waiter``'s reply came; raise its error or CallTimeout."""
+        if not waiter.done:  # the reply often came during the flush: no lock then
+            with self._cv:
+                if not waiter.done and not self._wait_until(waiter.finished, _deadline(timeout)):
+                    self._timed_out(serial)
+                    raise CallTimeout(f"procedure {proc}: no reply within {timeout} s")
+        if waiter.error is not None:
+            raise waiter.error
 
     def _timed_out(self, serial: int) -> None:
         """Lock held: forget a call whose caller gave up; a late reply is dropped."""
