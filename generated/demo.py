@@ -572,16 +572,17 @@ _S15 = _struct.Struct(">16siI")
 _S16 = _struct.Struct(">16sI")
 _S17 = _struct.Struct(">16si")
 _S18 = _struct.Struct(">16sQQI")
-_LE0 = _LengthFormats("iIqQII", decode=False)
-_LD1 = _LengthFormats("iIqQII", decode=True)
-_LD2 = _LengthFormats("32s", decode=True)
-_LE3 = _LengthFormats("Ii", decode=False)
-_LE4 = _LengthFormats("Iq", decode=False)
-_LE5 = _LengthFormats("Id", decode=False)
-_LE6 = _LengthFormats("I", decode=False)
-_LE7 = _LengthFormats("II", decode=False)
-_LE8 = _LengthFormats("i", decode=False)
-_LD9 = _LengthFormats("i", decode=True)
+_LD0 = _LengthFormats("", decode=True)
+_LE1 = _LengthFormats("iIqQII", decode=False)
+_LD2 = _LengthFormats("iIqQII", decode=True)
+_LD3 = _LengthFormats("32s", decode=True)
+_LE4 = _LengthFormats("Ii", decode=False)
+_LE5 = _LengthFormats("Iq", decode=False)
+_LE6 = _LengthFormats("Id", decode=False)
+_LE7 = _LengthFormats("I", decode=False)
+_LE8 = _LengthFormats("II", decode=False)
+_LE9 = _LengthFormats("i", decode=False)
+_LD10 = _LengthFormats("i", decode=True)
 _EM_demo_kind: dict[int, demo_kind] = {m.value: m for m in demo_kind}
 _EC_demo_kind = _ck.EnumCheck("demo_kind", _EM_demo_kind)
 _EM_demo_status: dict[int, demo_status] = {m.value: m for m in demo_status}
@@ -924,15 +925,19 @@ def _dec_demo_name(data: _Buffer, off: int) -> tuple[demo_name, int]:
             raise _dfail("demo_name", "", e, data, off) from None
         if n1 > 64:
             raise _decl_too_long("demo_name", "", "string", n1, 64, off)
-        s2 = off + 4
-        e3 = s2 + n1
-        q4 = (e3 + 3) & -4
-        if q4 > len(data):
-            raise _past_end("demo_name", "", "string", n1, q4 - s2, data, off)
-        r = str(data[s2:e3], "utf-8", "surrogateescape")
-        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-            raise _bad_pad("demo_name", "", e3)
-        off = q4
+        try:
+            _, b5, p6 = _LD0[n1].unpack_from(data, off)
+        except _struct.error:
+            raise _past_end(
+                "demo_name", "", "string", n1, (n1 + 3) & -4, data, off
+            ) from None
+        if p6 != _PAD[n1 & 3]:
+            raise _bad_pad("demo_name", "", off + 4 + n1)
+        try:
+            r = b5.decode()
+        except UnicodeDecodeError:
+            r = b5.decode("utf-8", "surrogateescape")
+        off += ((n1 + 3) & -4) + 4
         return r, off
     except _XdrError:
         raise
@@ -966,15 +971,19 @@ def _dec_demo_text(data: _Buffer, off: int) -> tuple[demo_text, int]:
             (n1,) = _U32.unpack_from(data, off)
         except Exception as e:
             raise _dfail("demo_text", "", e, data, off) from None
-        s2 = off + 4
-        e3 = s2 + n1
-        q4 = (e3 + 3) & -4
-        if q4 > len(data):
-            raise _past_end("demo_text", "", "string", n1, q4 - s2, data, off)
-        r = str(data[s2:e3], "utf-8", "surrogateescape")
-        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-            raise _bad_pad("demo_text", "", e3)
-        off = q4
+        try:
+            _, b5, p6 = _LD0[n1].unpack_from(data, off)
+        except _struct.error:
+            raise _past_end(
+                "demo_text", "", "string", n1, (n1 + 3) & -4, data, off
+            ) from None
+        if p6 != _PAD[n1 & 3]:
+            raise _bad_pad("demo_text", "", off + 4 + n1)
+        try:
+            r = b5.decode()
+        except UnicodeDecodeError:
+            r = b5.decode("utf-8", "surrogateescape")
+        off += ((n1 + 3) & -4) + 4
         return r, off
     except _XdrError:
         raise
@@ -1175,17 +1184,19 @@ def _dec_demo_tags(data: _Buffer, off: int) -> tuple[demo_tags, int]:
                 raise _dfail("demo_tags", f"[{i3}]", e, data, off) from None
             if n6 > 64:
                 raise _decl_too_long("demo_tags", f"[{i3}]", "string", n6, 64, off)
-            s7 = off + 4
-            e8 = s7 + n6
-            q9 = (e8 + 3) & -4
-            if q9 > len(data):
+            try:
+                _, b10, p11 = _LD0[n6].unpack_from(data, off)
+            except _struct.error:
                 raise _past_end(
-                    "demo_tags", f"[{i3}]", "string", n6, q9 - s7, data, off
-                )
-            v5 = str(data[s7:e8], "utf-8", "surrogateescape")
-            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
-                raise _bad_pad("demo_tags", f"[{i3}]", e8)
-            off = q9
+                    "demo_tags", f"[{i3}]", "string", n6, (n6 + 3) & -4, data, off
+                ) from None
+            if p11 != _PAD[n6 & 3]:
+                raise _bad_pad("demo_tags", f"[{i3}]", off + 4 + n6)
+            try:
+                v5 = b10.decode()
+            except UnicodeDecodeError:
+                v5 = b10.decode("utf-8", "surrogateescape")
+            off += ((n6 + 3) & -4) + 4
             ap4(v5)
         r = l2
         return r, off
@@ -1358,7 +1369,7 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
                 raise _Invalid
             if v.active not in _BOOLE:
                 raise _Invalid
-            buf += _LE0[n2].pack(
+            buf += _LE1[n2].pack(
                 n2, b1, v.kind, v.quantity, v.created, v.size_bytes, v.mode, v.active
             )
         except Exception as e:
@@ -1506,7 +1517,7 @@ def _dec_demo_item(data: _Buffer, off: int) -> tuple[demo_item, int]:
         if n1 > 64:
             raise _decl_too_long("demo_item", "name", "string", n1, 64, off)
         try:
-            _, b2, p3, t4, t5, t6, t7, t8, t9 = _LD1[n1].unpack_from(data, off)
+            _, b2, p3, t4, t5, t6, t7, t8, t9 = _LD2[n1].unpack_from(data, off)
             o.kind = _EM_demo_kind[t4]
             o.quantity = t5
             o.created = t6
@@ -1565,95 +1576,109 @@ def _dec_demo_item(data: _Buffer, off: int) -> tuple[demo_item, int]:
                 raise _decl_too_long(
                     "demo_item", f"tags[{i17}]", "string", n20, 64, off
                 )
-            s21 = off + 4
-            e22 = s21 + n20
-            q23 = (e22 + 3) & -4
-            if q23 > len(data):
+            try:
+                _, b24, p25 = _LD0[n20].unpack_from(data, off)
+            except _struct.error:
                 raise _past_end(
-                    "demo_item", f"tags[{i17}]", "string", n20, q23 - s21, data, off
-                )
-            v19 = str(data[s21:e22], "utf-8", "surrogateescape")
-            if n20 & 3 and data[e22:q23] != _PAD[n20 & 3]:
-                raise _bad_pad("demo_item", f"tags[{i17}]", e22)
-            off = q23
+                    "demo_item",
+                    f"tags[{i17}]",
+                    "string",
+                    n20,
+                    (n20 + 3) & -4,
+                    data,
+                    off,
+                ) from None
+            if p25 != _PAD[n20 & 3]:
+                raise _bad_pad("demo_item", f"tags[{i17}]", off + 4 + n20)
+            try:
+                v19 = b24.decode()
+            except UnicodeDecodeError:
+                v19 = b24.decode("utf-8", "surrogateescape")
+            off += ((n20 + 3) & -4) + 4
             ap18(v19)
         o.tags = l16
         try:
-            (n24,) = _U32.unpack_from(data, off)
+            (n26,) = _U32.unpack_from(data, off)
         except Exception as e:
             raise _dfail("demo_item", "description", e, data, off) from None
-        s25 = off + 4
-        e26 = s25 + n24
-        q27 = (e26 + 3) & -4
-        if q27 > len(data):
+        try:
+            _, b30, p31 = _LD0[n26].unpack_from(data, off)
+        except _struct.error:
             raise _past_end(
-                "demo_item", "description", "string", n24, q27 - s25, data, off
-            )
-        o.description = str(data[s25:e26], "utf-8", "surrogateescape")
-        if n24 & 3 and data[e26:q27] != _PAD[n24 & 3]:
-            raise _bad_pad("demo_item", "description", e26)
-        off = q27
+                "demo_item", "description", "string", n26, (n26 + 3) & -4, data, off
+            ) from None
+        if p31 != _PAD[n26 & 3]:
+            raise _bad_pad("demo_item", "description", off + 4 + n26)
+        try:
+            o.description = b30.decode()
+        except UnicodeDecodeError:
+            o.description = b30.decode("utf-8", "surrogateescape")
+        off += ((n26 + 3) & -4) + 4
         try:
             o.ratings = list(_S4.unpack_from(data, off))
         except Exception as e:
             raise _dfail("demo_item", "ratings", e, data, off) from None
         off += 12
         try:
-            (n29,) = _U32.unpack_from(data, off)
+            (n33,) = _U32.unpack_from(data, off)
         except Exception as e:
             raise _dfail("demo_item", "also_kinds", e, data, off) from None
-        if n29 > 2:
-            raise _decl_too_long("demo_item", "also_kinds", "array", n29, 2, off)
-        if off + 4 + n29 * 4 > len(data):
-            raise _past_end("demo_item", "also_kinds", "array", n29, n29 * 4, data, off)
+        if n33 > 2:
+            raise _decl_too_long("demo_item", "also_kinds", "array", n33, 2, off)
+        if off + 4 + n33 * 4 > len(data):
+            raise _past_end("demo_item", "also_kinds", "array", n33, n33 * 4, data, off)
         off += 4
-        l30: list[demo_kind] = []
-        ap32 = l30.append
-        for i31 in range(n29):
+        l34: list[demo_kind] = []
+        ap36 = l34.append
+        for i35 in range(n33):
             try:
-                (t34,) = _S0.unpack_from(data, off)
-                v33 = _EM_demo_kind[t34]
+                (t38,) = _S0.unpack_from(data, off)
+                v37 = _EM_demo_kind[t38]
                 off += 4
             except Exception as e:
                 raise _drun(
-                    "demo_item", f"also_kinds[{i31}]", _R22, data, off, e
+                    "demo_item", f"also_kinds[{i35}]", _R22, data, off, e
                 ) from None
-            ap32(v33)
-        o.also_kinds = l30
+            ap36(v37)
+        o.also_kinds = l34
         try:
             o.counters = list(_S2.unpack_from(data, off))
         except Exception as e:
             raise _dfail("demo_item", "counters", e, data, off) from None
         off += 32
         try:
-            (n36,) = _U32.unpack_from(data, off)
-        except Exception as e:
-            raise _dfail("demo_item", "vendor", e, data, off) from None
-        s37 = off + 4
-        e38 = s37 + n36
-        q39 = (e38 + 3) & -4
-        if q39 > len(data):
-            raise _past_end("demo_item", "vendor", "string", n36, q39 - s37, data, off)
-        o.vendor = str(data[s37:e38], "utf-8", "surrogateescape")
-        if n36 & 3 and data[e38:q39] != _PAD[n36 & 3]:
-            raise _bad_pad("demo_item", "vendor", e38)
-        off = q39
-        try:
             (n40,) = _U32.unpack_from(data, off)
         except Exception as e:
-            raise _dfail("demo_item", "thumbnail", e, data, off) from None
-        if n40 > 1024:
-            raise _decl_too_long("demo_item", "thumbnail", "opaque", n40, 1024, off)
+            raise _dfail("demo_item", "vendor", e, data, off) from None
         try:
-            _, b41, p42, o.sha256 = _LD2[n40].unpack_from(data, off)
-            if p42 != _PAD[n40 & 3]:
+            _, b44, p45 = _LD0[n40].unpack_from(data, off)
+        except _struct.error:
+            raise _past_end(
+                "demo_item", "vendor", "string", n40, (n40 + 3) & -4, data, off
+            ) from None
+        if p45 != _PAD[n40 & 3]:
+            raise _bad_pad("demo_item", "vendor", off + 4 + n40)
+        try:
+            o.vendor = b44.decode()
+        except UnicodeDecodeError:
+            o.vendor = b44.decode("utf-8", "surrogateescape")
+        off += ((n40 + 3) & -4) + 4
+        try:
+            (n46,) = _U32.unpack_from(data, off)
+        except Exception as e:
+            raise _dfail("demo_item", "thumbnail", e, data, off) from None
+        if n46 > 1024:
+            raise _decl_too_long("demo_item", "thumbnail", "opaque", n46, 1024, off)
+        try:
+            _, b47, p48, o.sha256 = _LD3[n46].unpack_from(data, off)
+            if p48 != _PAD[n46 & 3]:
                 raise _Invalid
         except Exception as e:
             raise _dgroup(
-                "demo_item", "thumbnail", "opaque", n40, "", _R23, data, off, e
+                "demo_item", "thumbnail", "opaque", n46, "", _R23, data, off, e
             ) from None
-        o.thumbnail = b41
-        off += ((n40 + 3) & -4) + 36
+        o.thumbnail = b47
+        off += ((n46 + 3) & -4) + 36
         return o, off
     except _XdrError:
         raise
@@ -1861,19 +1886,23 @@ def _dec_demo_value(data: _Buffer, off: int) -> tuple[demo_value, int]:
                 (n5,) = _U32.unpack_from(data, off)
             except Exception as e:
                 raise _dfail("demo_value", "note", e, data, off) from None
-            s6 = off + 4
-            e7 = s6 + n5
-            q8 = (e7 + 3) & -4
-            if q8 > len(data):
-                raise _past_end("demo_value", "note", "string", n5, q8 - s6, data, off)
-            w1 = str(data[s6:e7], "utf-8", "surrogateescape")
-            if n5 & 3 and data[e7:q8] != _PAD[n5 & 3]:
-                raise _bad_pad("demo_value", "note", e7)
-            off = q8
-        o9 = _new(demo_value)
-        o9.kind = d2
-        o9.value = w1
-        r = o9
+            try:
+                _, b9, p10 = _LD0[n5].unpack_from(data, off)
+            except _struct.error:
+                raise _past_end(
+                    "demo_value", "note", "string", n5, (n5 + 3) & -4, data, off
+                ) from None
+            if p10 != _PAD[n5 & 3]:
+                raise _bad_pad("demo_value", "note", off + 4 + n5)
+            try:
+                w1 = b9.decode()
+            except UnicodeDecodeError:
+                w1 = b9.decode("utf-8", "surrogateescape")
+            off += ((n5 + 3) & -4) + 4
+        o11 = _new(demo_value)
+        o11.kind = d2
+        o11.value = w1
+        r = o11
         return r, off
     except _XdrError:
         raise
@@ -1968,19 +1997,23 @@ def _dec_demo_setting(data: _Buffer, off: int) -> tuple[demo_setting, int]:
                 (n3,) = _U32.unpack_from(data, off)
             except Exception as e:
                 raise _dfail("demo_setting", "s", e, data, off) from None
-            s4 = off + 4
-            e5 = s4 + n3
-            q6 = (e5 + 3) & -4
-            if q6 > len(data):
-                raise _past_end("demo_setting", "s", "string", n3, q6 - s4, data, off)
-            w1 = str(data[s4:e5], "utf-8", "surrogateescape")
-            if n3 & 3 and data[e5:q6] != _PAD[n3 & 3]:
-                raise _bad_pad("demo_setting", "s", e5)
-            off = q6
+            try:
+                _, b7, p8 = _LD0[n3].unpack_from(data, off)
+            except _struct.error:
+                raise _past_end(
+                    "demo_setting", "s", "string", n3, (n3 + 3) & -4, data, off
+                ) from None
+            if p8 != _PAD[n3 & 3]:
+                raise _bad_pad("demo_setting", "s", off + 4 + n3)
+            try:
+                w1 = b7.decode()
+            except UnicodeDecodeError:
+                w1 = b7.decode("utf-8", "surrogateescape")
+            off += ((n3 + 3) & -4) + 4
         elif d2 == 5:
             try:
-                (t7,) = _S7.unpack_from(data, off)
-                w1 = _BOOLD[t7]
+                (t9,) = _S7.unpack_from(data, off)
+                w1 = _BOOLD[t9]
                 off += 4
             except Exception as e:
                 raise _drun("demo_setting", "", _R36, data, off, e) from None
@@ -1988,10 +2021,10 @@ def _dec_demo_setting(data: _Buffer, off: int) -> tuple[demo_setting, int]:
             w1 = None
         else:
             raise _bad_disc_d("demo_setting", "type", d2, off - 4)
-        o8 = _new(demo_setting)
-        o8.type = d2
-        o8.value = w1
-        r = o8
+        o10 = _new(demo_setting)
+        o10.type = d2
+        o10.value = w1
+        r = o10
         return r, off
     except _XdrError:
         raise
@@ -2051,25 +2084,27 @@ def _dec_demo_maybe_name(data: _Buffer, off: int) -> tuple[demo_maybe_name, int]
                 raise _dfail("demo_maybe_name", "name", e, data, off) from None
             if n4 > 64:
                 raise _decl_too_long("demo_maybe_name", "name", "string", n4, 64, off)
-            s5 = off + 4
-            e6 = s5 + n4
-            q7 = (e6 + 3) & -4
-            if q7 > len(data):
+            try:
+                _, b8, p9 = _LD0[n4].unpack_from(data, off)
+            except _struct.error:
                 raise _past_end(
-                    "demo_maybe_name", "name", "string", n4, q7 - s5, data, off
-                )
-            w1 = str(data[s5:e6], "utf-8", "surrogateescape")
-            if n4 & 3 and data[e6:q7] != _PAD[n4 & 3]:
-                raise _bad_pad("demo_maybe_name", "name", e6)
-            off = q7
+                    "demo_maybe_name", "name", "string", n4, (n4 + 3) & -4, data, off
+                ) from None
+            if p9 != _PAD[n4 & 3]:
+                raise _bad_pad("demo_maybe_name", "name", off + 4 + n4)
+            try:
+                w1 = b8.decode()
+            except UnicodeDecodeError:
+                w1 = b8.decode("utf-8", "surrogateescape")
+            off += ((n4 + 3) & -4) + 4
         elif d2 == 0:
             w1 = None
         else:
             raise _bad_disc_d("demo_maybe_name", "present", d2, off - 4)
-        o8 = _new(demo_maybe_name)
-        o8.present = d2
-        o8.value = w1
-        r = o8
+        o10 = _new(demo_maybe_name)
+        o10.present = d2
+        o10.value = w1
+        r = o10
         return r, off
     except _XdrError:
         raise
@@ -2212,22 +2247,22 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
             raise _too_long("demo_option", "key", "string", n4, 64)
         if d2 == 1:
             try:
-                buf += _LE3[n4].pack(n4, b3, 1, x1.value)
+                buf += _LE4[n4].pack(n4, b3, 1, x1.value)
             except Exception as e:
                 raise _erun("demo_option", "", _R46, (1, x1.value), e) from None
         elif d2 == 2:
             try:
-                buf += _LE4[n4].pack(n4, b3, 2, x1.value)
+                buf += _LE5[n4].pack(n4, b3, 2, x1.value)
             except Exception as e:
                 raise _erun("demo_option", "", _R47, (2, x1.value), e) from None
         elif d2 == 3:
             try:
-                buf += _LE5[n4].pack(n4, b3, 3, x1.value)
+                buf += _LE6[n4].pack(n4, b3, 3, x1.value)
             except Exception as e:
                 raise _erun("demo_option", "", _R48, (3, x1.value), e) from None
         elif d2 == 4:
             try:
-                buf += _LE6[n4].pack(n4, b3, 4)
+                buf += _LE7[n4].pack(n4, b3, 4)
             except Exception as e:
                 raise _erun("demo_option", "", _R49, (4,), e) from None
             try:
@@ -2250,12 +2285,12 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
             try:
                 if x1.value not in _BOOLE:
                     raise _Invalid
-                buf += _LE7[n4].pack(n4, b3, 5, x1.value)
+                buf += _LE8[n4].pack(n4, b3, 5, x1.value)
             except Exception as e:
                 raise _erun("demo_option", "", _R50, (5, x1.value), e) from None
         elif d2 == -1:
             try:
-                buf += _LE8[n4].pack(n4, b3, -1)
+                buf += _LE9[n4].pack(n4, b3, -1)
             except Exception as e:
                 raise _erun("demo_option", "", _R51, (-1,), e) from None
         else:
@@ -2276,7 +2311,7 @@ def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
         if n2 > 64:
             raise _decl_too_long("demo_option", "key", "string", n2, 64, off)
         try:
-            _, b3, p4, d1 = _LD9[n2].unpack_from(data, off)
+            _, b3, p4, d1 = _LD10[n2].unpack_from(data, off)
             if p4 != _PAD[n2 & 3]:
                 raise _Invalid
         except Exception as e:
@@ -2312,21 +2347,23 @@ def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
                 (n6,) = _U32.unpack_from(data, off)
             except Exception as e:
                 raise _dfail("demo_option", "value.s", e, data, off) from None
-            s7 = off + 4
-            e8 = s7 + n6
-            q9 = (e8 + 3) & -4
-            if q9 > len(data):
+            try:
+                _, b10, p11 = _LD0[n6].unpack_from(data, off)
+            except _struct.error:
                 raise _past_end(
-                    "demo_option", "value.s", "string", n6, q9 - s7, data, off
-                )
-            w5 = str(data[s7:e8], "utf-8", "surrogateescape")
-            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
-                raise _bad_pad("demo_option", "value.s", e8)
-            off = q9
+                    "demo_option", "value.s", "string", n6, (n6 + 3) & -4, data, off
+                ) from None
+            if p11 != _PAD[n6 & 3]:
+                raise _bad_pad("demo_option", "value.s", off + 4 + n6)
+            try:
+                w5 = b10.decode()
+            except UnicodeDecodeError:
+                w5 = b10.decode("utf-8", "surrogateescape")
+            off += ((n6 + 3) & -4) + 4
         elif d1 == 5:
             try:
-                (t10,) = _S7.unpack_from(data, off)
-                w5 = _BOOLD[t10]
+                (t12,) = _S7.unpack_from(data, off)
+                w5 = _BOOLD[t12]
                 off += 4
             except Exception as e:
                 raise _drun("demo_option", "", _R56, data, off, e) from None
@@ -2334,10 +2371,10 @@ def _dec_demo_option(data: _Buffer, off: int) -> tuple[demo_option, int]:
             w5 = None
         else:
             raise _bad_disc_d("demo_option", "value.type", d1, off - 4)
-        o11 = _new(demo_setting)
-        o11.type = d1
-        o11.value = w5
-        o.value = o11
+        o13 = _new(demo_setting)
+        o13.type = d1
+        o13.value = w5
+        o.value = o13
         return o, off
     except _XdrError:
         raise
@@ -2521,23 +2558,25 @@ def _dec_demo_item_lookup_by_name_args(
             raise _decl_too_long(
                 "demo_item_lookup_by_name_args", "name", "string", n1, 64, off
             )
-        s2 = off + 4
-        e3 = s2 + n1
-        q4 = (e3 + 3) & -4
-        if q4 > len(data):
+        try:
+            _, b5, p6 = _LD0[n1].unpack_from(data, off)
+        except _struct.error:
             raise _past_end(
                 "demo_item_lookup_by_name_args",
                 "name",
                 "string",
                 n1,
-                q4 - s2,
+                (n1 + 3) & -4,
                 data,
                 off,
-            )
-        o.name = str(data[s2:e3], "utf-8", "surrogateescape")
-        if n1 & 3 and data[e3:q4] != _PAD[n1 & 3]:
-            raise _bad_pad("demo_item_lookup_by_name_args", "name", e3)
-        off = q4
+            ) from None
+        if p6 != _PAD[n1 & 3]:
+            raise _bad_pad("demo_item_lookup_by_name_args", "name", off + 4 + n1)
+        try:
+            o.name = b5.decode()
+        except UnicodeDecodeError:
+            o.name = b5.decode("utf-8", "surrogateescape")
+        off += ((n1 + 3) & -4) + 4
         return o, off
     except _XdrError:
         raise
@@ -2895,7 +2934,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                 )
             if d11 == 1:
                 try:
-                    buf += _LE3[n13].pack(n13, b12, 1, x10.value)
+                    buf += _LE4[n13].pack(n13, b12, 1, x10.value)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
@@ -2906,7 +2945,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     ) from None
             elif d11 == 2:
                 try:
-                    buf += _LE4[n13].pack(n13, b12, 2, x10.value)
+                    buf += _LE5[n13].pack(n13, b12, 2, x10.value)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
@@ -2917,7 +2956,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     ) from None
             elif d11 == 3:
                 try:
-                    buf += _LE5[n13].pack(n13, b12, 3, x10.value)
+                    buf += _LE6[n13].pack(n13, b12, 3, x10.value)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
@@ -2928,7 +2967,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     ) from None
             elif d11 == 4:
                 try:
-                    buf += _LE6[n13].pack(n13, b12, 4)
+                    buf += _LE7[n13].pack(n13, b12, 4)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
@@ -2961,7 +3000,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                 try:
                     if x10.value not in _BOOLE:
                         raise _Invalid
-                    buf += _LE7[n13].pack(n13, b12, 5, x10.value)
+                    buf += _LE8[n13].pack(n13, b12, 5, x10.value)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
@@ -2972,7 +3011,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     ) from None
             elif d11 == -1:
                 try:
-                    buf += _LE8[n13].pack(n13, b12, -1)
+                    buf += _LE9[n13].pack(n13, b12, -1)
                 except Exception as e:
                     raise _erun(
                         "demo_item_set_value_args",
@@ -3041,178 +3080,182 @@ def _dec_demo_item_set_value_args(
                 raise _dfail(
                     "demo_item_set_value_args", "value.note", e, data, off
                 ) from None
-            s7 = off + 4
-            e8 = s7 + n6
-            q9 = (e8 + 3) & -4
-            if q9 > len(data):
+            try:
+                _, b10, p11 = _LD0[n6].unpack_from(data, off)
+            except _struct.error:
                 raise _past_end(
                     "demo_item_set_value_args",
                     "value.note",
                     "string",
                     n6,
-                    q9 - s7,
+                    (n6 + 3) & -4,
                     data,
                     off,
-                )
-            w4 = str(data[s7:e8], "utf-8", "surrogateescape")
-            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
-                raise _bad_pad("demo_item_set_value_args", "value.note", e8)
-            off = q9
-        o10 = _new(demo_value)
-        o10.kind = d1
-        o10.value = w4
-        o.value = o10
+                ) from None
+            if p11 != _PAD[n6 & 3]:
+                raise _bad_pad("demo_item_set_value_args", "value.note", off + 4 + n6)
+            try:
+                w4 = b10.decode()
+            except UnicodeDecodeError:
+                w4 = b10.decode("utf-8", "surrogateescape")
+            off += ((n6 + 3) & -4) + 4
+        o12 = _new(demo_value)
+        o12.kind = d1
+        o12.value = w4
+        o.value = o12
         try:
-            (n11,) = _U32.unpack_from(data, off)
+            (n13,) = _U32.unpack_from(data, off)
         except Exception as e:
             raise _dfail("demo_item_set_value_args", "options", e, data, off) from None
-        if off + 4 + n11 * 8 > len(data):
+        if off + 4 + n13 * 8 > len(data):
             raise _past_end(
-                "demo_item_set_value_args", "options", "array", n11, n11 * 8, data, off
+                "demo_item_set_value_args", "options", "array", n13, n13 * 8, data, off
             )
         off += 4
-        l12 = list(map(_new, _repeat(demo_option, n11)))
-        for o13 in l12:
+        l14 = list(map(_new, _repeat(demo_option, n13)))
+        for o15 in l14:
             try:
-                (n15,) = _U32.unpack_from(data, off)
+                (n17,) = _U32.unpack_from(data, off)
             except Exception as e:
                 raise _dfail(
                     "demo_item_set_value_args",
-                    f"options[{_at(l12, o13)}].key",
+                    f"options[{_at(l14, o15)}].key",
                     e,
                     data,
                     off,
                 ) from None
-            if n15 > 64:
+            if n17 > 64:
                 raise _decl_too_long(
                     "demo_item_set_value_args",
-                    f"options[{_at(l12, o13)}].key",
+                    f"options[{_at(l14, o15)}].key",
                     "string",
-                    n15,
+                    n17,
                     64,
                     off,
                 )
             try:
-                _, b16, p17, d14 = _LD9[n15].unpack_from(data, off)
-                if p17 != _PAD[n15 & 3]:
+                _, b18, p19, d16 = _LD10[n17].unpack_from(data, off)
+                if p19 != _PAD[n17 & 3]:
                     raise _Invalid
             except Exception as e:
                 raise _dgroup(
                     "demo_item_set_value_args",
-                    f"options[{_at(l12, o13)}].key",
+                    f"options[{_at(l14, o15)}].key",
                     "string",
-                    n15,
-                    f"options[{_at(l12, o13)}]",
+                    n17,
+                    f"options[{_at(l14, o15)}]",
                     _R91,
                     data,
                     off,
                     e,
                 ) from None
             try:
-                o13.key = b16.decode()
+                o15.key = b18.decode()
             except UnicodeDecodeError:
-                o13.key = b16.decode("utf-8", "surrogateescape")
-            off += ((n15 + 3) & -4) + 8
-            w18: int | float | str | bool | None
-            if d14 == 1:
+                o15.key = b18.decode("utf-8", "surrogateescape")
+            off += ((n17 + 3) & -4) + 8
+            w20: int | float | str | bool | None
+            if d16 == 1:
                 try:
-                    (w18,) = _S0.unpack_from(data, off)
+                    (w20,) = _S0.unpack_from(data, off)
                     off += 4
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{_at(l12, o13)}]",
+                        f"options[{_at(l14, o15)}]",
                         _R92,
                         data,
                         off,
                         e,
                     ) from None
-            elif d14 == 2:
+            elif d16 == 2:
                 try:
-                    (w18,) = _S11.unpack_from(data, off)
+                    (w20,) = _S11.unpack_from(data, off)
                     off += 8
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{_at(l12, o13)}]",
+                        f"options[{_at(l14, o15)}]",
                         _R93,
                         data,
                         off,
                         e,
                     ) from None
-            elif d14 == 3:
+            elif d16 == 3:
                 try:
-                    (w18,) = _S12.unpack_from(data, off)
+                    (w20,) = _S12.unpack_from(data, off)
                     off += 8
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{_at(l12, o13)}]",
+                        f"options[{_at(l14, o15)}]",
                         _R94,
                         data,
                         off,
                         e,
                     ) from None
-            elif d14 == 4:
+            elif d16 == 4:
                 try:
-                    (n19,) = _U32.unpack_from(data, off)
+                    (n21,) = _U32.unpack_from(data, off)
                 except Exception as e:
                     raise _dfail(
                         "demo_item_set_value_args",
-                        f"options[{_at(l12, o13)}].value.s",
+                        f"options[{_at(l14, o15)}].value.s",
                         e,
                         data,
                         off,
                     ) from None
-                s20 = off + 4
-                e21 = s20 + n19
-                q22 = (e21 + 3) & -4
-                if q22 > len(data):
+                try:
+                    _, b25, p26 = _LD0[n21].unpack_from(data, off)
+                except _struct.error:
                     raise _past_end(
                         "demo_item_set_value_args",
-                        f"options[{_at(l12, o13)}].value.s",
+                        f"options[{_at(l14, o15)}].value.s",
                         "string",
-                        n19,
-                        q22 - s20,
+                        n21,
+                        (n21 + 3) & -4,
                         data,
                         off,
-                    )
-                w18 = str(data[s20:e21], "utf-8", "surrogateescape")
-                if n19 & 3 and data[e21:q22] != _PAD[n19 & 3]:
+                    ) from None
+                if p26 != _PAD[n21 & 3]:
                     raise _bad_pad(
                         "demo_item_set_value_args",
-                        f"options[{_at(l12, o13)}].value.s",
-                        e21,
+                        f"options[{_at(l14, o15)}].value.s",
+                        off + 4 + n21,
                     )
-                off = q22
-            elif d14 == 5:
                 try:
-                    (t23,) = _S7.unpack_from(data, off)
-                    w18 = _BOOLD[t23]
+                    w20 = b25.decode()
+                except UnicodeDecodeError:
+                    w20 = b25.decode("utf-8", "surrogateescape")
+                off += ((n21 + 3) & -4) + 4
+            elif d16 == 5:
+                try:
+                    (t27,) = _S7.unpack_from(data, off)
+                    w20 = _BOOLD[t27]
                     off += 4
                 except Exception as e:
                     raise _drun(
                         "demo_item_set_value_args",
-                        f"options[{_at(l12, o13)}]",
+                        f"options[{_at(l14, o15)}]",
                         _R95,
                         data,
                         off,
                         e,
                     ) from None
-            elif d14 == -1:
-                w18 = None
+            elif d16 == -1:
+                w20 = None
             else:
                 raise _bad_disc_d(
                     "demo_item_set_value_args",
-                    f"options[{_at(l12, o13)}].value.type",
-                    d14,
+                    f"options[{_at(l14, o15)}].value.type",
+                    d16,
                     off - 4,
                 )
-            o24 = _new(demo_setting)
-            o24.type = d14
-            o24.value = w18
-            o13.value = o24
-        o.options = l12
+            o28 = _new(demo_setting)
+            o28.type = d16
+            o28.value = w20
+            o15.value = o28
+        o.options = l14
         return o, off
     except _XdrError:
         raise

@@ -1162,6 +1162,9 @@ class FunctionBody:
                     [self.type_lit, path.expr(), f'"{what}"', n, str(view.size), "off"],
                     ")",
                 )
+        if view.kind == "string":
+            self.decode_string_alone(path, n, target)
+            return
         self.emit(f"{s} = off + 4")
         self.emit(f"{e} = {s} + {n}")
         self.emit(f"{q} = ({e} + 3) & -4")
@@ -1179,13 +1182,43 @@ class FunctionBody:
                 ],
                 ")",
             )
-        if view.kind == "string":
-            self.emit(f'{target} = str(data[{s}:{e}], "utf-8", "surrogateescape")')
-        else:
-            self.emit(f"{target} = bytes(data[{s}:{e}])")
+        self.emit(f"{target} = bytes(data[{s}:{e}])")
         with self.block(f"if {n} & 3 and data[{e}:{q}] != _PAD[{n} & 3]:"):
             self.emit_call("raise _bad_pad(", [self.type_lit, path.expr(), e], ")")
         self.emit(f"off = {q}")
+
+    def decode_string_alone(self, path: Path, n: str, target: str) -> None:
+        """A string with nothing fixed after it: bytes and padding in one unpack.
+
+        ``n`` is its length word, already read and checked against the bound.
+        Measured against slicing ``data`` and ``str(slice, "utf-8", ...)``: about
+        100 ns less per string (the struct call makes the bytes object, and
+        ``bytes.decode()`` takes its fast path).
+        """
+        b, p = self.tmp("b"), self.tmp("p")
+        table = self.ctx.length_formats("", decode=True)
+        with self.block("try:"):
+            self.emit(f"_, {b}, {p} = {table}[{n}].unpack_from(data, off)")
+        with self.block("except _struct.error:"):
+            self.emit_call(
+                "raise _past_end(",
+                [
+                    self.type_lit,
+                    path.expr(),
+                    '"string"',
+                    n,
+                    f"({n} + 3) & -4",
+                    "data",
+                    "off",
+                ],
+                ") from None",
+            )
+        with self.block(f"if {p} != _PAD[{n} & 3]:"):
+            self.emit_call(
+                "raise _bad_pad(", [self.type_lit, path.expr(), f"off + 4 + {n}"], ")"
+            )
+        self.decode_text(b, target)
+        self.emit(f"off += (({n} + 3) & -4) + 4")
 
     def decode_array(self, view: View, target: str, path: Path) -> None:
         assert view.element is not None
