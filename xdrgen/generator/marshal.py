@@ -1077,7 +1077,12 @@ class FunctionBody:
         ``base`` is the offset expression where the run itself starts (positions
         of NaNs and pads are relative to it).
         """
-        direct = all(fx.dec_conv is None for fx, _, _ in run)
+        # Range-checked items unpack straight into their targets too and are tested
+        # there afterwards: a failed test discards the whole value being decoded,
+        # and skipping the temporaries saves a store and a load per item.
+        direct = all(
+            fx.dec_conv is None or fx.dec_conv[0] == "range" for fx, _, _ in run
+        )
         targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
         names = lead + targets
         lhs = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
@@ -1098,6 +1103,15 @@ class FunctionBody:
         else:
             self.emit_call(f"{lhs} = {packer}.unpack_from(", ["data", at], ")")
         if direct:
+            tests = [
+                range_test(fx, t) for (fx, _, _), t in zip(run, targets) if fx.dec_conv
+            ]
+            merged = " or ".join(tests)
+            if tests and len(f"{' ' * self.indent}if {merged}:") <= LINE:
+                tests = [merged]  # one branch on success
+            for cond in tests:
+                with self.block(f"if {cond}:"):
+                    self.emit("raise _Invalid")
             return
 
         def where(position: int) -> str:
@@ -1106,11 +1120,11 @@ class FunctionBody:
             return str(position) if base == "0" else f"{base} + {position}"
 
         # All range tests of the run in one ``if`` (one branch on success).
-        ranges = []
-        for (fx, _, _), t in zip(run, targets):
-            if fx.dec_conv is not None and fx.dec_conv[0] == "range":
-                lo, hi = fx.dec_conv[1], fx.dec_conv[2]
-                ranges.append(f"{t} > {hi}" if lo == 0 else f"not {lo} <= {t} <= {hi}")
+        ranges = [
+            range_test(fx, t)
+            for (fx, _, _), t in zip(run, targets)
+            if fx.dec_conv is not None and fx.dec_conv[0] == "range"
+        ]
         merged = f"if {' or '.join(ranges)}:"
         if ranges and len(" " * self.indent + merged) <= LINE:
             with self.block(merged):
@@ -1133,9 +1147,7 @@ class FunctionBody:
                 )
             elif conv[0] == "range":
                 if ranges:  # too many to merge on one line: one test each
-                    lo, hi = conv[1], conv[2]
-                    cond = f"{t} > {hi}" if lo == 0 else f"not {lo} <= {t} <= {hi}"
-                    with self.block(f"if {cond}:"):
+                    with self.block(f"if {range_test(fx, t)}:"):
                         self.emit("raise _Invalid")
                 self.emit(f"{target} = {t}")
             else:  # padding of a fixed opaque: must be zero
@@ -1378,6 +1390,13 @@ class FunctionBody:
 
     def union_value_type(self, d: UnionDef) -> str:
         return union_value_type(self.ctx, d)
+
+
+def range_test(fx: Fixed, value: str) -> str:
+    """The condition under which decoded ``value`` is out of ``fx``'s range."""
+    assert fx.dec_conv is not None and fx.dec_conv[0] == "range"
+    lo, hi = fx.dec_conv[1], fx.dec_conv[2]
+    return f"{value} > {hi}" if lo == 0 else f"not {lo} <= {value} <= {hi}"
 
 
 def arm_test(dv: str, labels: list[str]) -> str:
