@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -408,6 +409,36 @@ def test_prune_keeps_the_newest(tmp_path: Path) -> None:
     assert (directory / "in-flight.123.tmp").exists()
     assert cache.prune_manifests(directory, 5) == 0
     assert cache.prune_manifests(tmp_path / "nowhere", 5) == 0
+
+
+def test_prune_deletes_temporary_files_left_by_killed_writers(tmp_path: Path) -> None:
+    directory = tmp_path / "manifests"
+    names = make_manifests(directory, 3)
+    stale, fresh = directory / "gone.77.tmp", directory / "in-flight.78.tmp"
+    stale.write_text("{")
+    fresh.write_text("{")
+    old = time.time() - cache.STALE_TMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    # Under the bound no manifest goes, but the stale leftover does.
+    assert cache.prune_manifests(directory, 5) == 0
+    assert not stale.exists() and fresh.exists()
+    assert json_names(directory) == set(names)
+
+
+def test_store_leaves_no_temporary_file_when_the_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDRGEN_CACHE_DIR", str(tmp_path / "cache"))
+
+    def refuse(src: object, dst: object) -> None:
+        raise PermissionError(13, "read-only", str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    out = tmp_path / "out.py"
+    cache.store(tmp_path / "a.x", out, "key", {}, "0" * 64)
+    monkeypatch.undo()
+    manifests = tmp_path / "cache" / "manifests"
+    assert sorted(p.name for p in manifests.iterdir()) == []
 
 
 class VanishingScandir:

@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import time
 from pathlib import Path
 
 import xdrgen
@@ -42,6 +43,9 @@ DISTRIBUTIONS: tuple[str, ...] = ("black",)
 
 #: How many output manifests the cache directory keeps.
 MAX_MANIFESTS = 1000
+#: A ``*.tmp`` file in the manifest directory older than this was left by a
+#: killed writer and is deleted when the directory is pruned.
+STALE_TMP_SECONDS = 3600
 
 
 def cache_dir() -> Path:
@@ -218,8 +222,12 @@ def store(
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(manifest, sort_keys=True))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(manifest, sort_keys=True))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError:
         return  # the cache is an optimisation only
     if new:  # only a new manifest can take the directory over the bound
@@ -230,20 +238,31 @@ def prune_manifests(directory: Path, keep: int) -> int:
     """Delete the least recently used ``*.json`` manifests in ``directory`` beyond
     the newest ``keep`` (by mtime; a cache hit refreshes it); how many it deleted.
 
-    Safe against concurrent writers and deleters: a file that vanishes between the
-    listing and its stat or unlink is simply skipped, and nothing here raises.
+    Also deletes ``*.tmp`` files older than ``STALE_TMP_SECONDS``: what a writer
+    killed between writing and renaming left behind (a live writer renames its
+    file within milliseconds).  Safe against concurrent writers and deleters: a
+    file that vanishes between the listing and its stat or unlink is simply
+    skipped, and nothing here raises.
     """
     entries: list[tuple[int, str, str]] = []
+    stale_before = time.time_ns() - STALE_TMP_SECONDS * 1_000_000_000
     try:
         with os.scandir(directory) as listing:
             for entry in listing:
-                if not entry.name.endswith(".json"):
+                is_tmp = entry.name.endswith(".tmp")
+                if not (is_tmp or entry.name.endswith(".json")):
                     continue
                 try:
                     mtime = entry.stat(follow_symlinks=False).st_mtime_ns
                 except OSError:
                     continue  # deleted meanwhile
-                entries.append((mtime, entry.name, entry.path))
+                if not is_tmp:
+                    entries.append((mtime, entry.name, entry.path))
+                elif mtime < stale_before:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass  # gone already, or not ours to delete
     except OSError:
         return 0
     if len(entries) <= keep:
