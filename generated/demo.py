@@ -36,12 +36,14 @@ from xdrgen.runtime.codec import bad_optional as _bad_opt
 from xdrgen.runtime.codec import bad_padding as _bad_pad
 from xdrgen.runtime.codec import declared_past_end as _past_end
 from xdrgen.runtime.codec import declared_too_long as _decl_too_long
+from xdrgen.runtime.codec import decode_group_ahead_error as _dgroup_ahead
 from xdrgen.runtime.codec import decode_group_error as _dgroup
 from xdrgen.runtime.codec import decode_whole_error as _dwhole
 from xdrgen.runtime.codec import fail_decode as _dfail
 from xdrgen.runtime.codec import fail_encode as _efail
 from xdrgen.runtime.codec import float32_fix as _f32fix
 from xdrgen.runtime.codec import float32_nan as _f32nan
+from xdrgen.runtime.codec import index_after as _after
 from xdrgen.runtime.codec import index_of as _at
 from xdrgen.runtime.codec import new_instance as _new
 from xdrgen.runtime.codec import too_long as _too_long

@@ -6,7 +6,7 @@ measured, and validates nothing: no declared maxima, no padding, no range, enum 
 fixed-length checks, no error paths, no strict end-of-input test.  It is not a
 usable codec.  It answers one question for the benchmark: how fast can Python go
 here at all?  A target that even this floor misses cannot be met by a codec that
-must also do the checks (see docs/performance.md).
+must also do the checks (see docs/generated-api.md, "Where the time goes").
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ INLINE_MAX_DEPTH = 2
 RUN_MAX_ITEMS = 12
 #: Most fixed items fused after a string (keeps the unpack targets on one line).
 GROUP_MAX_ITEMS = 8
+#: Arrays of "string then fixed fields" structs read each element's length word
+#: with the element before it (see ``decode_groups_ahead``); tests turn it off to
+#: compare with item-by-item decoding.
+ARRAY_LOOKAHEAD = True
 
 _BULK_FORMATS = {
     Primitive.INT: "i",
@@ -1071,8 +1075,10 @@ class FunctionBody:
         base: str,
         *,
         whole: bool = False,
+        trail: tuple[str, ...] = (),
     ) -> None:
-        """``lead..., run targets = packer.unpack_from(data, at)`` plus conversions.
+        """``lead..., run targets, trail... = packer.unpack_from(data, at)`` plus
+        conversions (``trail`` names items unpacked after the run).
 
         ``base`` is the offset expression where the run itself starts (positions
         of NaNs and pads are relative to it).
@@ -1084,7 +1090,7 @@ class FunctionBody:
             fx.dec_conv is None or fx.dec_conv[0] == "range" for fx, _, _ in run
         )
         targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
-        names = lead + targets
+        names = lead + targets + list(trail)
         lhs = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
         if (
             len(f"{' ' * self.indent}{lhs} = {packer}.unpack_from(data, {at})") > LINE
@@ -1092,7 +1098,7 @@ class FunctionBody:
         ):
             targets = [self.tmp("t") for _ in run]
             direct = False
-            names = lead + targets
+            names = lead + targets + list(trail)
             lhs = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
         if len(f"{' ' * self.indent}{lhs} = {packer}.unpack_from(") > LINE - 4:
             short = self.tmp("k")
@@ -1323,12 +1329,116 @@ class FunctionBody:
         assert isinstance(d, StructDef)
         lst, o = self.tmp("l"), self.tmp("o")
         self.emit(f"{lst} = list(map(_new, _repeat({self.ctx.cls(elem.named)}, {n})))")
-        with self.block(f"for {o} in {lst}:"):
-            self.depth += 1
-            self.decode_struct_fields(d, o, path.index(f"_at({lst}, {o})"))
-            self.depth -= 1
+        self.depth += 1
+        items = field_items(d.fields, o, path.index(f"_at({lst}, {o})"))
+        tail = self.fixed_after(items, 1)
+        if (
+            ARRAY_LOOKAHEAD
+            and items[0][0].kind in ("string", "var_opaque")
+            and tail
+            and len(tail) == len(items) - 1
+            and len(tail) < GROUP_MAX_ITEMS
+        ):
+            first = d.fields[0].name or ""
+            self.decode_groups_ahead(
+                items[0],
+                tail,
+                lst,
+                o,
+                n,
+                Path(path.pieces + ("[0]",)).attr(first),
+                path.index(f"_after({lst}, {o})").attr(first),
+            )
+        else:
+            with self.block(f"for {o} in {lst}:"):
+                self.decode_struct_fields(d, o, path.index(f"_at({lst}, {o})"))
+        self.depth -= 1
         self.emit(f"{target} = {lst}")
         return True
+
+    def decode_groups_ahead(
+        self,
+        head: tuple[View, str, Path],
+        run: list[tuple[Fixed, str, Path]],
+        lst: str,
+        o: str,
+        count: str,
+        first_path: Path,
+        next_path: Path,
+    ) -> None:
+        """Fill ``lst``'s elements, each a string/opaque then fixed items, with one
+        ``unpack_from`` per element that also reads the next element's length word.
+
+        Saves one call per element (measured: 20 ns of ~270 per W2 domain).  The
+        last element's format reads a dummy ``0s`` instead, so nothing is read
+        past the array.  If an unpack fails although the element is whole, the
+        error names the next element's length word, as item-by-item decoding would.
+        """
+        view, target, path = head
+        what = "string" if view.kind == "string" else "opaque"
+        n, b, p, m, z = (self.tmp(x) for x in ("n", "b", "p", "m", "z"))
+        with self.block(f"if {count}:"):
+            with self.guarded(self.dfail(first_path)):
+                self.emit(f"({n},) = _U32.unpack_from(data, off)")
+            self.emit(f"{z} = {lst}[-1]")
+        tail = "".join(fx.dec_fmt for fx, _, _ in run)
+        ahead = self.ctx.length_formats(tail + "I", decode=True)
+        final = self.ctx.length_formats(tail + "0s", decode=True)
+        prefix, rests = self.run_prefix(run)
+        info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], None)
+        handler = [
+            (
+                "raise _dgroup_ahead(",
+                [
+                    self.type_lit,
+                    path.expr(),
+                    f'"{what}"',
+                    n,
+                    prefix.expr(),
+                    info,
+                    "data",
+                    "off",
+                    "e",
+                    next_path.expr(),
+                ],
+                ") from None",
+            )
+        ]
+        size = sum(fx.size for fx, _, _ in run)
+        with self.block(f"for {o} in {lst}:"):
+            if view.bounded:
+                with self.block(f"if {n} > {view.size}:"):
+                    self.emit_call(
+                        "raise _decl_too_long(",
+                        [
+                            self.type_lit,
+                            path.expr(),
+                            f'"{what}"',
+                            n,
+                            str(view.size),
+                            "off",
+                        ],
+                        ")",
+                    )
+            with self.guarded(handler):
+                k = self.tmp("k")
+                self.emit(f"{k} = ({ahead} if {o} is not {z} else {final})[{n}]")
+                self.emit_unpack(
+                    run,
+                    ["_", b, p],
+                    k,
+                    "off",
+                    f"off + (({n} + 7) & -4)",
+                    trail=(m,),
+                )
+                with self.block(f"if {p} != _PAD[{n} & 3]:"):
+                    self.emit("raise _Invalid")
+            if view.kind == "string":
+                self.decode_text(b, target)
+            else:
+                self.emit(f"{target} = {b}")
+            self.emit(f"off += (({n} + 3) & -4) + {4 + size}")
+            self.emit(f"{n} = {m}")
 
     def decode_union_body(
         self, view: View, target: str, path: Path, decoded: str | None = None

@@ -237,6 +237,25 @@ def decode_run_error(
     """Explain why a fused run of items could not be decoded at ``offset``."""
     if isinstance(cause, XdrError):
         return cause
+    problem = run_problem(type_name, prefix, info, data, offset)
+    if problem is not None:
+        return problem
+    return XdrDecodeError(
+        f"cannot decode: {cause!r}",
+        type_name=type_name,
+        path=_join(prefix, info.paths[0]),
+        offset=offset,
+    )
+
+
+def run_problem(
+    type_name: str,
+    prefix: str,
+    info: RunInfo,
+    data: bytes | bytearray | memoryview,
+    offset: int,
+) -> XdrError | None:
+    """The first item of a fused run at ``offset`` that is cut short or invalid."""
     position = offset
     for rest, check in zip(info.paths, info.checks):
         path = _join(prefix, rest)
@@ -254,9 +273,4 @@ def decode_run_error(
                 problem, type_name=type_name, path=path, offset=position
             )
         position += check.size
-    return XdrDecodeError(
-        f"cannot decode: {cause!r}",
-        type_name=type_name,
-        path=_join(prefix, info.paths[0]),
-        offset=offset,
-    )
+    return None

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from xdrgen.runtime.checks import RunInfo, decode_run_error
+from xdrgen.runtime.checks import RunInfo, decode_run_error, run_problem
 from xdrgen.runtime.errors import (
     XdrDecodeError,
     XdrDepthError,
@@ -228,6 +228,61 @@ def decode_group_error(
     """
     if isinstance(cause, XdrError):
         return cause
+    problem = _group_problem(type_name, path, what, length, prefix, info, data, offset)
+    if problem is not None:
+        return problem
+    return decode_run_error(
+        type_name, prefix, info, data, _padded_end(offset, length), cause
+    )
+
+
+def decode_group_ahead_error(
+    type_name: str,
+    path: str,
+    what: str,
+    length: int,
+    prefix: str,
+    info: RunInfo,
+    data: Buffer,
+    offset: int,
+    cause: BaseException,
+    next_path: str,
+) -> XdrError:
+    """:func:`decode_group_error` for an array element whose one-call decode also
+    read the length word of the next element (at ``next_path``).
+
+    When the element itself is whole and valid, what failed was that read: the
+    error names the next element, as item-by-item decoding would have.
+    """
+    if isinstance(cause, XdrError):
+        return cause
+    problem = _group_problem(type_name, path, what, length, prefix, info, data, offset)
+    if problem is not None:
+        return problem
+    end = _padded_end(offset, length) + sum(check.size for check in info.checks)
+    if isinstance(cause, StructError) and end + 4 > len(data):
+        return fail_decode(type_name, next_path, cause, data, end)
+    return decode_run_error(
+        type_name, prefix, info, data, _padded_end(offset, length), cause
+    )
+
+
+def _padded_end(offset: int, length: int) -> int:
+    """Where the fixed items after a length word at ``offset`` and its bytes start."""
+    return (offset + 4 + length + 3) & -4
+
+
+def _group_problem(
+    type_name: str,
+    path: str,
+    what: str,
+    length: int,
+    prefix: str,
+    info: RunInfo,
+    data: Buffer,
+    offset: int,
+) -> XdrError | None:
+    """What is cut short or invalid in a string/opaque group at ``offset``, if anything."""
     start = offset + 4
     end = start + length
     padded = (end + 3) & -4
@@ -237,7 +292,7 @@ def decode_group_error(
         )
     if bytes(data[end:padded]) != PAD[length & 3]:
         return bad_padding(type_name, path, end)
-    return decode_run_error(type_name, prefix, info, data, padded, cause)
+    return run_problem(type_name, prefix, info, data, padded)
 
 
 def decode_whole_error(
@@ -484,6 +539,12 @@ def index_of(items: Iterable[object], item: object) -> int | str:
     except Exception:
         pass
     return "?"
+
+
+def index_after(items: Iterable[object], item: object) -> int | str:
+    """Index of the element after ``item`` in ``items`` (see :func:`index_of`)."""
+    index = index_of(items, item)
+    return index + 1 if isinstance(index, int) else index
 
 
 def cyclic_list(type_name: str, path: str) -> XdrEncodeError:
