@@ -160,14 +160,25 @@ QUADRUPLE = OpaqueCheck("quadruple", 16)
 class RunInfo:
     """Static facts about one fused run, for its error handler."""
 
-    __slots__ = ("paths", "names", "checks")
+    # The paths and names stay one string each until an error needs them: a
+    # generated module holds thousands of these, and lists would be thousands
+    # more objects for every full garbage collection to scan.
+    __slots__ = ("_paths", "_names", "checks")
 
     def __init__(self, paths: str, names: str | None, *checks: Check) -> None:
-        #: Space-separated field paths, relative to the run's dynamic prefix.
-        self.paths = paths.split(" ")
-        #: Attribute names the values come from, when they are one object's fields.
-        self.names = names.split(" ") if names is not None else None
+        self._paths = paths
+        self._names = names
         self.checks = checks
+
+    @property
+    def paths(self) -> list[str]:
+        """Field paths, relative to the run's dynamic prefix."""
+        return self._paths.split(" ")
+
+    @property
+    def names(self) -> list[str] | None:
+        """Attribute names the values come from, when they are one object's fields."""
+        return self._names.split(" ") if self._names is not None else None
 
 
 def _join(prefix: str, rest: str) -> str:
