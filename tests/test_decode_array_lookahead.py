@@ -9,8 +9,6 @@ encodings, every truncation of them, and every single-byte change to them.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from test_generate_helpers import import_file
 from xdrgen.generator import generate_source, marshal
 from xdrgen.runtime.errors import XdrError
 
@@ -48,12 +47,7 @@ struct tagged_list {
 def _load(tmp: Path, name: str, text: str) -> ModuleType:
     path = tmp / f"{name}.py"
     path.write_text(text)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, name)
 
 
 @pytest.fixture(scope="module")

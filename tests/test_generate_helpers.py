@@ -224,6 +224,11 @@ def generated_module(source: Path) -> ModuleType:
     name = f"_xdrgen_test_{source.stem}"
     path = _OUT / f"{name}.py"
     path.write_text(generated_text(source))
+    return import_file(path, name)
+
+
+def import_file(path: Path, name: str) -> ModuleType:
+    """Import the Python file ``path`` as module ``name`` (registered in sys.modules)."""
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -975,50 +975,64 @@ class FunctionBody:
         self, view: View, target: str, path: Path, run: list[tuple[Fixed, str, Path]]
     ) -> None:
         """A string/opaque and the fixed items after it: one ``unpack_from``."""
-        what = "string" if view.kind == "string" else "opaque"
         n, b, p = self.tmp("n"), self.tmp("b"), self.tmp("p")
         with self.guarded(self.dfail(path)):
             self.emit(f"({n},) = _U32.unpack_from(data, off)")
+        self.group_bound(view, path, n)
+        table = self.ctx.length_formats(
+            "".join(fx.dec_fmt for fx, _, _ in run), decode=True
+        )
+        with self.guarded(self.group_handler("_dgroup", view, path, n, run)):
+            self.emit_unpack(
+                run, ["_", b, p], f"{table}[{n}]", "off", f"off + (({n} + 7) & -4)"
+            )
+            with self.block(f"if {p} != _PAD[{n} & 3]:"):
+                self.emit("raise _Invalid")
+        self.group_finish(view, target, b, n, run)
+
+    def group_bound(self, view: View, path: Path, n: str) -> None:
+        """Refuse a string/opaque length word ``n`` above the declared bound."""
         if view.bounded:
+            what = "string" if view.kind == "string" else "opaque"
             with self.block(f"if {n} > {view.size}:"):
                 self.emit_call(
                     "raise _decl_too_long(",
                     [self.type_lit, path.expr(), f'"{what}"', n, str(view.size), "off"],
                     ")",
                 )
-        table = self.ctx.length_formats(
-            "".join(fx.dec_fmt for fx, _, _ in run), decode=True
-        )
+
+    def group_handler(
+        self,
+        helper: str,
+        view: View,
+        path: Path,
+        n: str,
+        run: list[tuple[Fixed, str, Path]],
+        extra: tuple[str, ...] = (),
+    ) -> list[tuple[str, list[str], str]]:
+        """The except clause of a group's unpack: ``helper`` explains the failure."""
+        what = "string" if view.kind == "string" else "opaque"
         prefix, rests = self.run_prefix(run)
         info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], None)
-        handler = [
-            (
-                "raise _dgroup(",
-                [
-                    self.type_lit,
-                    path.expr(),
-                    f'"{what}"',
-                    n,
-                    prefix.expr(),
-                    info,
-                    "data",
-                    "off",
-                    "e",
-                ],
-                ") from None",
-            )
+        args = [self.type_lit, path.expr(), f'"{what}"', n, prefix.expr(), info]
+        return [
+            (f"raise {helper}(", args + ["data", "off", "e", *extra], ") from None")
         ]
-        size = sum(fx.size for fx, _, _ in run)
-        with self.guarded(handler):
-            self.emit_unpack(
-                run, ["_", b, p], f"{table}[{n}]", "off", f"off + (({n} + 7) & -4)"
-            )
-            with self.block(f"if {p} != _PAD[{n} & 3]:"):
-                self.emit("raise _Invalid")
+
+    def group_finish(
+        self,
+        view: View,
+        target: str,
+        b: str,
+        n: str,
+        run: list[tuple[Fixed, str, Path]],
+    ) -> None:
+        """Store the group's bytes ``b`` (as text for a string) and step past it."""
         if view.kind == "string":
             self.decode_text(b, target)
         else:
             self.emit(f"{target} = {b}")
+        size = sum(fx.size for fx, _, _ in run)
         self.emit(f"off += (({n} + 3) & -4) + {4 + size}")
 
     def decode_text(self, raw: str, target: str) -> None:
@@ -1375,7 +1389,6 @@ class FunctionBody:
         error names the next element's length word, as item-by-item decoding would.
         """
         view, target, path = head
-        what = "string" if view.kind == "string" else "opaque"
         n, b, p, m, z = (self.tmp(x) for x in ("n", "b", "p", "m", "z"))
         with self.block(f"if {count}:"):
             with self.guarded(self.dfail(first_path)):
@@ -1384,42 +1397,11 @@ class FunctionBody:
         tail = "".join(fx.dec_fmt for fx, _, _ in run)
         ahead = self.ctx.length_formats(tail + "I", decode=True)
         final = self.ctx.length_formats(tail + "0s", decode=True)
-        prefix, rests = self.run_prefix(run)
-        info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], None)
-        handler = [
-            (
-                "raise _dgroup_ahead(",
-                [
-                    self.type_lit,
-                    path.expr(),
-                    f'"{what}"',
-                    n,
-                    prefix.expr(),
-                    info,
-                    "data",
-                    "off",
-                    "e",
-                    next_path.expr(),
-                ],
-                ") from None",
-            )
-        ]
-        size = sum(fx.size for fx, _, _ in run)
+        handler = self.group_handler(
+            "_dgroup_ahead", view, path, n, run, (next_path.expr(),)
+        )
         with self.block(f"for {o} in {lst}:"):
-            if view.bounded:
-                with self.block(f"if {n} > {view.size}:"):
-                    self.emit_call(
-                        "raise _decl_too_long(",
-                        [
-                            self.type_lit,
-                            path.expr(),
-                            f'"{what}"',
-                            n,
-                            str(view.size),
-                            "off",
-                        ],
-                        ")",
-                    )
+            self.group_bound(view, path, n)
             with self.guarded(handler):
                 k = self.tmp("k")
                 self.emit(f"{k} = ({ahead} if {o} is not {z} else {final})[{n}]")
@@ -1433,11 +1415,7 @@ class FunctionBody:
                 )
                 with self.block(f"if {p} != _PAD[{n} & 3]:"):
                     self.emit("raise _Invalid")
-            if view.kind == "string":
-                self.decode_text(b, target)
-            else:
-                self.emit(f"{target} = {b}")
-            self.emit(f"off += (({n} + 3) & -4) + {4 + size}")
+            self.group_finish(view, target, b, n, run)
             self.emit(f"{n} = {m}")
 
     def decode_union_body(
