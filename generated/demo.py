@@ -36,7 +36,6 @@ from xdrgen.runtime.codec import bad_optional as _bad_opt
 from xdrgen.runtime.codec import bad_padding as _bad_pad
 from xdrgen.runtime.codec import declared_past_end as _past_end
 from xdrgen.runtime.codec import declared_too_long as _decl_too_long
-from xdrgen.runtime.codec import decode_group_ahead_error as _dgroup_ahead
 from xdrgen.runtime.codec import decode_group_error as _dgroup
 from xdrgen.runtime.codec import decode_whole_error as _dwhole
 from xdrgen.runtime.codec import fail_decode as _dfail

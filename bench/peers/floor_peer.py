@@ -8,7 +8,9 @@ error paths.  :func:`make_checked_floor` adds exactly the checks issue 3 require
 (each a bare ``raise ValueError``: no field path or offset is worked out).
 Neither is a usable codec.  They answer how fast Python can go here at all: a
 target that the checked floor misses cannot be met by a codec that must do those
-checks (see docs/generated-api.md, "Where the time goes").
+checks (see docs/generated-api.md, "Where the time goes").  The two floors
+repeat each other's code on purpose: sharing it through helper functions or
+flags would add calls or tests to the very loops they time.
 """
 
 from __future__ import annotations

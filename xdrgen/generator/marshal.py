@@ -1398,7 +1398,7 @@ class FunctionBody:
         ahead = self.ctx.length_formats(tail + "I", decode=True)
         final = self.ctx.length_formats(tail + "0s", decode=True)
         handler = self.group_handler(
-            "_dgroup_ahead", view, path, n, run, (next_path.expr(),)
+            "_dgroup", view, path, n, run, (next_path.expr(),)
         )
         with self.block(f"for {o} in {lst}:"):
             self.group_bound(view, path, n)

@@ -220,39 +220,15 @@ def decode_group_error(
     data: Buffer,
     offset: int,
     cause: BaseException,
+    next_path: str | None = None,
 ) -> XdrError:
     """Explain a failed one-call decode of a string/opaque and the fixed items after it.
 
     Reports what the item-by-item code would have: the bytes past the end, bad
-    padding, or (via the run's checks) the fixed item that is wrong.
-    """
-    if isinstance(cause, XdrError):
-        return cause
-    problem = _group_problem(type_name, path, what, length, prefix, info, data, offset)
-    if problem is not None:
-        return problem
-    return decode_run_error(
-        type_name, prefix, info, data, _padded_end(offset, length), cause
-    )
-
-
-def decode_group_ahead_error(
-    type_name: str,
-    path: str,
-    what: str,
-    length: int,
-    prefix: str,
-    info: RunInfo,
-    data: Buffer,
-    offset: int,
-    cause: BaseException,
-    next_path: str,
-) -> XdrError:
-    """:func:`decode_group_error` for an array element whose one-call decode also
-    read the length word of the next element (at ``next_path``).
-
-    When the element itself is whole and valid, what failed was that read: the
-    error names the next element, as item-by-item decoding would have.
+    padding, or (via the run's checks) the fixed item that is wrong.  An array
+    element whose unpack also read the next element's length word passes that
+    element's ``next_path``: when the element itself is whole and valid, what
+    failed was that read, and the error names the next element.
     """
     if isinstance(cause, XdrError):
         return cause
@@ -260,7 +236,7 @@ def decode_group_ahead_error(
     if problem is not None:
         return problem
     end = _padded_end(offset, length) + sum(check.size for check in info.checks)
-    if isinstance(cause, StructError) and end + 4 > len(data):
+    if next_path is not None and isinstance(cause, StructError) and end + 4 > len(data):
         return fail_decode(type_name, next_path, cause, data, end)
     return decode_run_error(
         type_name, prefix, info, data, _padded_end(offset, length), cause
