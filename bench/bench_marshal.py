@@ -10,10 +10,10 @@ Workloads (libvirt's remote_protocol.x types, one encode + one decode per op):
   W4 remote_domain_block_peek_ret with a 256 KiB buffer
 
 Peers, measured in the same run: hand-written code over xdrlib's Packer/Unpacker
-(bench/peers/xdrlib_peer.py), rpcgen's C (a C loop in the reference helper,
+(bench/marshal_peers/xdrlib_peer.py), rpcgen's C (a C loop in the reference helper,
 tests/reference/ref_driver.c, so no ctypes or pipe overhead is timed), and for
 W4 two plain copies of the buffer.  Prints a markdown table of ns/op and ratios
-(no assertions).  A second table times bench/peers/floor_peer.py: the same objects
+(no assertions).  A second table times bench/marshal_peers/floor_peer.py: the same objects
 and bytes built by the fastest Python we know, with every check left out and
 with only the checks issue 3 requires, which shows how close any pure-Python
 codec can come to each target.  ``--profile`` adds a cProfile of the generated code per workload.
@@ -50,8 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers.floor_peer import make_checked_floor, make_floor  # noqa: E402
-from peers.xdrlib_peer import make_peer  # noqa: E402
+from marshal_peers.floor_peer import make_checked_floor, make_floor  # noqa: E402
+from marshal_peers.xdrlib_peer import make_peer  # noqa: E402
 from reference.rpcgen_ref import build_reference  # noqa: E402
 
 REMOTE_X = REPO.parent / "shared" / "protocols" / "libvirt" / "remote_protocol.x"
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     if floor_rows:
         print()
         print(
-            "Floors (bench/peers/floor_peer.py): the same objects and bytes with no "
+            "Floors (bench/marshal_peers/floor_peer.py): the same objects and bytes with no "
             "checks at all, and with only the checks issue 3 requires (neither is "
             "a usable codec)"
         )

@@ -20,10 +20,10 @@ from test_generate_helpers import generated_module
 from xdrgen.runtime.errors import XdrError
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-sys.path.insert(0, str(BENCH))
+sys.path.append(str(BENCH))
 
 from bench_marshal import workloads  # noqa: E402
-from peers.floor_peer import make_checked_floor, make_floor  # noqa: E402
+from marshal_peers.floor_peer import make_checked_floor, make_floor  # noqa: E402
 
 
 @pytest.fixture
