@@ -982,12 +982,7 @@ class FunctionBody:
         table = self.ctx.length_formats(
             "".join(fx.dec_fmt for fx, _, _ in run), decode=True
         )
-        with self.guarded(self.group_handler("_dgroup", view, path, n, run)):
-            self.emit_unpack(
-                run, ["_", b, p], f"{table}[{n}]", "off", f"off + (({n} + 7) & -4)"
-            )
-            with self.block(f"if {p} != _PAD[{n} & 3]:"):
-                self.emit("raise _Invalid")
+        self.group_unpack(view, path, n, run, f"{table}[{n}]", b, p)
         self.group_finish(view, target, b, n, run)
 
     def group_bound(self, view: View, path: Path, n: str) -> None:
@@ -1001,23 +996,41 @@ class FunctionBody:
                     ")",
                 )
 
-    def group_handler(
+    def group_unpack(
         self,
-        helper: str,
         view: View,
         path: Path,
         n: str,
         run: list[tuple[Fixed, str, Path]],
-        extra: tuple[str, ...] = (),
-    ) -> list[tuple[str, list[str], str]]:
-        """The except clause of a group's unpack: ``helper`` explains the failure."""
+        packer: str,
+        b: str,
+        p: str,
+        *,
+        next_path: Path | None = None,
+        trail: tuple[str, ...] = (),
+    ) -> None:
+        """``_, b, p, run..., trail... = packer.unpack_from(data, off)``, the padding
+        check, and the handler that explains a failure (``_dgroup``; ``next_path``
+        names the element whose length word ``trail`` reads, if any).  A ``trail``
+        packer expression is bound to a local first (inside the ``try``), which
+        keeps the unpack targets on one line."""
         what = "string" if view.kind == "string" else "opaque"
         prefix, rests = self.run_prefix(run)
         info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], None)
         args = [self.type_lit, path.expr(), f'"{what}"', n, prefix.expr(), info]
-        return [
-            (f"raise {helper}(", args + ["data", "off", "e", *extra], ") from None")
-        ]
+        args += ["data", "off", "e"]
+        if next_path is not None:
+            args.append(next_path.expr())
+        with self.guarded([("raise _dgroup(", args, ") from None")]):
+            if trail:
+                k = self.tmp("k")
+                self.emit(f"{k} = {packer}")
+                packer = k
+            self.emit_unpack(
+                run, ["_", b, p], packer, "off", f"off + (({n} + 7) & -4)", trail=trail
+            )
+            with self.block(f"if {p} != _PAD[{n} & 3]:"):
+                self.emit("raise _Invalid")
 
     def group_finish(
         self,
@@ -1397,24 +1410,19 @@ class FunctionBody:
         tail = "".join(fx.dec_fmt for fx, _, _ in run)
         ahead = self.ctx.length_formats(tail + "I", decode=True)
         final = self.ctx.length_formats(tail + "0s", decode=True)
-        handler = self.group_handler(
-            "_dgroup", view, path, n, run, (next_path.expr(),)
-        )
         with self.block(f"for {o} in {lst}:"):
             self.group_bound(view, path, n)
-            with self.guarded(handler):
-                k = self.tmp("k")
-                self.emit(f"{k} = ({ahead} if {o} is not {z} else {final})[{n}]")
-                self.emit_unpack(
-                    run,
-                    ["_", b, p],
-                    k,
-                    "off",
-                    f"off + (({n} + 7) & -4)",
-                    trail=(m,),
-                )
-                with self.block(f"if {p} != _PAD[{n} & 3]:"):
-                    self.emit("raise _Invalid")
+            self.group_unpack(
+                view,
+                path,
+                n,
+                run,
+                f"({ahead} if {o} is not {z} else {final})[{n}]",
+                b,
+                p,
+                next_path=next_path,
+                trail=(m,),
+            )
             self.group_finish(view, target, b, n, run)
             self.emit(f"{n} = {m}")
 

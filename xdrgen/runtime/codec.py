@@ -261,7 +261,7 @@ def _group_problem(
     """What is cut short or invalid in a string/opaque group at ``offset``, if anything."""
     start = offset + 4
     end = start + length
-    padded = (end + 3) & -4
+    padded = _padded_end(offset, length)
     if padded > len(data):
         return declared_past_end(
             type_name, path, what, length, padded - start, data, offset
