@@ -413,7 +413,12 @@ class FunctionBody:
             tail = self.fixed_after(items, i + 1) if view.kind == "string" else []
             union = None
             after = i + 1 + len(tail)
-            if after < len(items) and len(tail) < GROUP_MAX_ITEMS:
+            # Only a string's group can carry a union: anything else encodes alone.
+            if (
+                view.kind == "string"
+                and after < len(items)
+                and len(tail) < GROUP_MAX_ITEMS
+            ):
                 union = self.fusable_union(items[after][0], items[after][2])
             if union is not None:
                 uview, ux, upath = items[after]
