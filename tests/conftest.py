@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,46 @@ def libvirt_header() -> Path:
     if os.environ.get("XDRGEN_REQUIRE_SHARED") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _fail_on(handler: object) -> None:
+    from unhandled import AsyncioUnhandled
+
+    assert isinstance(handler, AsyncioUnhandled)
+    if handler.records:
+        pytest.fail(
+            "asyncio reported exceptions nobody handled:\n" + handler.describe(),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _no_unhandled_asyncio_exceptions() -> Iterator[None]:
+    """Fail a test after which asyncio logged an exception nobody handled."""
+    from unhandled import AsyncioUnhandled
+
+    handler = AsyncioUnhandled()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    _fail_on(handler)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_unhandled_asyncio_exceptions_in_cycles() -> Iterator[None]:
+    """Tasks kept alive by reference cycles report only when collected: once per module
+    (a full collection after every test would triple the suite's time)."""
+    from unhandled import AsyncioUnhandled, collect_garbage
+
+    yield
+    handler = AsyncioUnhandled()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        collect_garbage()
+    finally:
+        logger.removeHandler(handler)
+    _fail_on(handler)
