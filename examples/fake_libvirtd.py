@@ -274,8 +274,8 @@ class LoggingServer(rp.RemoteServer):  # type: ignore[misc]
 
 async def main_async(socket_path: str, log: bool) -> None:
     world = World()
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
+    # A stale socket file (a daemon that was killed) is replaced atomically; a
+    # live daemon's is refused.  On close the file is removed if it is still ours.
     server = await LoggingServer(world, log).serve_unix(socket_path)
     os.chmod(socket_path, 0o777)
     stop = asyncio.Event()
@@ -293,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="unix socket path to listen on")
     parser.add_argument("--log", action="store_true", help="print each call on stderr")
     args = parser.parse_args(argv)
-    asyncio.run(main_async(args.socket, args.log))
+    try:
+        asyncio.run(main_async(args.socket, args.log))
+    except OSError as exc:
+        print(f"fake_libvirtd: cannot listen on {args.socket}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,17 +11,26 @@ Output is a list of buffers for gathered writes (``socket.sendmsg`` /
 slice of the caller's buffer, never copied.  An :class:`FdCarrier` in the list
 means "send one zero byte carrying this fd with SCM_RIGHTS" (libvirt sends the
 fds of a *_WITH_FDS message that way, one by one, after the message).
+
+In the server role the core answers what libvirtd's RPC layer answers itself
+(see ``_dispatch_server``): a CALL to an unknown program or with a bad status
+gets libvirtd's error reply, and messages a server never expects (REPLY,
+MESSAGE, unknown types, stream packets of no open stream, malformed
+keepalives) are dropped; only broken framing ends the connection.
+Received file descriptors the protocol has no use for are closed here.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from xdrgen.runtime.virnet import daemon_errors
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.constants import (
     FRAME_MAX,
@@ -117,7 +126,7 @@ class VirNetCore:
     ) -> None:
         self.server = server
         self.programs: dict[int, int] = dict(programs or {REMOTE_PROGRAM: REMOTE_PROTOCOL_VERSION})
-        self._buffer = FrameBuffer(buffer_size)
+        self._buffer = FrameBuffer(buffer_size, check_header=not server)
         self._out: list[OutBuffer] = []
         self._out_bytes = 0
         self._serial = 0
@@ -126,6 +135,9 @@ class VirNetCore:
         self._streams: dict[int, _Stream] = {}
         self._closed_streams: OrderedDict[int, None] = OrderedDict()
         self._fds: list[int] = []
+        #: Set once the transport hands fds in with the bytes they came with
+        #: (``buffer_updated(n, fds)``): then carrier bytes without fds are an error.
+        self._fd_aware = False
         #: A *_WITH_FDS frame waiting for its carrier bytes and fds.
         self._fd_frame: tuple[Header, memoryview, int, int] | None = None
         self._keepalive: KeepaliveTimer | None = None
@@ -352,6 +364,10 @@ class VirNetCore:
         self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
         self._close_stream(serial)
 
+    def drop_stream(self, serial: int) -> None:
+        """Server role: forget a stream whose call failed before its reply opened it for the client."""
+        self._close_stream(serial)
+
     def stream_is_open(self, serial: int) -> bool:
         return serial in self._streams
 
@@ -384,9 +400,32 @@ class VirNetCore:
         """Free space to receive into (``recv_into`` / BufferedProtocol); then ``buffer_updated``."""
         return self._buffer.get_buffer(sizehint)
 
-    def buffer_updated(self, nbytes: int) -> list[ev.Event]:
+    def buffer_updated(self, nbytes: int, fds: Iterable[int] | None = None) -> list[ev.Event]:
+        """``nbytes`` arrived in the buffer from ``get_buffer``; ``fds`` came with them.
+
+        A transport that reads with ``recvmsg`` passes the SCM_RIGHTS fds of
+        the same read (an empty list when none came): the core then knows that
+        carrier bytes without fds were sent without them, and closes fds that
+        arrived where the protocol expects none.
+        """
         self._buffer.buffer_updated(nbytes)
+        if fds is not None:
+            self._fd_aware = True
+            self._fds.extend(fds)
+            try:
+                return self._parse()
+            finally:
+                self._close_stray_fds()
         return self._parse()
+
+    def trim_buffer(self) -> None:
+        """Give receive storage back while nothing is buffered (an idle connection)."""
+        self._buffer.trim()
+
+    @property
+    def receive_capacity(self) -> int:
+        """Bytes of receive storage held."""
+        return self._buffer.capacity
 
     def receive_data(self, data: Buffer) -> list[ev.Event]:
         """Feed received bytes (copied once into the buffer); returns the events.
@@ -409,7 +448,29 @@ class VirNetCore:
         self._failed = error or ConnectionClosed("connection closed by peer")
         self._calls.clear()
         self._streams.clear()
+        self._drop_fds()
         return [ev.ConnectionFailed(self._failed)]
+
+    def _drop_fds(self) -> None:
+        """Close every fd received and not handed out (the connection is over)."""
+        pending = self._fds
+        if self._fd_frame is not None:
+            self._fd_frame = None
+        self._fds = []
+        _close_all(pending)
+
+    def _close_stray_fds(self) -> None:
+        """After an fd-aware read: fds no *_WITH_FDS message is waiting for are closed.
+
+        The kernel ends a read after the bytes that carried fds, so fds left
+        over here came with bytes that were not carrier bytes; libvirtd reads
+        such bytes without their fds (the kernel then closes them).
+        """
+        keep = self._fd_frame[3] if self._fd_frame is not None and self._failed is None else 0
+        if len(self._fds) > keep:
+            extra = self._fds[keep:]
+            del self._fds[keep:]
+            _close_all(extra)
 
     @property
     def failed(self) -> VirNetError | None:
@@ -434,21 +495,81 @@ class VirNetCore:
             self._failed = exc
             self._calls.clear()
             self._streams.clear()
+            self._drop_fds()
             raise
         return out
 
     def _complete_fd_frame(self, out: list[ev.Event]) -> bool:
         assert self._fd_frame is not None
         header, payload, offset, count = self._fd_frame
-        if self._buffer.buffered < count or len(self._fds) < count:
+        if self._buffer.buffered < count:
+            return False
+        if len(self._fds) < count:
+            if self._fd_aware:
+                # Each carrier byte brings its fd in the same read: these came without.
+                raise ProtocolError(f"{count} fd carrier bytes arrived with only {len(self._fds)} fds", offset)
             return False
         self._buffer.discard(count)
         fds, self._fds = self._fds[:count], self._fds[count:]
         self._fd_frame = None
-        self._dispatch_reply_or_call(header, payload, offset, out, fds)
+        if self.server:
+            self._incoming_call(header, payload, out, fds)
+        else:
+            self._dispatch_reply_or_call(header, payload, offset, out, fds)
         return True
 
+    def _fd_count(self, h: Header, payload: memoryview, offset: int) -> int:
+        """The fd count that starts a *_WITH_FDS payload (libvirtd closes on a bad one)."""
+        if len(payload) < 4:
+            raise ProtocolError("fd count missing in a *_WITH_FDS message", offset)
+        (count,) = _NFDS.unpack_from(payload, 0)
+        if count > NUM_FDS_MAX:
+            raise ProtocolError(f"{count} fds exceed the per-message maximum {NUM_FDS_MAX}", offset)
+        return int(count)
+
+    def _dispatch_server(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        """What libvirtd 9.0 does with each message a client sends (docs/libvirt.md has the table)."""
+        mtype = h.type
+        if mtype == _T.CALL:
+            self._incoming_call(h, payload, out, [])
+        elif mtype == _T.CALL_WITH_FDS:
+            # libvirtd reads the fds first, whatever the call turns out to be.
+            self._fd_frame = (h, payload[4:], offset, self._fd_count(h, payload, offset))
+            self._complete_fd_frame(out)
+        elif h.prog == KEEPALIVE_PROGRAM:
+            if h.vers == KEEPALIVE_PROTOCOL_VERSION and mtype == _T.MESSAGE:
+                # Status and payload are not looked at; unknown procedures are dropped.
+                if h.proc == KEEPALIVE_PROC_PING:
+                    self._frame(KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, KEEPALIVE_PROC_PONG, _T.MESSAGE, 0, _S.OK)
+                    out.append(ev.KeepalivePing())
+                elif h.proc == KEEPALIVE_PROC_PONG:
+                    out.append(ev.KeepalivePong())
+        elif mtype == _T.STREAM or mtype == _T.STREAM_HOLE:
+            st = self._streams.get(h.serial)
+            if st is None or h.proc != st.proc or h.prog != st.prog or h.vers != st.vers:
+                return  # libvirtd: "Ignoring unexpected stream data" (late or stray packets)
+            if mtype == _T.STREAM:
+                self._stream_message(h, payload, offset, out)
+            else:
+                self._stream_hole(h, payload, offset, out)
+        # REPLY, REPLY_WITH_FDS, MESSAGE and unknown types: libvirtd drops them.
+
+    def _incoming_call(self, h: Header, payload: memoryview, out: list[ev.Event], fds: list[int]) -> None:
+        """A complete CALL: checked as libvirtd's program dispatcher checks it, then handed out."""
+        if self.programs.get(h.prog) != h.vers:
+            error = daemon_errors.unknown_program(h.prog, h.vers)
+        elif h.status != _S.OK:
+            error = daemon_errors.unexpected_status(h.status)
+        else:
+            out.append(ev.IncomingCall(h.prog, h.vers, h.proc, h.serial, payload, fds))
+            return
+        _close_all(fds)
+        self._frame(h.prog, h.vers, h.proc, _T.REPLY, h.serial, _S.ERROR, encode_remote_error(error))
+
     def _dispatch(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        if self.server:
+            self._dispatch_server(h, payload, offset, out)
+            return
         mtype = h.type
         if h.prog == KEEPALIVE_PROGRAM:
             self._keepalive_message(h, payload, offset, out)
@@ -461,12 +582,7 @@ class VirNetCore:
         if mtype in (_T.REPLY_WITH_FDS, _T.CALL_WITH_FDS):
             if (mtype == _T.REPLY_WITH_FDS) == self.server:
                 raise ProtocolError(f"message type {mtype} is not valid towards the {self._role} side", offset)
-            if len(payload) < 4:
-                raise ProtocolError("fd count missing in a *_WITH_FDS message", offset)
-            (count,) = _NFDS.unpack_from(payload, 0)
-            if count > NUM_FDS_MAX:
-                raise ProtocolError(f"{count} fds exceed the per-message maximum {NUM_FDS_MAX}", offset)
-            self._fd_frame = (h, payload[4:], offset, count)
+            self._fd_frame = (h, payload[4:], offset, self._fd_count(h, payload, offset))
             self._complete_fd_frame(out)
             return
         if mtype == _T.REPLY or mtype == _T.CALL:
@@ -487,11 +603,6 @@ class VirNetCore:
         return "server" if self.server else "client"
 
     def _dispatch_reply_or_call(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event], fds: list[int]) -> None:
-        if self.server:
-            if h.status != _S.OK:
-                raise ProtocolError(f"CALL with status {h.status}", offset)
-            out.append(ev.IncomingCall(h.prog, h.vers, h.proc, h.serial, payload, fds))
-            return
         serial = h.serial
         call = self._calls.pop(serial, None)
         if call is None:
@@ -617,6 +728,14 @@ class VirNetCore:
             out.append(ev.KeepalivePong())
         else:
             raise ProtocolError(f"unknown keepalive procedure {h.proc}", offset)
+
+
+def _close_all(fds: Iterable[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 __all__ = ["VirNetCore", "StreamDirection", "FdCarrier", "OutBuffer", "CallCancelled"]
