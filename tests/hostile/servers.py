@@ -7,17 +7,23 @@ its stderr is kept in a file that every test checks for unhandled exceptions
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from unhandled import UNHANDLED_MARKERS
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAKE = REPO_ROOT / "examples" / "fake_libvirtd.py"
@@ -87,3 +93,68 @@ class FakeDaemon:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ServerThread:
+    """A server of ours on its own event loop in a thread, for tests that need its objects.
+
+    ``start(path)`` is a coroutine function returning the server (``serve_unix``
+    or a generated ``<T>Server(...).serve_unix``).  Exceptions the loop reports
+    (unhandled in a task or callback) are kept in ``loop_errors``; ``stop()``
+    fails the test if there are any.
+    """
+
+    def __init__(self, start: Callable[[str], Awaitable[Any]]) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="xt", dir="/tmp"))
+        self.socket_path = str(self.root / "sock")
+        self.loop = asyncio.new_event_loop()
+        self.loop_errors: list[dict[str, Any]] = []
+        self.loop.set_exception_handler(lambda loop, context: self.loop_errors.append(context))
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, args=(start, ready), daemon=True)
+        self._thread.start()
+        if not ready.wait(30):
+            raise RuntimeError("server thread did not start")
+        if self._start_error is not None:
+            raise self._start_error
+
+    _start_error: BaseException | None = None
+
+    def _main(self, start: Callable[[str], Awaitable[Any]], ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def begin() -> None:
+            try:
+                self.server = await start(self.socket_path)
+            except BaseException as exc:  # reported to the test thread
+                self._start_error = exc
+            finally:
+                ready.set()
+
+        self.loop.run_until_complete(begin())
+        if self._start_error is None:
+            self.loop.run_forever()
+
+    def run(self, coro_fn: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+        """Run ``coro_fn()`` on the server's loop; its result."""
+
+        async def wrapper() -> T:
+            return await coro_fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout)
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.server.close()
+            await asyncio.wait_for(self.server.wait_closed(), 20)
+
+        try:
+            self.run(close)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(20)
+            self.loop.close()
+        gone = not os.path.exists(self.socket_path)
+        shutil.rmtree(self.root, ignore_errors=True)
+        assert gone, "the server left its socket file behind"
+        assert not self.loop_errors, f"the server's loop reported unhandled exceptions: {self.loop_errors}"
