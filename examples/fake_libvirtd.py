@@ -272,11 +272,11 @@ class LoggingServer(rp.RemoteServer):  # type: ignore[misc]
         return result
 
 
-async def main_async(socket_path: str, log: bool) -> None:
+async def main_async(socket_path: str, log: bool, max_clients: int) -> None:
     world = World()
     # A stale socket file (a daemon that was killed) is replaced atomically; a
     # live daemon's is refused.  On close the file is removed if it is still ours.
-    server = await LoggingServer(world, log).serve_unix(socket_path)
+    server = await LoggingServer(world, log).serve_unix(socket_path, max_clients=max_clients)
     os.chmod(socket_path, 0o777)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -292,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True, help="unix socket path to listen on")
     parser.add_argument("--log", action="store_true", help="print each call on stderr")
+    parser.add_argument("--max-clients", type=int, default=5000, help="connections served at once (libvirtd's max_clients)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(main_async(args.socket, args.log))
+        asyncio.run(main_async(args.socket, args.log, args.max_clients))
     except OSError as exc:
         print(f"fake_libvirtd: cannot listen on {args.socket}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -58,8 +58,8 @@ class RawPeer:
 
     def __init__(self, path: str) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)  # blocking: waits for room in a full backlog (a timeout would fail at once)
         self.sock.settimeout(WAIT)
-        self.sock.connect(path)
         self.pending = b""
         self.closed = False
 

@@ -79,7 +79,7 @@ class FrameBuffer:
 
     __slots__ = (
         "_buf", "_start", "_end", "_consumed", "_checked", "_write_view", "_read_max", "_read_ahead",
-        "_proven", "_spares", "_check_header",
+        "_proven", "_spares", "_check_header", "_offered",
     )
 
     def __init__(self, initial_size: int = 1 << 20, *, check_header: bool = True) -> None:
@@ -96,6 +96,8 @@ class FrameBuffer:
         #: Set once the frame at ``_start`` has had its length and header checked.
         self._checked = False
         self._write_view: memoryview | None = None
+        #: Size of the room last handed out by ``get_buffer``.
+        self._offered = 0
         #: Earlier storages, reused once no view into them is left (saves
         #: allocating and faulting in fresh memory per buffer of stream data).
         self._spares: list[bytearray] = []
@@ -132,23 +134,27 @@ class FrameBuffer:
         # Rounded up so that storages of similar sizes can replace each other.
         return bytearray(-(-wanted // START_SIZE) * START_SIZE)
 
-    def _make_room(self, need: int) -> None:
-        """Ensure ``need`` free bytes after ``_end``, never disturbing live views."""
+    def _make_room(self, need: int, at_least: int | None = None) -> None:
+        """Ensure free bytes after ``_end``: ``need``, or ``at_least`` when that fits without new storage.
+
+        Never disturbs live views.
+        """
         pending = self._end - self._start
         size = len(self._buf)
-        if size - self._end >= need:
+        enough = need if at_least is None else at_least
+        if size - self._end >= enough:
             return
         wanted = pending + need
-        if wanted <= size and not self._views_alive(self._buf):
+        if pending + enough <= size and not self._views_alive(self._buf):
             # Slide the unparsed tail to the front; same length, no resize.
             self._buf[0:pending] = self._buf[self._start : self._end]
         else:
             # Views into the old storage stay valid: they keep it alive.  It
             # becomes a spare (a few, of read-ahead size at most) to reuse
-            # once they are gone.
+            # once they are gone; storage outgrown by a frame is let go.
             fresh = self._fresh(wanted)
             fresh[0:pending] = self._buf[self._start : self._end]
-            if START_SIZE <= size <= self._read_max:
+            if START_SIZE <= size <= self._read_max and self._views_alive(self._buf):
                 self._spares.append(self._buf)
                 if len(self._spares) > _SPARES:
                     del self._spares[0]
@@ -168,12 +174,14 @@ class FrameBuffer:
         want = self._wanted_bytes()
         if sizehint > want:
             want = min(sizehint, self._read_max)
-        self._make_room(want)
+        # Half the wanted room is worth a read; only less than that makes new storage.
+        self._make_room(want, max(want // 2, 1))
         self._write_view = memoryview(self._buf)[self._end :]
+        self._offered = len(self._buf) - self._end
         return self._write_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        offered = len(self._write_view) if self._write_view is not None else 0
+        offered, self._offered = self._offered, 0
         self._release_write_view()
         if nbytes < 0 or self._end + nbytes > len(self._buf):
             raise ValueError("buffer_updated beyond the buffer handed out")
