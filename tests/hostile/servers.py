@@ -36,9 +36,10 @@ STOP_WAIT = 20.0
 class FakeDaemon:
     """examples/fake_libvirtd.py serving on a socket in its own temporary directory."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, socket_path: str | None = None, may_fail: bool = False) -> None:
+        """Start it; ``may_fail``: a daemon that exits at once (refusing the socket) is returned, not failed."""
         self.root = Path(tempfile.mkdtemp(prefix="xh", dir="/tmp"))
-        self.socket_path = str(self.root / "sock")
+        self.socket_path = socket_path or str(self.root / "sock")
         self.log_path = self.root / "stderr"
         self._log_pos = 0
         log = open(self.log_path, "w")
@@ -50,6 +51,8 @@ class FakeDaemon:
         log.close()
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
+        if "listening" not in line and may_fail and self.process.wait(STOP_WAIT) is not None:
+            return
         if "listening" not in line:
             self.process.kill()
             self.process.wait()

@@ -43,6 +43,10 @@ from xdrgen.runtime.virnet.constants import (
     REMOTE_PROGRAM,
     REMOTE_PROTOCOL_VERSION,
     STREAM_CHUNK_MAX,
+    VIR_ERR_INTERNAL_ERROR,
+    VIR_ERR_RPC,
+    VIR_FROM_RPC,
+    VIR_FROM_STREAMS,
     MessageType,
     Status,
 )
@@ -340,28 +344,12 @@ class VirNetCore:
         st.state = _StreamState.ABORTING
         self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR)
 
-    def ack_stream_finish(self, serial: int) -> None:
-        """Server role: confirm the client's finish (an empty STREAM OK, as libvirtd sends)."""
-        st = self._streams.get(serial)
-        if st is None:
-            raise StreamStateError(f"no stream with serial {serial}")
-        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
-        self._close_stream(serial)
-
     def send_stream_error(self, serial: int, error: LibvirtError) -> None:
         """The server's failure report on a stream: STREAM/ERROR with remote_error."""
         st = self._streams.get(serial)
         if st is None:
             raise StreamStateError(f"no stream with serial {serial}")
         self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR, encode_remote_error(error))
-        self._close_stream(serial)
-
-    def ack_stream_abort(self, serial: int) -> None:
-        """Server role: acknowledge a client abort as libvirtd 9.0 does (an empty STREAM OK)."""
-        st = self._streams.get(serial)
-        if st is None:
-            raise StreamStateError(f"no stream with serial {serial}")
-        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
         self._close_stream(serial)
 
     def drop_stream(self, serial: int) -> None:
@@ -548,11 +536,54 @@ class VirNetCore:
             st = self._streams.get(h.serial)
             if st is None or h.proc != st.proc or h.prog != st.prog or h.vers != st.vers:
                 return  # libvirtd: "Ignoring unexpected stream data" (late or stray packets)
-            if mtype == _T.STREAM:
-                self._stream_message(h, payload, offset, out)
-            else:
-                self._stream_hole(h, payload, offset, out)
+            self._client_stream_packet(st, h, payload, offset, out)
         # REPLY, REPLY_WITH_FDS, MESSAGE and unknown types: libvirtd drops them.
+
+    def _client_stream_packet(self, st: _Stream, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        """A client's STREAM / STREAM_HOLE on one of our open streams, handled as libvirtd 9.0 does.
+
+        Misuse that libvirtd answers by failing the stream (data or a hole on
+        a download, an unknown status) gets the same STREAM ERROR; a hole that
+        breaks the protocol of an upload ends the connection, as there.
+        """
+        serial = h.serial
+        receiving = StreamDirection.RECEIVE in st.direction
+        if h.type == _T.STREAM_HOLE:
+            if not receiving:
+                self._fail_stream(st, serial, "stream had unexpected termination", out)
+            elif not st.sparse:
+                raise ProtocolError(f"STREAM_HOLE on serial {serial}, a stream not opened sparse", offset)
+            elif len(payload) != _HOLE.size:
+                raise ProtocolError(f"STREAM_HOLE payload of {len(payload)} bytes, expected {_HOLE.size}", offset)
+            else:
+                length, flags = _HOLE.unpack_from(payload, 0)
+                if length >= 0:
+                    out.append(ev.StreamHole(serial, length, flags))
+                else:
+                    # libvirtd fails the call (a REPLY error) and drops the stream.
+                    error = daemon_errors.reported(VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC, f"negative stream hole length {length}")
+                    self._frame(st.prog, st.vers, st.proc, _T.REPLY, serial, _S.ERROR, encode_remote_error(error))
+                    self._close_stream(serial)
+                    out.append(ev.StreamFailed(serial, error))
+        elif h.status == _S.CONTINUE:
+            if not receiving:
+                self._fail_stream(st, serial, "stream had unexpected termination", out)
+            elif len(payload):  # an empty CONTINUE writes nothing, ends nothing
+                out.append(ev.StreamData(serial, payload))
+        elif h.status == _S.OK or h.status == _S.ERROR:
+            # Finish or abort: libvirtd confirms both at once with an empty STREAM OK.
+            self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
+            self._close_stream(serial)
+            out.append(ev.StreamFinished(serial) if h.status == _S.OK else ev.StreamAborted(serial))
+        else:
+            self._fail_stream(st, serial, f"stream aborted with unexpected status {h.status & 0xFFFFFFFF}", out)
+
+    def _fail_stream(self, st: _Stream, serial: int, message: str, out: list[ev.Event]) -> None:
+        """End a stream with a STREAM ERROR from us (libvirtd's error domain for streams)."""
+        error = daemon_errors.reported(VIR_ERR_RPC, VIR_FROM_STREAMS, message)
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR, encode_remote_error(error))
+        self._close_stream(serial)
+        out.append(ev.StreamFailed(serial, error))
 
     def _incoming_call(self, h: Header, payload: memoryview, out: list[ev.Event], fds: list[int]) -> None:
         """A complete CALL: checked as libvirtd's program dispatcher checks it, then handed out."""
@@ -679,18 +710,11 @@ class VirNetCore:
                 st.remote_eof = True
                 out.append(ev.StreamEnd(serial))
         elif h.status == _S.OK:
-            if self.server:
-                st.state = _StreamState.FINISHING
-                out.append(ev.StreamFinished(serial))
-            elif st.state is _StreamState.OPEN:
+            if st.state is _StreamState.OPEN:
                 raise ProtocolError(f"stream OK on serial {serial} before this side finished it", offset)
             else:
                 self._stream_closed_by_reply(serial, st, h, payload, offset, out)
         else:  # ERROR
-            if self.server:
-                st.state = _StreamState.ABORTING
-                out.append(ev.StreamAborted(serial))
-                return
             aborting = st.state is _StreamState.ABORTING
             self._close_stream(serial)
             if aborting:

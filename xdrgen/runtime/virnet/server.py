@@ -41,6 +41,7 @@ from xdrgen.runtime.virnet.aiowrite import SocketWriter
 from xdrgen.runtime.virnet.constants import NUM_FDS_MAX, VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC
 from xdrgen.runtime.virnet.core import Buffer, StreamDirection, VirNetCore
 from xdrgen.runtime.virnet.errors import ConnectionClosed, LibvirtError, StreamStateError, VirNetError
+from xdrgen.runtime.virnet.sync import Hole
 
 Handler = Callable[["ServerConnection", ev.IncomingCall], Awaitable[Buffer | None]]
 #: Queued output beyond which the connection stops reading new calls.
@@ -90,7 +91,7 @@ class ServerStream:
     def __init__(self, conn: ServerConnection, serial: int) -> None:
         self._conn: ServerConnection | None = conn
         self.serial = serial
-        self._queue: collections.deque[memoryview | None] = collections.deque()
+        self._queue: collections.deque[memoryview | Hole | None] = collections.deque()
         self._queued = 0
         self._ready = asyncio.Event()
         self.finished = asyncio.Event()  # the client finished or aborted
@@ -98,9 +99,12 @@ class ServerStream:
         self._ended = False
 
     def _connection(self) -> ServerConnection:
+        """The connection, for sending on this stream (which must not have ended)."""
         conn = self._conn
         if conn is None or conn.is_closed:
             raise ConnectionClosed(f"stream {self.serial}: the connection is closed")
+        if self._ended:
+            raise StreamStateError(f"stream {self.serial} has ended ({'aborted' if self.aborted else 'finished'} by the client)")
         return conn
 
     async def send(self, data: Buffer) -> None:
@@ -109,32 +113,44 @@ class ServerStream:
         conn._out(lambda core: core.send_stream_data(self.serial, data))
         await conn._drain()
 
+    async def send_hole(self, length: int, flags: int = 0) -> None:
+        """A hole in a sparse download (the stream was accepted with ``sparse=True``)."""
+        self._connection()._out(lambda core: core.send_stream_hole(self.serial, length, flags))
+
     async def send_eof(self) -> None:
         """End of a download (empty CONTINUE); the client then finishes."""
         self._connection()._out(lambda core: core.send_stream_eof(self.serial))
 
     async def fail(self, error: LibvirtError) -> None:
-        self._connection()._out(lambda core: core.send_stream_error(self.serial, error))
+        """End the stream with ``error`` (STREAM ERROR; the client's recv/finish raise it)."""
+        conn = self._connection()
+        conn._out(lambda core: core.send_stream_error(self.serial, error))
+        conn._stream_ended(self.serial, aborted=True)
 
-    async def recv(self) -> memoryview | None:
-        """Uploaded data, or None once the client finished (or the stream ended otherwise)."""
+    async def recv(self) -> memoryview | Hole | None:
+        """Uploaded data, a ``Hole`` (sparse uploads), or None once the client finished.
+
+        None also when the stream ended otherwise: ``aborted`` then says so.
+        """
         while not self._queue:
             if self._ended:
                 return None
             self._ready.clear()
             await self._ready.wait()
         item = self._queue.popleft()
-        if item is not None:
+        if isinstance(item, memoryview):
             self._queued -= len(item)
             conn = self._conn
             if conn is not None and self._queued <= STREAM_QUEUE_HIGH_WATER // 2:
                 conn._unblock(self)
         return item
 
-    def _push(self, item: memoryview | None) -> None:
+    def _push(self, item: memoryview | Hole) -> None:
+        if self._ended:
+            return
         self._queue.append(item)
         self._ready.set()
-        if item is not None:
+        if isinstance(item, memoryview):
             self._queued += len(item)
             conn = self._conn
             if conn is not None and self._queued > STREAM_QUEUE_HIGH_WATER:
@@ -267,18 +283,21 @@ class ServerConnection:
             st = self._streams.get(e.serial)
             if st is not None:
                 st._push(e.data)
-        elif isinstance(e, ev.StreamFinished):
-            st = self._streams.pop(e.serial, None)
-            self._core.ack_stream_finish(e.serial)
+        elif isinstance(e, ev.StreamHole):
+            st = self._streams.get(e.serial)
             if st is not None:
-                st._end(aborted=False)
-                self._unblock(e.serial)
-        elif isinstance(e, ev.StreamAborted):
-            st = self._streams.pop(e.serial, None)
-            self._core.ack_stream_abort(e.serial)
-            if st is not None:
-                st._end(aborted=True)
-                self._unblock(e.serial)
+                st._push(Hole(e.length))
+        elif isinstance(e, ev.StreamFinished):  # confirmed by the core already
+            self._stream_ended(e.serial, aborted=False)
+        elif isinstance(e, (ev.StreamAborted, ev.StreamFailed)):  # StreamFailed: the client's misuse, as libvirtd
+            self._stream_ended(e.serial, aborted=True)
+
+    def _stream_ended(self, serial: int, aborted: bool) -> None:
+        """Forget a stream that is over and wake its handler."""
+        st = self._streams.pop(serial, None)
+        if st is not None:
+            st._end(aborted)
+        self._unblock(serial)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = self._loop.create_task(coro)
@@ -322,10 +341,7 @@ class ServerConnection:
             self.reply_error(call, error)
         elif self._core.stream_is_open(call.serial):
             self._out(lambda core: core.send_stream_error(call.serial, error))
-            st = self._streams.pop(call.serial, None)
-            if st is not None:
-                st._end(aborted=True)
-                self._unblock(call.serial)
+            self._stream_ended(call.serial, aborted=True)
 
     def _answered(self, serial: int) -> None:
         if serial in self._unanswered:
@@ -406,10 +422,7 @@ class ServerConnection:
         if self._core.stream_is_open(call.serial):
             # The stream never started for the client: the error reply ends it.
             self._core.drop_stream(call.serial)
-            st = self._streams.pop(call.serial, None)
-            if st is not None:
-                st._end(aborted=True)
-                self._unblock(call.serial)
+            self._stream_ended(call.serial, aborted=True)
         self._out(lambda core: core.send_error(call.prog, call.vers, call.proc, call.serial, error))
         self._answered(call.serial)
 
