@@ -20,7 +20,10 @@ from hostile.rawpeer import RawPeer
 from hostile.servers import FakeDaemon, ServerThread
 from peers.daemons import Daemon
 from peers.fixtures import libvirtd  # noqa: F401  (fixture)
+from xdrgen.runtime.virnet import events as ev
+from xdrgen.runtime.virnet.constants import MESSAGE_MAX
 from xdrgen.runtime.virnet.errors import LibvirtError
+from xdrgen.runtime.virnet.server import ServerConnection, serve_unix
 
 BAD_UTF8 = b"\xff\xfe\xed\xa0\x80x"
 VIR_ERR_RPC, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR = 39, 7, 1
@@ -102,6 +105,11 @@ def failing_handler(rp: Any) -> Any:
         async def domain_screenshot(self, call: Any, args: Any) -> None:
             call.accept(rp.remote_domain_get_os_type_ret("not the right type"))
 
+        async def storage_vol_upload(self, call: Any, args: Any) -> None:
+            stream = call.accept(None)
+            await stream.recv()
+            raise LibvirtError(38, 38, "disk full \udcff after the first chunk")
+
     return Failing
 
 
@@ -137,6 +145,33 @@ def test_every_failing_handler_is_answered(failing: ServerThread, procs: dict[st
             err = wire.parse_error(reply.payload)
             assert (err.code, err.domain) == (code, domain), (name, err)
             assert text in (err.message or b""), (name, err)
+        # A stream handler failing after accept: the stream fails with its error (STREAM ERROR).
+        assert peer.call(procs["REMOTE_PROC_STORAGE_VOL_UPLOAD"], vol + bytes(16) + wire.xdr_uint(0), serial=30).status == wire.OK
+        peer.send(wire.frame(procs["REMOTE_PROC_STORAGE_VOL_UPLOAD"], b"chunk", serial=30, mtype=wire.STREAM, status=wire.CONTINUE))
+        obs = peer.read_until(lambda fs: any(f.serial == 30 for f in fs))
+        (failed,) = [f for f in obs.frames if f.serial == 30]
+        assert (failed.type, failed.status) == (wire.STREAM, wire.ERROR)
+        err = wire.parse_error(failed.payload)
+        assert (err.code, err.domain, err.message) == (38, 38, b"disk full \xff after the first chunk")
         # No stream was left open by the failed stream calls, and the connection still works.
         assert peer.call(procs["REMOTE_PROC_CONNECT_OPEN"], wire.xdr_opt_string(None) + wire.xdr_uint(0), serial=99).status == wire.OK
         assert peer.silent_for(0.2)
+
+
+def test_a_reply_over_the_message_limit_is_answered_with_an_error() -> None:
+    """A handler's ``_ret`` larger than libvirt's 32 MiB message: the call still gets an answer."""
+
+    async def handler(conn: ServerConnection, call: ev.IncomingCall) -> bytes:
+        return bytes(MESSAGE_MAX + 1) if call.proc == 1 else b"ok.."
+
+    server = ServerThread(lambda path: serve_unix(path, handler))
+    try:
+        with RawPeer(server.socket_path) as peer:
+            reply = peer.call(1, serial=5)
+            assert reply.status == wire.ERROR
+            err = wire.parse_error(reply.payload)
+            assert (err.code, err.domain) == (VIR_ERR_RPC, VIR_FROM_RPC)
+            assert (err.message or b"").startswith(b"Unable to encode message payload: message of 33554461 bytes exceeds")
+            assert peer.call(2, serial=6).payload == b"ok.."
+    finally:
+        server.stop()

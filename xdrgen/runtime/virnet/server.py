@@ -320,7 +320,10 @@ class ServerConnection:
                     return  # the client went away mid-call: nobody to answer
                 raise
             if result is not None:
-                self.reply(call, result)
+                try:
+                    self.reply(call, result)
+                except ValueError as exc:  # over the 32 MiB message limit
+                    self._answer_error(call, daemon_errors.unencodable_reply(str(exc)))
             elif call.serial in self._unanswered and not self._core.stream_is_open(call.serial):
                 self._answer_error(call, daemon_errors.reported(
                     VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC, f"internal error: procedure {call.proc} returned no reply"))
