@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,6 +96,17 @@ class FakeDaemon:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def running_fake(*extra: str) -> Iterator[FakeDaemon]:
+    """A FakeDaemon for a fixture: yielded, checked for unhandled exceptions, stopped."""
+    daemon = FakeDaemon(*extra)
+    try:
+        yield daemon
+        daemon.assert_clean()
+    finally:
+        daemon.stop()
+        daemon.cleanup()
 
 
 class ServerThread:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import socket
 import struct
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -166,3 +169,72 @@ def test_half_declared_frames_do_not_grow_the_server(echo_server: ServerThread) 
             peer.close()
     grown = rss_kib(os.getpid()) - base
     assert grown < 8 * KIB, f"16 connections declaring 32 MiB each grew the process by {grown} KiB"
+
+
+# ---------------------------------------------------------------------------
+# Client role, on real client connections: a hostile server declares 32 MiB and sends 29 bytes.
+
+
+@pytest.fixture
+def lying_server(tmp_path: Any) -> Iterator[str]:
+    """A raw server that answers every call with a header declaring the largest frame, then 1 byte."""
+    path = str(tmp_path / "sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    stop = threading.Event()
+    conns: list[socket.socket] = []
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conns.append(conn)
+            data = conn.recv(65536)
+            (serial,) = struct.unpack_from(">I", data, 20)
+            conn.sendall(wire.PREFIX.pack(FRAME_MAX, wire.REMOTE_PROGRAM, 1, 4, wire.REPLY, serial, 0) + b"x")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in conns:
+            conn.close()
+        listener.close()
+
+
+def test_sync_client_commits_nothing_for_a_declared_length(lying_server: str) -> None:
+    from xdrgen.runtime.virnet.errors import CallTimeout
+    from xdrgen.runtime.virnet.sync import Connection
+
+    with traced() as t:
+        conn = Connection.connect_unix(lying_server)
+        try:
+            with pytest.raises(CallTimeout):
+                conn.call(4, timeout=0.5)
+        finally:
+            conn.close()
+    assert t.peak < 2 << 20, f"the blocking client allocated {t.peak} bytes for 29 received"
+
+
+def test_asyncio_client_commits_nothing_for_a_declared_length(lying_server: str) -> None:
+    from xdrgen.runtime.virnet.aio import AsyncConnection
+    from xdrgen.runtime.virnet.errors import CallTimeout
+
+    async def main() -> None:
+        conn = await AsyncConnection.connect_unix(lying_server)
+        try:
+            with pytest.raises(CallTimeout):
+                await conn.call(4, timeout=0.5)
+        finally:
+            await conn.close()
+
+    with traced() as t:
+        asyncio.run(main())
+    assert t.peak < 2 << 20, f"the asyncio client allocated {t.peak} bytes for 29 received"

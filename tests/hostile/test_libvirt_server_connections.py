@@ -23,7 +23,7 @@ from hostile import wire
 from hostile.fixtures import fake, procs  # noqa: F401  (fixtures)
 from hostile.memory import open_fds, rss_kib, traced
 from hostile.rawpeer import PROBE_SERIAL, RawPeer
-from hostile.servers import FakeDaemon, ServerThread
+from hostile.servers import FakeDaemon, ServerThread, running_fake
 from peers.daemons import Daemon, require_peer_environment, start_libvirtd
 from peers.fixtures import libvirtd  # noqa: F401  (fixture)
 from xdrgen.runtime.virnet import events as ev
@@ -229,13 +229,7 @@ def enough_fds() -> None:
 @pytest.fixture
 def fresh_fake() -> Iterator[FakeDaemon]:
     """A server of ours that has served nothing yet (its memory figures start clean)."""
-    daemon = FakeDaemon()
-    try:
-        yield daemon
-        daemon.assert_clean()
-    finally:
-        daemon.stop()
-        daemon.cleanup()
+    yield from running_fake()
 
 
 @pytest.mark.parametrize("who", ["libvirtd", "ours"])
@@ -299,13 +293,7 @@ def small_libvirtd() -> Iterator[Daemon]:
 
 @pytest.fixture(scope="module")
 def small_fake() -> Iterator[FakeDaemon]:
-    daemon = FakeDaemon("--max-clients", "3")
-    try:
-        yield daemon
-        daemon.assert_clean()
-    finally:
-        daemon.stop()
-        daemon.cleanup()
+    yield from running_fake("--max-clients", "3")
 
 
 @pytest.mark.parametrize("who", ["libvirtd", "ours"])

@@ -445,7 +445,7 @@ class VirNetCore:
         if self._fd_frame is not None:
             self._fd_frame = None
         self._fds = []
-        _close_all(pending)
+        close_fds(pending)
 
     def _close_stray_fds(self) -> None:
         """After an fd-aware read: fds no *_WITH_FDS message is waiting for are closed.
@@ -458,7 +458,7 @@ class VirNetCore:
         if len(self._fds) > keep:
             extra = self._fds[keep:]
             del self._fds[keep:]
-            _close_all(extra)
+            close_fds(extra)
 
     @property
     def failed(self) -> VirNetError | None:
@@ -594,7 +594,7 @@ class VirNetCore:
         else:
             out.append(ev.IncomingCall(h.prog, h.vers, h.proc, h.serial, payload, fds))
             return
-        _close_all(fds)
+        close_fds(fds)
         self._frame(h.prog, h.vers, h.proc, _T.REPLY, h.serial, _S.ERROR, encode_remote_error(error))
 
     def _dispatch(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
@@ -754,7 +754,8 @@ class VirNetCore:
             raise ProtocolError(f"unknown keepalive procedure {h.proc}", offset)
 
 
-def _close_all(fds: Iterable[int]) -> None:
+def close_fds(fds: Iterable[int]) -> None:
+    """Close received file descriptors nobody will use (errors ignored: they are ours to drop)."""
     for fd in fds:
         try:
             os.close(fd)
@@ -762,4 +763,4 @@ def _close_all(fds: Iterable[int]) -> None:
             pass
 
 
-__all__ = ["VirNetCore", "StreamDirection", "FdCarrier", "OutBuffer", "CallCancelled"]
+__all__ = ["VirNetCore", "StreamDirection", "FdCarrier", "OutBuffer", "CallCancelled", "close_fds"]

@@ -266,12 +266,12 @@ class FrameBuffer:
             return None
         if fields is None:  # checked on an earlier call, when the body was still missing
             fields = _HEADER.unpack_from(buf, start + LEN_SIZE)
+            if length > self._proven:  # a frame that spanned reads arrived in full
+                self._proven = length
         offset = self._consumed + start
         payload = memoryview(buf)[start + PREFIX_SIZE : start + length].toreadonly()
         self._start = start + length
         self._checked = False
-        if length > self._proven:
-            self._proven = length
         return Header._make(fields), payload, offset
 
 

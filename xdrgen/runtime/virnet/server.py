@@ -24,7 +24,6 @@ part of, so it is freed at once, without the cyclic garbage collector.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import collections
 import contextvars
@@ -38,8 +37,9 @@ from typing import Final
 from xdrgen.runtime.virnet import daemon_errors
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.aiowrite import SocketWriter
-from xdrgen.runtime.virnet.constants import NUM_FDS_MAX, VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC
-from xdrgen.runtime.virnet.core import Buffer, StreamDirection, VirNetCore
+from xdrgen.runtime.virnet.constants import VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC
+from xdrgen.runtime.virnet.core import Buffer, StreamDirection, VirNetCore, close_fds
+from xdrgen.runtime.virnet.sockio import recv_into_with_fds
 from xdrgen.runtime.virnet.errors import ConnectionClosed, LibvirtError, StreamStateError, VirNetError
 from xdrgen.runtime.virnet.sync import Hole
 
@@ -58,8 +58,6 @@ STREAM_QUEUE_HIGH_WATER: Final = 8 << 20
 READ_MAX: Final = 256 << 10
 #: Retry delay after accept() failed for lack of descriptors or memory.
 ACCEPT_RETRY: Final = 0.1
-_FD_SIZE: Final = array.array("i").itemsize
-_ANCILLARY: Final = socket.CMSG_SPACE(NUM_FDS_MAX * _FD_SIZE)
 
 _current_call: contextvars.ContextVar[ev.IncomingCall | None] = contextvars.ContextVar("xdrgen_virnet_call", default=None)
 
@@ -75,14 +73,6 @@ def take_fds() -> list[int]:
         raise RuntimeError("take_fds() outside a call handler")
     fds, call.fds = call.fds, []
     return fds
-
-
-def _close_fds(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 class ServerStream:
@@ -234,20 +224,14 @@ class ServerConnection:
         core = self._core
         view = core.get_buffer()
         try:
-            nbytes, ancdata, _flags, _addr = sock.recvmsg_into([view], _ANCILLARY)
+            nbytes, fds = recv_into_with_fds(sock, view, True)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self.close(f"read failed: {exc}")
             return
-        fds: list[int] = []
-        for level, kind, data in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                got = array.array("i")
-                got.frombytes(data[: len(data) - len(data) % _FD_SIZE])
-                fds.extend(got)
         if nbytes == 0:
-            _close_fds(fds)
+            close_fds(fds)
             self.close("closed by the client")
             return
         try:
@@ -333,7 +317,7 @@ class ServerConnection:
             self._answer_error(call, daemon_errors.reported(VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC, f"internal error: {exc!r}"))
         finally:
             self._answered(call.serial)
-            _close_fds(call.fds)
+            close_fds(call.fds)
             call.fds = []
 
     def _answer_error(self, call: ev.IncomingCall, error: LibvirtError) -> None:
