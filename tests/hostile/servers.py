@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -36,8 +37,9 @@ STOP_WAIT = 20.0
 class FakeDaemon:
     """examples/fake_libvirtd.py serving on a socket in its own temporary directory."""
 
-    def __init__(self, *extra: str, socket_path: str | None = None, may_fail: bool = False) -> None:
-        """Start it; ``may_fail``: a daemon that exits at once (refusing the socket) is returned, not failed."""
+    def __init__(self, *extra: str, socket_path: str | None = None, may_fail: bool = False, fd_limit: int | None = None) -> None:
+        """Start it; ``may_fail``: a daemon that exits at once (refusing the socket) is returned, not failed;
+        ``fd_limit``: its RLIMIT_NOFILE."""
         self.root = Path(tempfile.mkdtemp(prefix="xh", dir="/tmp"))
         self.socket_path = socket_path or str(self.root / "sock")
         self.log_path = self.root / "stderr"
@@ -47,6 +49,7 @@ class FakeDaemon:
             [sys.executable, str(FAKE), "--socket", self.socket_path, *extra],
             stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(REPO_ROOT),
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            preexec_fn=None if fd_limit is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit)),
         )
         log.close()
         assert self.process.stdout is not None

@@ -98,12 +98,16 @@ def echo_server() -> Iterator[ServerThread]:
             await st.send(bytes(size))
             await st.send_eof()
             return None
-        if call.proc == 2:  # an upload, read to the end
+        if call.proc == 2:  # an upload, read to the end (slowly)
             st = conn.open_stream(call, StreamDirection.RECEIVE)
             conn.reply(call)
-            total = 0
-            while (chunk := await st.recv()) is not None:
-                total += len(chunk)
+            while await st.recv() is not None:
+                await asyncio.sleep(0.001)
+            return None
+        if call.proc == 3:  # an upload whose handler never reads
+            st = conn.open_stream(call, StreamDirection.RECEIVE)
+            conn.reply(call)
+            await st.finished.wait()
             return None
         return bytes(call.payload)
 
@@ -238,3 +242,45 @@ def test_asyncio_client_commits_nothing_for_a_declared_length(lying_server: str)
     with traced() as t:
         asyncio.run(main())
     assert t.peak < 2 << 20, f"the asyncio client allocated {t.peak} bytes for 29 received"
+
+
+def send_until_held_back(peer: RawPeer, frame: bytes, limit: int) -> int:
+    """Send ``frame`` repeatedly until ``limit`` bytes or until the server stops reading; bytes sent."""
+    sent = 0
+    peer.sock.settimeout(2.0)
+    try:
+        while sent < limit:
+            peer.sock.sendall(frame)
+            sent += len(frame)
+    except TimeoutError:
+        pass  # the kernel buffers filled up: the server is not reading
+    peer.sock.settimeout(20)
+    return sent
+
+
+def test_an_upload_its_handler_does_not_read_is_held_back(echo_server: ServerThread) -> None:
+    """Uploaded data waits in the server only up to a bound; then the connection stops reading."""
+    frame = wire.frame(3, b"u" * 262120, serial=3, mtype=wire.STREAM, status=wire.CONTINUE)
+    with traced() as t:
+        with RawPeer(echo_server.socket_path) as peer:
+            assert peer.call(3, serial=3).status == wire.OK  # the handler never reads
+            sent = send_until_held_back(peer, frame, 64 << 20)
+            assert sent < 32 << 20, f"the server took {sent} bytes its handler never read"
+            with RawPeer(echo_server.socket_path) as other:  # others are served meanwhile
+                assert other.call(7, b"other", serial=1).payload == b"other"
+    assert t.peak < 24 << 20, f"{t.peak} bytes held for {sent} bytes uploaded"
+    print(f"\nupload held back after {sent >> 20} MiB, peak traced {t.peak >> 20} MiB")
+
+
+def test_a_slow_upload_reader_holds_back_then_catches_up(echo_server: ServerThread) -> None:
+    frame = wire.frame(2, b"u" * 262120, serial=3, mtype=wire.STREAM, status=wire.CONTINUE)
+    with traced() as t:
+        with RawPeer(echo_server.socket_path) as peer:
+            assert peer.call(2, serial=3).status == wire.OK  # the handler reads, 1 ms per chunk
+            sent = send_until_held_back(peer, frame, 48 << 20)
+            assert sent >= 48 << 20  # it got everything, only later than sent
+            peer.send(wire.frame(2, serial=3, mtype=wire.STREAM, status=wire.OK))  # finish
+            obs = peer.read_until(lambda fs: any(f.serial == 3 and f.type == wire.STREAM for f in fs))
+            assert [(f.type, f.status) for f in obs.frames if f.serial == 3] == [(wire.STREAM, wire.OK)]
+            assert peer.call(7, b"after", serial=4).payload == b"after"
+    assert t.peak < 24 << 20, f"{t.peak} bytes held while uploading {sent} bytes"

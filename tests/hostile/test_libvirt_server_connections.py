@@ -342,3 +342,27 @@ def test_an_idle_connection_costs_a_few_kib(enough_fds: None) -> None:
         for s in idle:
             s.close()
         server.stop()
+
+
+def test_out_of_descriptors_makes_clients_wait_not_fail(procs: dict[str, int]) -> None:
+    """With its descriptors used up, our server leaves new clients in the backlog and serves them later."""
+    daemon = FakeDaemon(fd_limit=64)
+    try:
+        crowd = []
+        for _ in range(80):  # more than the server can hold open
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(daemon.socket_path)
+            crowd.append(s)
+        time.sleep(0.5)
+        late = RawPeer(daemon.socket_path)
+        late.send(version_call(procs, 9))
+        assert late.silent_for(0.3)  # waiting in the backlog: no descriptor to accept it with
+        for s in crowd:
+            s.close()
+        reply = late.read_until(lambda fs: any(f.serial == 9 for f in fs)).replies(9)
+        assert reply and reply[0].status == wire.OK
+        late.close()
+        daemon.assert_clean()
+    finally:
+        assert daemon.stop() == 0
+        daemon.cleanup()

@@ -132,7 +132,7 @@ class ServerStream:
             self._queued -= len(item)
             conn = self._conn
             if conn is not None and self._queued <= STREAM_QUEUE_HIGH_WATER // 2:
-                conn._unblock(self)
+                conn._unblock(self.serial)
         return item
 
     def _push(self, item: memoryview | Hole) -> None:
@@ -144,7 +144,7 @@ class ServerStream:
             self._queued += len(item)
             conn = self._conn
             if conn is not None and self._queued > STREAM_QUEUE_HIGH_WATER:
-                conn._block(self)
+                conn._block(self.serial)
 
     def _end(self, aborted: bool) -> None:
         """The client finished, aborted, or the connection ended: wake the handler."""
@@ -308,7 +308,7 @@ class ServerConnection:
                     self.reply(call, result)
                 except ValueError as exc:  # over the 32 MiB message limit
                     self._answer_error(call, daemon_errors.unencodable_reply(str(exc)))
-            elif call.serial in self._unanswered and not self._core.stream_is_open(call.serial):
+            elif call.serial in self._unanswered:  # returned None without replying (a stream opened, perhaps)
                 self._answer_error(call, daemon_errors.reported(
                     VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC, f"internal error: procedure {call.proc} returned no reply"))
         except asyncio.CancelledError:
@@ -482,15 +482,14 @@ class VirNetServer(asyncio.AbstractServer):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors or memory: the client waits in the backlog.
-                    self._accept_pause()
-                    if self._retry is None:
-                        self._retry = self._loop.call_later(ACCEPT_RETRY, self._accept_resume)
-                    return
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
-                    continue
-                raise
+                    continue  # that client gave up while waiting
+                # Out of descriptors or memory (EMFILE, ENOMEM, ...), or anything else: the
+                # client waits in the backlog; try again shortly rather than fail in the loop.
+                self._accept_pause()
+                if self._retry is None:
+                    self._retry = self._loop.call_later(ACCEPT_RETRY, self._accept_resume)
+                return
             conn = ServerConnection(sock, self._handler, self._programs, max_requests=self._max_requests,
                                     on_close=self._forget)
             self._connections.add(conn)
