@@ -9,7 +9,7 @@ import pytest
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.constants import FRAME_MAX, REMOTE_PROGRAM, MessageType, Status
 from xdrgen.runtime.virnet.core import VirNetCore
-from xdrgen.runtime.virnet.errors import LibvirtError, NotSupportedError, ProtocolError, decode_remote_error, encode_remote_error
+from xdrgen.runtime.virnet.errors import BadMessageError, LibvirtError, NotSupportedError, ProtocolError, decode_remote_error, encode_remote_error
 from xdrgen.runtime.virnet.framing import FrameBuffer, encode_frame
 
 T, S = MessageType, Status
@@ -181,12 +181,14 @@ def test_remote_error_roundtrip_and_unsupported_mapping() -> None:
 
 def test_truncated_remote_error_names_the_field() -> None:
     raw = encode_remote_error(LibvirtError(1, 2, "message text"))
-    with pytest.raises(ProtocolError, match=r"remote_error\.message"):
+    with pytest.raises(BadMessageError, match=r"remote_error\.message"):
         decode_remote_error(raw[:12])
 
 
-def test_reply_error_with_hostile_remote_error_is_a_protocol_error() -> None:
+def test_reply_error_with_hostile_remote_error_fails_only_that_call() -> None:
+    # libvirt's client fails the call ("Unable to decode message payload") and keeps the connection.
     core, serial = client_with_call()
     bad = struct.pack(">iiII", 1, 2, 1, 0xFFFFFFF0)  # message length far beyond the limit
-    with pytest.raises(ProtocolError, match="exceeds"):
-        core.receive_data(frame(T.REPLY, S.ERROR, serial, payload=bad))
+    (event,) = core.receive_data(frame(T.REPLY, S.ERROR, serial, payload=bad))
+    assert isinstance(event, ev.ReplyError) and isinstance(event.error, BadMessageError)
+    assert "exceeds" in str(event.error) and core.failed is None
