@@ -64,14 +64,28 @@ def test_largest_legal_length_is_accepted_and_buffer_grows_only_to_it() -> None:
 
 @pytest.mark.parametrize(
     ("mtype", "status", "message"),
-    [(7, 0, "unknown message type 7"), (99, 0, "unknown message type"), (1, 3, "unknown message status 3")],
+    [(7, 0, "unknown message type 7"), (99, 0, "unknown message type")],
 )
-def test_bad_type_or_status_is_refused_at_the_header(mtype: int, status: int, message: str) -> None:
+def test_bad_type_is_refused_at_the_header(mtype: int, status: int, message: str) -> None:
     core, _ = client_with_call()
     # header only: refused before any payload arrives
     data = struct.pack(">IIIiiII", 1000, REMOTE_PROGRAM, 1, 4, mtype, 1, status)
     with pytest.raises(ProtocolError, match=message):
         core.receive_data(data)
+
+
+def test_reply_with_an_unknown_status_fails_only_its_call() -> None:
+    # libvirt's client: "Unexpected message status 3"; the connection stays.
+    core, serial = client_with_call()
+    (event,) = core.receive_data(frame(T.REPLY, 3, serial))
+    assert isinstance(event, ev.ReplyError) and "unexpected message status 3" in str(event.error)
+    assert core.failed is None
+
+
+def test_stream_packet_with_an_unknown_status_is_a_protocol_error() -> None:
+    core, _ = client_with_call()
+    with pytest.raises(ProtocolError, match="unknown message status 3"):
+        core.receive_data(frame(T.STREAM, 3, 99))
 
 
 def test_unknown_program_is_a_protocol_error() -> None:

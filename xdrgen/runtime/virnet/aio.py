@@ -232,7 +232,8 @@ class AsyncConnection:
             raise ValueError("events_queue and stream_queue_frames must be >= 1")
         self._events_queue = events_queue
         self._budget = StreamBudget(stream_buffer_max)
-        self._core = VirNetCore(programs=programs, buffer_size=buffer_size)
+        # BufferedProtocol cannot take SCM_RIGHTS: fds sent to us are dropped by the kernel.
+        self._core = VirNetCore(programs=programs, buffer_size=buffer_size, receives_fds=False)
         self._transport: asyncio.Transport | None = None
         self._writer: SocketWriter | None = None
         self._futures: dict[int, asyncio.Future[memoryview]] = {}

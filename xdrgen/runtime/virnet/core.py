@@ -58,6 +58,7 @@ Buffer = bytes | bytearray | memoryview
 _T: Final = MessageType
 _S: Final = Status
 _HOLE: Final = struct.Struct(">qI")
+_STATUSES: Final = frozenset(int(s) for s in Status)
 _NFDS: Final = struct.Struct(">I")
 #: How many closed stream serials to remember, to drop their late packets quietly.
 _CLOSED_MEMORY: Final = 1024
@@ -115,8 +116,13 @@ class VirNetCore:
         server: bool = False,
         programs: Mapping[int, int] | None = None,
         buffer_size: int = 1 << 20,
+        receives_fds: bool = True,
     ) -> None:
         self.server = server
+        #: Whether the transport collects SCM_RIGHTS fds (fds_received before the
+        #: bytes they came with).  If not, the kernel drops them and a client takes
+        #: a *_WITH_FDS reply without its fds.
+        self.receives_fds = receives_fds
         self.programs: dict[int, int] = dict(programs or {REMOTE_PROGRAM: REMOTE_PROTOCOL_VERSION})
         self._buffer = FrameBuffer(buffer_size)
         self._out: list[OutBuffer] = []
@@ -444,8 +450,13 @@ class VirNetCore:
     def _complete_fd_frame(self, out: list[ev.Event]) -> bool:
         assert self._fd_frame is not None
         header, payload, offset, count = self._fd_frame
-        if self._buffer.buffered < count or len(self._fds) < count:
+        if self._buffer.buffered < count:
             return False
+        if len(self._fds) < count:
+            if self.server and self.receives_fds:
+                return False
+            if self.receives_fds:  # each fd comes with its carrier byte, and the bytes are here
+                raise ProtocolError(f"{count} fds announced, {len(self._fds)} arrived with their carrier bytes", offset)
         self._buffer.discard(count)
         fds, self._fds = self._fds[:count], self._fds[count:]
         self._fd_frame = None
@@ -573,6 +584,8 @@ class VirNetCore:
         return None
 
     def _stream_message(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        if h.status not in _STATUSES:
+            raise ProtocolError(f"unknown message status {h.status} on stream {h.serial}", offset)
         st = self._live_stream(h, offset)
         if st is None:
             return

@@ -334,7 +334,7 @@ class Connection:
         self._budget = StreamBudget(stream_buffer_max)
         self._sock = sock
         self._unix = sock.family == socket.AF_UNIX
-        self._core = VirNetCore(programs=programs, buffer_size=buffer_size)
+        self._core = VirNetCore(programs=programs, buffer_size=buffer_size, receives_fds=self._unix)
         self._lock = threading.Lock()
         #: Followers (threads waiting for a reply or for the reader role) wait here.
         self._cv = threading.Condition(self._lock)
@@ -443,7 +443,8 @@ class Connection:
         peer reports a failure, CallTimeout after ``timeout`` seconds.
         """
         if fds != ():
-            payload_view, _fds, _ = self._call(proc, payload, prog=prog, timeout=timeout, fds=fds)
+            payload_view, got, _ = self._call(proc, payload, prog=prog, timeout=timeout, fds=fds)
+            close_fds(got)
             return payload_view
         # The common case, kept short: no fds, no stream, no closure.
         waiter = _Waiter()
@@ -455,6 +456,8 @@ class Connection:
         self._flush(blocking=True)
         self._await_reply(waiter, serial, proc, timeout)
         assert waiter.payload is not None
+        if waiter.fds:
+            close_fds(waiter.fds)  # a reply with fds nobody asked for (libvirt's client closes them too)
         return waiter.payload
 
     def call_with_fds(
@@ -476,9 +479,10 @@ class Connection:
         timeout: float | None = None,
     ) -> tuple[memoryview, Stream]:
         """Call a stream procedure: returns its ``_ret`` payload and the open stream."""
-        payload_view, _fds, stream = self._call(
+        payload_view, got, stream = self._call(
             proc, payload, prog=prog, timeout=timeout, fds=(), direction=direction, sparse=sparse
         )
+        close_fds(got)
         assert stream is not None
         return payload_view, stream
 
@@ -626,9 +630,8 @@ class Connection:
                     close_fds(fds)
                     raise ConnectionClosed("connection closed by peer")
                 if n > 0:
-                    events = core.buffer_updated(n)
-                    if fds:
-                        events += core.fds_received(fds)
+                    events = core.fds_received(fds) if fds else []  # before the bytes they came with
+                    events += core.buffer_updated(n)
                     self._dispatch(events)
                 if timer is not None and time.monotonic() >= timer:
                     self._dispatch(core.expire(time.monotonic()))
