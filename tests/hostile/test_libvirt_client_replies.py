@@ -13,20 +13,19 @@ unaffected, and that nothing is left unhandled (conftest).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import struct
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from conftest import REPO_ROOT, require_shared
 from peers import hostile_libvirtd as h
-from peers.hostile_libvirtd import Call, HostileLibvirtd, Peer
+from peers.hostile_libvirtd import WAIT, Call, HostileLibvirtd, Peer, bystander
 from peers.libvirt_python_probe import libvirt_python_available, probe
 from xdrgen.runtime.errors import XdrDecodeError
 from xdrgen.runtime.virnet.errors import (
@@ -42,7 +41,6 @@ from xdrgen.runtime.virnet.errors import (
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from libvirt_codegen import load_remote_protocol  # noqa: E402
 
-WAIT = 5.0  # rpc_timeout for calls whose answer the peer may withhold
 FLAVOURS = ["sync", "asyncio"]
 
 
@@ -104,15 +102,6 @@ def _alive(fn: Callable[[], int]) -> bool:
         return fn() == h.LIB_VERSION
     except VirNetError:
         return False
-
-
-@contextlib.contextmanager
-def bystander(rp: Any, path: str) -> Iterator[None]:
-    """A second connection to the server, open throughout: it must still work afterwards."""
-    with rp.RemoteClient.connect_unix(path) as c:
-        assert c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == h.LIB_VERSION
-        yield
-        assert c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == h.LIB_VERSION
 
 
 def domains_ret(rp: Any, *names: bytes) -> bytes:

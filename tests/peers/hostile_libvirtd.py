@@ -11,14 +11,16 @@ remote_protocol.x; they are written out here as numbers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import struct
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 REMOTE_PROGRAM = 0x20008086
 PREFIX = struct.Struct(">IIIiiII")  # length, prog, vers, proc, type, serial, status
@@ -217,3 +219,17 @@ class HostileLibvirtd:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: rpc_timeout for calls whose answer a hostile peer may withhold.
+WAIT = 5.0
+
+
+@contextlib.contextmanager
+def bystander(rp: Any, path: str) -> Iterator[None]:
+    """A second connection to the server (generated sync client ``rp``), open throughout:
+    it must still work afterwards."""
+    with rp.RemoteClient.connect_unix(path) as c:
+        assert c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == LIB_VERSION
+        yield
+        assert c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == LIB_VERSION
