@@ -67,7 +67,7 @@ def run_ours(rp: Any, path: str, flavour: str, method: str, **kwargs: Any) -> di
     if flavour == "sync":
         with rp.RemoteClient.connect_unix(path) as c:
             out = _classify(lambda: getattr(c, method)(**kwargs, rpc_timeout=WAIT))
-            out["alive"] = _alive(lambda: c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver)
+            out["alive"] = h.alive(c)
             return out
 
     async def run() -> dict[str, Any]:
@@ -79,10 +79,7 @@ def run_ours(rp: Any, path: str, flavour: str, method: str, **kwargs: Any) -> di
                 out = {"outcome": "hang", "error": exc}
             except Exception as exc:
                 out = {"outcome": "error", "error": exc}
-            try:
-                out["alive"] = (await c.connect_get_lib_version(rpc_timeout=WAIT)).lib_ver == h.LIB_VERSION
-            except VirNetError:
-                out["alive"] = False
+            out["alive"] = await h.alive_async(c)
             return out
 
     return asyncio.run(run())
@@ -95,13 +92,6 @@ def _classify(fn: Callable[[], Any]) -> dict[str, Any]:
         return {"outcome": "hang", "error": exc}
     except Exception as exc:
         return {"outcome": "error", "error": exc}
-
-
-def _alive(fn: Callable[[], int]) -> bool:
-    try:
-        return fn() == h.LIB_VERSION
-    except VirNetError:
-        return False
 
 
 def domains_ret(rp: Any, *names: bytes) -> bytes:

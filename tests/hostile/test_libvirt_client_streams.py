@@ -90,7 +90,7 @@ def read_all(rp: Any, path: str, flavour: str, **conn_kwargs: Any) -> dict[str, 
                 out["outcome"] = "ok"
             except Exception as exc:
                 out.update(outcome="error", error=exc)
-            out["alive"] = _alive_sync(c)
+            out["alive"] = h.alive(c)
             return out
 
     async def run() -> dict[str, Any]:
@@ -104,20 +104,10 @@ def read_all(rp: Any, path: str, flavour: str, **conn_kwargs: Any) -> dict[str, 
                 out["outcome"] = "ok"
             except Exception as exc:
                 out.update(outcome="error", error=exc)
-            try:
-                out["alive"] = (await c.connect_get_lib_version(rpc_timeout=WAIT)).lib_ver == h.LIB_VERSION
-            except VirNetError:
-                out["alive"] = False
+            out["alive"] = await h.alive_async(c)
             return out
 
     return asyncio.run(run())
-
-
-def _alive_sync(c: Any) -> bool:
-    try:
-        return bool(c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == h.LIB_VERSION)
-    except VirNetError:
-        return False
 
 
 def cut_data_frame(peer: Peer, call: Call) -> None:

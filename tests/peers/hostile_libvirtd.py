@@ -233,3 +233,23 @@ def bystander(rp: Any, path: str) -> Iterator[None]:
         assert c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == LIB_VERSION
         yield
         assert c.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == LIB_VERSION
+
+
+def alive(client: Any) -> bool:
+    """Does the generated sync ``client`` still get answers (a default-answered call)?"""
+    from xdrgen.runtime.virnet.errors import VirNetError
+
+    try:
+        return bool(client.connect_get_lib_version(rpc_timeout=WAIT).lib_ver == LIB_VERSION)
+    except VirNetError:
+        return False
+
+
+async def alive_async(client: Any) -> bool:
+    """The same for the generated asyncio client."""
+    from xdrgen.runtime.virnet.errors import VirNetError
+
+    try:
+        return bool((await client.connect_get_lib_version(rpc_timeout=WAIT)).lib_ver == LIB_VERSION)
+    except VirNetError:
+        return False
