@@ -18,7 +18,6 @@ from xdrgen.runtime.virnet.constants import (
     LEN_SIZE,
     PREFIX_SIZE,
     MessageType,
-    Status,
 )
 from xdrgen.runtime.virnet.errors import ProtocolError
 
