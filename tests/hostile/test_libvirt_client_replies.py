@@ -286,7 +286,7 @@ def test_reply_announcing_fds_that_never_come_closes_the_sync_connection(rp: Any
     with HostileLibvirtd(script) as server, bystander(rp, server.path):
         ours = run_ours(rp, server.path, "sync", "connect_get_version")
         assert ours["outcome"] == "error" and isinstance(ours["error"], ProtocolError), ours
-        assert "fds announced" in str(ours["error"]) and ours["alive"] is False
+        assert "fd carrier bytes" in str(ours["error"]) and ours["alive"] is False
         if libvirt_python_available() is None:
             theirs = probe(server.path, "getVersion")
             assert (theirs["outcome"], theirs["alive"]) == ("error", False), theirs

@@ -179,7 +179,7 @@ def test_hostile_download(rp: Any, case: str, flavour: str) -> None:
 # ------------------------------------------------------------- flood
 
 
-FLOOD = 12 * MiB
+FLOOD = 32 * MiB
 BUDGET = 4 * MiB
 
 
@@ -190,8 +190,9 @@ def flood(peer: Peer, call: Call) -> None:
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_unread_flood_never_stalls_a_call_and_is_capped(rp: Any, flavour: str) -> None:
-    """12 MiB pour into a download nobody reads while a call waits: the call is answered,
-    the stream is aborted past stream_buffer_max with StreamOverflowError, memory stays near the cap."""
+    """32 MiB pour into a download nobody reads while a call waits: the call is answered,
+    the stream is aborted past stream_buffer_max with StreamOverflowError, memory stays near the cap
+    (the cap, plus receive buffers the queued views pin and the spares the buffer keeps)."""
     with HostileLibvirtd(stream_script(flood)) as server, bystander(rp, server.path):
         tracemalloc.start()
         try:
@@ -222,7 +223,7 @@ def test_unread_flood_never_stalls_a_call_and_is_capped(rp: Any, flavour: str) -
             tracemalloc.stop()
         aborts = [c for c in server.calls if c.proc == SHOT and c.type == h.STREAM and c.status == h.ERROR]
         assert len(aborts) == 1  # the client told the server it gave the stream up
-    assert peak < BUDGET + 4 * MiB, f"peak {peak} bytes for a {BUDGET}-byte stream_buffer_max"
+    assert peak < 2 * BUDGET + 4 * MiB, f"peak {peak} bytes for a {BUDGET}-byte stream_buffer_max"
 
 
 # ------------------------------------------------------------- events

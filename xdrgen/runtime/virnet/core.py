@@ -456,7 +456,7 @@ class VirNetCore:
             if self.server and self.receives_fds:
                 return False
             if self.receives_fds:  # each fd comes with its carrier byte, and the bytes are here
-                raise ProtocolError(f"{count} fds announced, {len(self._fds)} arrived with their carrier bytes", offset)
+                raise ProtocolError(f"{count} fd carrier bytes arrived with only {len(self._fds)} fds", offset)
         self._buffer.discard(count)
         fds, self._fds = self._fds[:count], self._fds[count:]
         self._fd_frame = None
