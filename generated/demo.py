@@ -3811,9 +3811,11 @@ from collections.abc import Callable as _Callable
 from typing import Generic as _Generic
 from typing import TypeVar as _TypeVar
 
+from xdrgen.runtime.errors import XdrError as _XdrError
 from xdrgen.runtime.virnet import events as _ev
 from xdrgen.runtime.virnet.aio import AsyncConnection as _AsyncConnection
 from xdrgen.runtime.virnet.aio import AsyncStream as _AsyncStream
+from xdrgen.runtime.virnet.aio import EventSubscription as _EventSubscription
 from xdrgen.runtime.virnet.constants import VIR_ERR_RPC as _VIR_ERR_RPC
 from xdrgen.runtime.virnet.constants import VIR_FROM_RPC as _VIR_FROM_RPC
 from xdrgen.runtime.virnet.core import StreamDirection as _StreamDirection
@@ -3822,6 +3824,7 @@ from xdrgen.runtime.virnet.daemon_errors import undecodable_arguments as _undeco
 from xdrgen.runtime.virnet.daemon_errors import unencodable_reply as _unencodable
 from xdrgen.runtime.virnet.daemon_errors import unknown_procedure as _unknown_proc
 from xdrgen.runtime.virnet.errors import NotSupportedError as _NotSupportedError
+from xdrgen.runtime.virnet.errors import PayloadDecodeError as _PayloadDecodeError
 from xdrgen.runtime.virnet.errors import StreamStateError as _StreamStateError
 from xdrgen.runtime.virnet.server import MAX_CLIENTS as _MAX_CLIENTS
 from xdrgen.runtime.virnet.server import MAX_REQUESTS as _MAX_REQUESTS
@@ -3876,6 +3879,20 @@ def _encode_reply(
         raise _unencodable(f"the reply of procedure {proc}: {exc}") from None
 
 
+def _bad_reply(
+    proc: int, exc: _XdrError, stream: _Stream | _AsyncStream | None = None
+) -> _PayloadDecodeError:
+    """The error for a reply that does not decode; its stream, if any, is given up."""
+    error = _PayloadDecodeError(f"reply to procedure {proc}", exc, proc)
+    if stream is not None:
+        stream.discard(error)
+    return error
+
+
+def _bad_event(proc: int, exc: _XdrError) -> _PayloadDecodeError:
+    return _PayloadDecodeError(f"event procedure {proc}", exc, proc)
+
+
 class _EventRouter:
     """Decodes MESSAGE frames of one program by procedure number; routes by callbackID.
 
@@ -3920,8 +3937,8 @@ class _EventRouter:
         decode, routed = self._decoders[message.proc]
         try:
             value = decode(message.payload)
-        except Exception as exc:
-            self.bad_events.append(exc)
+        except _XdrError as exc:
+            self.bad_events.append(_bad_event(message.proc, exc))
             return
         wanted = value.callbackID if routed else None
         for callback_id, handler in handlers:
@@ -3930,6 +3947,49 @@ class _EventRouter:
                     handler(value)
                 except Exception as exc:
                     self.bad_events.append(exc)
+
+
+class _EventIterator(_Generic[_T]):
+    """What ``<event>_events()`` returns: subscribed when made, so no event is missed.
+
+    Yields the decoded events of one procedure (of one callbackID when asked).
+    An event that does not decode lands in ``bad_events``; the iteration goes on.
+    """
+
+    def __init__(
+        self,
+        subscription: _EventSubscription,
+        decode: _Callable[[_Buffer], _T],
+        proc: int,
+        callback_id: int | None,
+        bad_events: _collections.deque[Exception],
+    ) -> None:
+        self._subscription = subscription
+        self._decode = decode
+        self._proc = proc
+        self._callback_id = callback_id
+        self._bad_events = bad_events
+
+    def __aiter__(self) -> _EventIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        while True:
+            message = await self._subscription.__anext__()
+            try:
+                value: _Any = self._decode(message.payload)
+            except _XdrError as exc:
+                self._bad_events.append(_bad_event(self._proc, exc))
+                continue
+            if self._callback_id is None or value.callbackID == self._callback_id:
+                return value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop receiving these events."""
+        self._subscription.close()
+
+    async def aclose(self) -> None:
+        self._subscription.close()
 
 
 _DEMO_PROGRAM = 0x44454D4F
@@ -4075,7 +4135,10 @@ class DemoClient:
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        return _DEMO_R1(ret)
+        try:
+            return _DEMO_R1(ret)
+        except _XdrError as exc:
+            raise _bad_reply(1, exc) from exc
 
     def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4085,7 +4148,10 @@ class DemoClient:
         ret = self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4094,7 +4160,10 @@ class DemoClient:
         ret = self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
@@ -4104,7 +4173,10 @@ class DemoClient:
         ret = self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4113,7 +4185,10 @@ class DemoClient:
         ret = self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4123,7 +4198,10 @@ class DemoClient:
         ret = self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4132,7 +4210,10 @@ class DemoClient:
         ret = self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
@@ -4142,7 +4223,10 @@ class DemoClient:
         ret = self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4151,7 +4235,10 @@ class DemoClient:
         ret = self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     def item_set_value(
         self,
@@ -4302,23 +4389,22 @@ class DemoAsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._conn.close()
 
-    async def _iterate(
-        self, proc: int, callback_id: int | None
-    ) -> _AsyncIterator[_Any]:
-        decode, routed = _DEMO_EVENTS[proc]
-        async for message in self._conn.events():
-            if message.proc != proc or message.prog != _DEMO_PROGRAM:
-                continue
-            value = decode(message.payload)
-            if callback_id is None or (routed and value.callbackID == callback_id):
-                yield value
+    def _iterate(self, proc: int, callback_id: int | None) -> _EventIterator[_Any]:
+        decode, _routed = _DEMO_EVENTS[proc]
+        program = _DEMO_PROGRAM
+        subscription = self._conn.events(lambda m: m.proc == proc and m.prog == program)
+        bad = self._events.bad_events
+        return _EventIterator(subscription, decode, proc, callback_id, bad)
 
     async def connect_get_version(
         self, *, rpc_timeout: float | None = None
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = await self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        return _DEMO_R1(ret)
+        try:
+            return _DEMO_R1(ret)
+        except _XdrError as exc:
+            raise _bad_reply(1, exc) from exc
 
     async def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4328,7 +4414,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     async def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4337,7 +4426,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     async def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
@@ -4347,7 +4439,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     async def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4356,7 +4451,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     async def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4366,7 +4464,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     async def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4375,7 +4476,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     async def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
@@ -4385,7 +4489,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     async def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4394,7 +4501,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     async def item_set_value(
         self,
@@ -4503,7 +4613,7 @@ class DemoAsyncClient:
         return self._events.subscribe(9, handler, None)
 
     def item_event_changed_events(self) -> _AsyncIterator[demo_item_event_changed_msg]:
-        """Every DEMO_PROC_ITEM_EVENT_CHANGED event from now on, until the connection ends."""
+        """Every DEMO_PROC_ITEM_EVENT_CHANGED event from this call on, until the connection ends."""
         return self._iterate(9, None)
 
 

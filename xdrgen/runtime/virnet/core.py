@@ -51,6 +51,7 @@ from xdrgen.runtime.virnet.constants import (
     Status,
 )
 from xdrgen.runtime.virnet.errors import (
+    BadMessageError,
     CallCancelled,
     ConnectionClosed,
     LibvirtError,
@@ -70,6 +71,7 @@ Buffer = bytes | bytearray | memoryview
 _T: Final = MessageType
 _S: Final = Status
 _HOLE: Final = struct.Struct(">qI")
+_STATUSES: Final = frozenset(int(s) for s in Status)
 _NFDS: Final = struct.Struct(">I")
 #: How many closed stream serials to remember, to drop their late packets quietly.
 _CLOSED_MEMORY: Final = 1024
@@ -127,8 +129,13 @@ class VirNetCore:
         server: bool = False,
         programs: Mapping[int, int] | None = None,
         buffer_size: int = 1 << 20,
+        receives_fds: bool = True,
     ) -> None:
         self.server = server
+        #: Whether the transport collects SCM_RIGHTS fds (fds_received before the
+        #: bytes they came with).  If not, the kernel drops them and a client takes
+        #: a *_WITH_FDS reply without its fds.
+        self.receives_fds = receives_fds
         self.programs: dict[int, int] = dict(programs or {REMOTE_PROGRAM: REMOTE_PROTOCOL_VERSION})
         self._buffer = FrameBuffer(buffer_size, check_header=not server)
         self._out: list[OutBuffer] = []
@@ -139,13 +146,13 @@ class VirNetCore:
         self._streams: dict[int, _Stream] = {}
         self._closed_streams: OrderedDict[int, None] = OrderedDict()
         self._fds: list[int] = []
-        #: Set once the transport hands fds in with the bytes they came with
-        #: (``buffer_updated(n, fds)``): then carrier bytes without fds are an error.
-        self._fd_aware = False
         #: A *_WITH_FDS frame waiting for its carrier bytes and fds.
         self._fd_frame: tuple[Header, memoryview, int, int] | None = None
         self._keepalive: KeepaliveTimer | None = None
         self._failed: VirNetError | None = None
+        #: Messages dropped where libvirt's client drops them too (stream packets
+        #: for no stream, events with a bad status); for diagnostics and tests.
+        self.ignored_messages = 0
 
     # ------------------------------------------------------------------ output
 
@@ -388,23 +395,10 @@ class VirNetCore:
         """Free space to receive into (``recv_into`` / BufferedProtocol); then ``buffer_updated``."""
         return self._buffer.get_buffer(sizehint)
 
-    def buffer_updated(self, nbytes: int, fds: Iterable[int] | None = None) -> list[ev.Event]:
-        """``nbytes`` arrived in the buffer from ``get_buffer``; ``fds`` came with them.
-
-        A transport that reads with ``recvmsg`` passes the SCM_RIGHTS fds of
-        the same read (an empty list when none came): the core then knows that
-        carrier bytes without fds were sent without them, and closes fds that
-        arrived where the protocol expects none.
-        """
+    def buffer_updated(self, nbytes: int) -> list[ev.Event]:
+        """``nbytes`` arrived in the buffer from ``get_buffer`` (their fds, if any, already handed in)."""
         self._buffer.buffer_updated(nbytes)
-        if fds is not None:
-            self._fd_aware = True
-            self._fds.extend(fds)
-            try:
-                return self._parse()
-            finally:
-                self._close_stray_fds()
-        return self._parse()
+        return self._parse_read()
 
     def trim_buffer(self) -> None:
         """Give receive storage back while nothing is buffered (an idle connection)."""
@@ -422,12 +416,21 @@ class VirNetCore:
         failed and the transport must close the connection.
         """
         self._buffer.feed(memoryview(data))
-        return self._parse()
+        return self._parse_read()
 
     def fds_received(self, fds: Iterable[int]) -> list[ev.Event]:
-        """File descriptors that arrived with SCM_RIGHTS, in order."""
+        """File descriptors that arrived with SCM_RIGHTS, in order: hand them in
+        before the bytes of the same read (``buffer_updated``)."""
         self._fds.extend(fds)
         return self._parse()
+
+    def _parse_read(self) -> list[ev.Event]:
+        """Parse after a read; fds that came with it and no message waits for are closed."""
+        try:
+            return self._parse()
+        finally:
+            if self.receives_fds and self._fds:
+                self._close_stray_fds()
 
     def connection_lost(self, error: VirNetError | None = None) -> list[ev.Event]:
         """The transport is gone: fail everything pending, once."""
@@ -448,7 +451,7 @@ class VirNetCore:
         close_fds(pending)
 
     def _close_stray_fds(self) -> None:
-        """After an fd-aware read: fds no *_WITH_FDS message is waiting for are closed.
+        """After a read: fds no *_WITH_FDS message is waiting for are closed.
 
         The kernel ends a read after the bytes that carried fds, so fds left
         over here came with bytes that were not carrier bytes; libvirtd reads
@@ -492,11 +495,10 @@ class VirNetCore:
         header, payload, offset, count = self._fd_frame
         if self._buffer.buffered < count:
             return False
-        if len(self._fds) < count:
-            if self._fd_aware:
-                # Each carrier byte brings its fd in the same read: these came without.
-                raise ProtocolError(f"{count} fd carrier bytes arrived with only {len(self._fds)} fds", offset)
-            return False
+        if len(self._fds) < count and self.receives_fds:
+            # Each fd comes with its carrier byte, and the bytes are here: these came without
+            # (libvirtd drops such a client).  A transport that cannot receive fds goes on without.
+            raise ProtocolError(f"{count} fd carrier bytes arrived with only {len(self._fds)} fds", offset)
         self._buffer.discard(count)
         fds, self._fds = self._fds[:count], self._fds[count:]
         self._fd_frame = None
@@ -622,7 +624,8 @@ class VirNetCore:
             self._dispatch_reply_or_call(h, payload, offset, out, [])
         elif mtype == _T.MESSAGE:
             if h.status != _S.OK:
-                raise ProtocolError(f"MESSAGE with status {h.status}", offset)
+                self.ignored_messages += 1  # libvirt's client logs and drops such an event
+                return
             out.append(ev.EventMessage(h.prog, h.proc, payload))
         elif mtype == _T.STREAM:
             self._stream_message(h, payload, offset, out)
@@ -646,28 +649,38 @@ class VirNetCore:
                 self._cancelled.discard(serial)
                 return
             raise ProtocolError(f"reply for serial {serial}, which has no call waiting", offset)
-        if h.prog != call.prog or h.proc != call.proc:
+        if h.prog != call.prog:
             raise ProtocolError(
-                f"reply for serial {serial} names program {h.prog:#x} procedure {h.proc}, "
-                f"but the call was {call.prog:#x} procedure {call.proc}",
-                offset,
+                f"reply for serial {serial} names program {h.prog:#x}, but the call was to {call.prog:#x}", offset
             )
-        if h.status == _S.OK:
+        # Like libvirt's client: a reply that matches a waiting call but is not a
+        # valid answer fails that call only; the connection stays in step.
+        error: VirNetError
+        if h.proc != call.proc:
+            error = BadMessageError(
+                f"reply for serial {serial} names procedure {h.proc}, but the call was procedure {call.proc} "
+                f"(frame at byte {offset})",
+                call.proc,
+            )
+        elif h.status == _S.OK:
             out.append(ev.Reply(serial, h.prog, h.proc, payload, fds))
+            return
         elif h.status == _S.ERROR:
-            err = self._decode_error(payload, offset, proc=h.proc)
-            if serial in self._streams:
-                self._close_stream(serial)
-            out.append(ev.ReplyError(serial, h.prog, h.proc, err, payload))
+            error = self._decode_error(payload, offset, proc=h.proc)
         else:
-            raise ProtocolError(f"REPLY with status CONTINUE for serial {serial}", offset)
+            error = BadMessageError(f"unexpected message status {h.status} in the reply to procedure {call.proc} "
+                                    f"(frame at byte {offset})", call.proc)
+        if serial in self._streams:
+            self._close_stream(serial)
+        out.append(ev.ReplyError(serial, h.prog, h.proc, error, payload))
 
     @staticmethod
-    def _decode_error(payload: memoryview, offset: int, *, stream: bool = False, proc: int | None = None) -> LibvirtError:
+    def _decode_error(payload: memoryview, offset: int, *, stream: bool = False, proc: int | None = None) -> VirNetError:
+        """The peer's remote_error, or the BadMessageError saying why it does not decode."""
         try:
             return decode_remote_error(payload, stream=stream, proc=proc)
-        except ProtocolError as exc:
-            raise ProtocolError(str(exc), offset) from None
+        except BadMessageError as exc:
+            return BadMessageError(f"{exc} (frame at byte {offset})", proc)
 
     def _stream_closed_by_reply(
         self, serial: int, st: _Stream, h: Header, payload: memoryview, offset: int, out: list[ev.Event]
@@ -684,15 +697,18 @@ class VirNetCore:
 
     def _live_stream(self, h: Header, offset: int) -> _Stream | None:
         st = self._streams.get(h.serial)
-        if st is None:
-            if h.serial in self._closed_streams or h.serial in self._cancelled:
-                return None  # late packet of a stream we already closed
-            raise ProtocolError(f"stream packet for serial {h.serial}, which has no stream", offset)
-        if h.proc != st.proc or h.prog != st.prog:
-            raise ProtocolError(f"stream packet for serial {h.serial} names procedure {h.proc}, stream is {st.proc}", offset)
-        return st
+        if st is not None and h.proc == st.proc and h.prog == st.prog:
+            return st
+        if h.serial in self._closed_streams or h.serial in self._cancelled:
+            return None  # late packet of a stream we already closed
+        # libvirt's client matches stream packets by program, serial and
+        # procedure, and ignores those that match no stream.
+        self.ignored_messages += 1
+        return None
 
     def _stream_message(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        if h.status not in _STATUSES:
+            raise ProtocolError(f"unknown message status {h.status} on stream {h.serial}", offset)
         st = self._live_stream(h, offset)
         if st is None:
             return

@@ -235,7 +235,8 @@ class ServerConnection:
             self.close("closed by the client")
             return
         try:
-            events = core.buffer_updated(nbytes, fds)
+            events = core.fds_received(fds) if fds else []  # before the bytes they came with
+            events += core.buffer_updated(nbytes)
         except VirNetError as exc:  # broken framing: libvirtd drops the client too
             self.close(str(exc))
             return
