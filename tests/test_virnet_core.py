@@ -279,12 +279,18 @@ def test_call_with_fds_frames_count_and_carriers() -> None:
     raw = b"".join(bytes(b) for b in out if not isinstance(b, FdCarrier))
     assert struct.unpack_from(">i", raw, 16)[0] == MessageType.CALL_WITH_FDS
     assert raw[28:32] == b"\0\0\0\2"
-    # the receiver waits for both carrier bytes and both fds
+    # the receiver waits for both carrier bytes and both fds (a transport hands the
+    # fds of a read in before its bytes)
     assert server.receive_data(raw) == []
-    assert server.receive_data(b"\0\0") == []
-    (call,) = server.fds_received([70, 80])
+    assert server.fds_received([70, 80]) == []
+    (call,) = server.receive_data(b"\0\0")
     assert isinstance(call, ev.IncomingCall) and call.fds == [70, 80] and call.payload.tobytes() == b"\0\0\0\1"
     assert call.serial == serial
+    # carrier bytes that came without their fds: libvirtd drops the client
+    lone = VirNetCore(server=True)
+    assert lone.receive_data(raw) == []
+    with pytest.raises(ProtocolError, match="2 fd carrier bytes arrived with only 0 fds"):
+        lone.receive_data(b"\0\0")
 
 
 def test_too_many_fds_is_a_protocol_error() -> None:
