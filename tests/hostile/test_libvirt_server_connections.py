@@ -27,7 +27,7 @@ from hostile.servers import FakeDaemon, ServerThread, running_fake
 from peers.daemons import Daemon, require_peer_environment, start_libvirtd
 from peers.fixtures import libvirtd  # noqa: F401  (fixture)
 from xdrgen.runtime.virnet import events as ev
-from xdrgen.runtime.virnet.server import ServerConnection, serve_unix
+from xdrgen.runtime.virnet.server import ServerConnection, serve_unix, take_fds
 
 KIB = 1024
 
@@ -366,3 +366,36 @@ def test_out_of_descriptors_makes_clients_wait_not_fail(procs: dict[str, int]) -
     finally:
         assert daemon.stop() == 0
         daemon.cleanup()
+
+
+def test_a_handler_takes_the_fds_of_its_call() -> None:
+    """take_fds(): the call's fds become the handler's; the others are closed by the server."""
+
+    async def handler(conn: ServerConnection, call: ev.IncomingCall) -> bytes:
+        if call.proc == 1:
+            (fd,) = take_fds()
+            try:
+                return os.read(fd, 100)
+            finally:
+                os.close(fd)
+        return b"untaken"
+
+    server = ServerThread(lambda path: serve_unix(path, handler))
+    try:
+        r, w = os.pipe()
+        os.write(w, b"through the fd")
+        os.close(w)
+        r2, w2 = os.pipe()
+        with RawPeer(server.socket_path) as peer:
+            peer.send(wire.frame(1, wire.xdr_uint(1), serial=3, mtype=wire.CALL_WITH_FDS))
+            peer.send_fd(r)
+            os.close(r)
+            assert peer.read_until(lambda fs: any(f.serial == 3 for f in fs)).replies(3)[0].payload == b"through the fd"
+            peer.send(wire.frame(2, wire.xdr_uint(1), serial=4, mtype=wire.CALL_WITH_FDS))
+            peer.send_fd(w2)
+            os.close(w2)
+            assert peer.read_until(lambda fs: any(f.serial == 4 for f in fs)).replies(4)[0].payload == b"untaken"
+        assert pipe_closed_everywhere(r2), "the server kept an fd no handler took"
+        os.close(r2)
+    finally:
+        server.stop()
