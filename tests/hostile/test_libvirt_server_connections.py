@@ -399,3 +399,18 @@ def test_a_handler_takes_the_fds_of_its_call() -> None:
         os.close(r2)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("who", ["libvirtd", "ours"])
+def test_the_largest_legal_frame_is_read_and_answered(servers: dict[str, str], fake: FakeDaemon, procs: dict[str, int], who: str) -> None:
+    """A CALL of exactly 32 MiB + 4 bytes (the length word's maximum) is read whole and answered."""
+    payload = bytes(wire.FRAME_MAX - wire.PREFIX_SIZE)  # a name string of length 0, then zeros: extra bytes
+    rss_before = rss_kib(fake.pid)
+    with opened(servers[who], procs) as peer:
+        peer.send(wire.frame(procs["REMOTE_PROC_CONNECT_GET_LIB_VERSION"], payload, serial=3))
+        reply = peer.read_until(lambda fs: any(f.serial == 3 for f in fs), timeout=60).replies(3)
+        assert reply, f"{who} did not answer a frame of the largest legal length"
+        assert peer.call(procs["REMOTE_PROC_CONNECT_GET_LIB_VERSION"], serial=4).status == wire.OK
+    fake.assert_clean()
+    if who == "ours":  # the 32 MiB came and went: the idle connection gave its buffer back
+        assert rss_kib(fake.pid) - rss_before < 48 << 10
