@@ -69,6 +69,11 @@ def options_record(
         "imports": [portable_path(p, root) for p in options.imports],
         "include_dirs": [portable_path(p, root) for p in options.include_dirs],
         "cpp": options.system_cpp,
+        **(
+            {"annotations": [portable_path(p, root) for p in options.annotations]}
+            if options.annotations
+            else {}
+        ),
     }
 
 

@@ -46,6 +46,14 @@ def add_frontend_arguments(parser: argparse.ArgumentParser) -> None:
         help="search DIR for #include \"...\" files",
     )
     group.add_argument(
+        "--annotations",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.toml",
+        help="attach the procedure annotations of a TOML file (streams, optional arguments, ...)",
+    )
+    group.add_argument(
         "--cpp",
         action="store_true",
         help="run the system C preprocessor (cpp) instead of the built-in subset",
@@ -67,4 +75,5 @@ def frontend_options_from(args: argparse.Namespace) -> FrontendOptions:
         imports=tuple(args.imports),
         include_dirs=tuple(args.include_dirs),
         system_cpp=bool(args.cpp),
+        annotations=tuple(args.annotations),
     )

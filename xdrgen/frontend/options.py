@@ -19,3 +19,5 @@ class FrontendOptions:
     include_dirs: tuple[Path, ...] = ()
     #: ``--cpp``: run the system C preprocessor instead of the built-in subset.
     system_cpp: bool = False
+    #: ``--annotations FILE``: procedure-annotation files (TOML) merged into the model.
+    annotations: tuple[Path, ...] = ()
