@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from xdrgen import __version__
-from xdrgen.generator import rpc
+from xdrgen.generator import guestfs_stubs, rpc
 from xdrgen.generator.layout import (
     LINE,
     assignment,
@@ -674,6 +674,9 @@ class ModuleRenderer:
         sections.extend(
             s.rstrip("\n")
             for s in rpc.render_rpc_sections(self.env, self.module, context)
+        )
+        sections.extend(
+            guestfs_stubs.render_guestfs_sections(self.env, self.module, context)
         )
         imports = sorted(
             {
