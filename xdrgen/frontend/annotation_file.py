@@ -54,7 +54,7 @@ _TYPE_KEYS = ("fields",)
 _FIELD_KEYS = ("insert", "call-by-reference", "alloc")
 _ALLOC_KEYS = ("offset", "type", "count-offset")
 _STREAM_VALUES = ("in", "out", "both")
-_DECODE_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+_DECODE_POSITION = re.compile(r"\(at (?:line (\d+), column (\d+)|end of document)\)")
 #: Bits of ``optargs_bitmask`` (an unsigned hyper).
 _BITMASK_BITS = 64
 
@@ -85,7 +85,12 @@ def read_toml(path: Path) -> tuple[dict[str, Any], TomlPositions]:
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _DECODE_POSITION.search(message)
-        pos = Position(str(path), int(match.group(1)), int(match.group(2))) if match else None
+        pos: Position | None = None
+        if match and match.group(1):
+            pos = Position(str(path), int(match.group(1)), int(match.group(2)))
+        elif match:  # the end of the document: after its last character
+            lines = text.split("\n")
+            pos = Position(str(path), len(lines), len(lines[-1]) + 1)
         problem = _DECODE_POSITION.sub("", message).strip()
         raise XdrgenError(Diagnostic("error", f"not valid TOML: {problem}", pos)) from None
     return document, scan(text, str(path))

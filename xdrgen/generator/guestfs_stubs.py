@@ -46,7 +46,7 @@ from xdrgen.model import (
 #: Names the client classes define; a procedure method with one of them gets a ``_``.
 _RESERVED_METHODS = frozenset({"close", "connect", "connection"})
 #: Keyword-only options of the methods; a field with one of these names gets a ``_``.
-_OPTIONS = frozenset({"progress", "cancel", "self", "mask", "args", "ret"})
+_OPTIONS = frozenset({"progress", "progress_hint", "cancel", "self", "mask", "args", "ret"})
 
 
 @dataclass
@@ -242,7 +242,8 @@ class GuestfsRenderer:
             lines += ["", *proc.doc.strip().splitlines()]
         if p.stream == "in":
             lines += ["", f"FileIn: ``{p.file_param}`` (bytes, a path, a binary file or an iterable of blocks)",
-                      "is sent to the daemon after the call."]
+                      "is sent to the daemon after the call; ``progress_hint`` (its size, for the",
+                      "daemon's progress messages) is found for bytes, paths and files."]
         elif p.stream == "out":
             lines += ["", f"FileOut: the daemon's file goes to ``{p.file_param}`` (a path, a bytearray, a binary",
                       "file or a callable); returns the number of bytes received."]
@@ -261,6 +262,8 @@ class GuestfsRenderer:
         items = ["self"]
         items += [q.text() for q in p.params if not (iterate and q.name == p.file_param)]
         keyword_only = [q.text() for q in p.optional]
+        if p.stream == "in":
+            keyword_only.append("progress_hint: int = 0")
         if p.stream is not None:
             keyword_only.append("progress: _Progress | None = None")
             keyword_only.append("cancel: _Cancel | None = None")
@@ -298,6 +301,8 @@ class GuestfsRenderer:
         options = []
         if p.optional:
             options.append("optargs_bitmask=mask")
+        if p.stream == "in" and not iterate:
+            options.append("progress_hint=progress_hint")
         if p.stream is not None:
             options += ["progress=progress", "cancel=cancel"]
         awaiting = "await " if aio else ""

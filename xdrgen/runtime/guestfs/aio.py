@@ -42,15 +42,17 @@ from xdrgen.runtime.guestfs.transfer import (
     cancel_check,
     sink_writer,
     source_blocks,
+    source_size,
 )
 
 T = TypeVar("T")
 #: What an asyncio upload may also read from: an async iterable of bytes-like blocks.
 AsyncUploadSource = Union[UploadSource, AsyncIterable[Buffer]]
 
-#: Downloaded bytes waiting for the caller above which reading from the socket pauses
-#: (it resumes once the caller has taken them).
+#: Downloaded bytes waiting for the caller above which reading from the socket pauses.
 HIGH_WATER: Final = 1024 * 1024
+#: ... and below which it resumes.
+LOW_WATER: Final = HIGH_WATER // 4
 
 
 class _Protocol(asyncio.Protocol):
@@ -214,6 +216,7 @@ class AsyncGuestfsConnection:
         async iterable of bytes-like blocks."""
         payload = args_codec.encode(args) if args_codec is not None else b""
         stop = cancel_check(cancel)
+        progress_hint = progress_hint or source_size(source) or 0
         async with self._lock:
             conv = Conversation(progress)
             core = self._core
@@ -254,7 +257,7 @@ class AsyncGuestfsConnection:
         stop = cancel_check(cancel)
         async with self._lock:
             with sink_writer(sink) as write, self._in_step():
-                conv = Conversation(progress, sink=write)
+                conv = Conversation(progress, sink=write, file_out=True)
                 self._core.send_call(proc, payload, file_out=True, optargs_bitmask=optargs_bitmask)
                 self._flush()
                 cancelled = False
@@ -284,7 +287,7 @@ class AsyncGuestfsConnection:
         payload = args_codec.encode(args) if args_codec is not None else b""
         stop = cancel_check(cancel)
         async with self._lock:
-            conv = Conversation(progress)
+            conv = Conversation(progress, file_out=True)
             core = self._core
             with self._in_step():
                 core.send_call(proc, payload, file_out=True, optargs_bitmask=optargs_bitmask)
@@ -293,7 +296,8 @@ class AsyncGuestfsConnection:
                 try:
                     while not conv.done:
                         cancelled = self._check_cancel(conv, stop, cancelled)
-                        for block in absorb(core, await self._next_events(), conv):
+                        # One event at a time: what waits here counts against HIGH_WATER.
+                        for block in absorb(core, [await self._next_event()], conv):
                             yield memoryview(block)
                         self._flush()
                 finally:
@@ -395,14 +399,31 @@ class AsyncGuestfsConnection:
                 self._wakeup = None
         return self._take_events()
 
+    async def _next_event(self) -> ev.Event:
+        """The next event alone (the others stay queued, counted against HIGH_WATER)."""
+        if not self._events:
+            events = await self._next_events()
+            self._events.extend(events)
+            self._pending = sum(len(e.data) for e in events if isinstance(e, ev.DownloadData))
+        event = self._events.popleft()
+        if isinstance(event, ev.DownloadData):
+            self._pending = max(self._pending - len(event.data), 0)
+            self._maybe_resume()
+        return event
+
     def _take_events(self) -> list[ev.Event]:
         events = list(self._events)
         self._events.clear()
         self._pending = 0
-        if self._reading_paused and self._transport is not None and not self._transport.is_closing():
-            self._reading_paused = False
-            self._transport.resume_reading()
+        self._maybe_resume()
         return events
+
+    def _maybe_resume(self) -> None:
+        transport = self._transport
+        if self._reading_paused and self._pending <= LOW_WATER and transport is not None:
+            if not transport.is_closing():
+                transport.resume_reading()
+            self._reading_paused = False
 
     async def _drain(self) -> None:
         if self._can_write.is_set():
@@ -488,4 +509,4 @@ class _StepGuard:
             conn._abort(GuestfsConnectionClosed(f"call interrupted ({kind.__name__}); connection closed"))
 
 
-__all__ = ["AsyncGuestfsConnection", "AsyncUploadSource", "HIGH_WATER"]
+__all__ = ["AsyncGuestfsConnection", "AsyncUploadSource", "HIGH_WATER", "LOW_WATER"]

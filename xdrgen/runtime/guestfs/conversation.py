@@ -32,6 +32,8 @@ class Conversation:
     progress: ProgressCallback | None
     #: Takes each downloaded block (None: the transport collects them itself).
     sink: Callable[[bytes], object] | None = None
+    #: A FileOut call: its OK reply is followed by the file's chunks.
+    file_out: bool = False
     reply: ev.Reply | None = None
     error: GuestfsError | None = None
     cancelled: ev.TransferCancelled | None = None
@@ -74,7 +76,7 @@ def absorb(core: GuestfsCore, events: list[ev.Event], conv: Conversation) -> lis
                         core.cancel_upload()
         elif isinstance(event, ev.Reply):
             conv.reply = event
-            conv.done = core.phase is not Phase.DOWNLOADING
+            conv.done = not conv.file_out
         elif isinstance(event, ev.ErrorReply):
             conv.error = event.error
             conv.done = True

@@ -36,6 +36,7 @@ from xdrgen.runtime.guestfs.transfer import (
     cancel_check,
     sink_writer,
     source_blocks,
+    source_size,
 )
 
 T = TypeVar("T")
@@ -200,6 +201,7 @@ class GuestfsConnection:
         """
         payload = args_codec.encode(args) if args_codec is not None else b""
         stop = cancel_check(cancel)
+        progress_hint = progress_hint or source_size(source) or 0
         with self._lock:
             conv = Conversation(progress)
             core = self._core
@@ -240,7 +242,7 @@ class GuestfsConnection:
         payload = args_codec.encode(args) if args_codec is not None else b""
         stop = cancel_check(cancel)
         with self._lock, sink_writer(sink) as write:
-            conv = Conversation(progress, sink=write)
+            conv = Conversation(progress, sink=write, file_out=True)
             core = self._core
             cancelled = False
             core.send_call(proc, payload, file_out=True, optargs_bitmask=optargs_bitmask)

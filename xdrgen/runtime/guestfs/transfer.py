@@ -75,6 +75,22 @@ def is_path(value: object) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
+def source_size(source: object) -> int | None:
+    """How many bytes ``source`` will give, when that is known without reading it."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return memoryview(source).nbytes
+    try:
+        if is_path(source):
+            return os.stat(cast(PathLike, source)).st_size
+        fileno = getattr(source, "fileno", None)
+        tell = getattr(source, "tell", None)
+        if callable(fileno) and callable(tell):
+            return max(os.fstat(fileno()).st_size - int(tell()), 0)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 @contextmanager
 def source_blocks(source: UploadSource) -> Iterator[Iterator[Buffer]]:
     """The upload data in blocks, whatever form the caller handed in (a path is opened)."""
@@ -126,5 +142,5 @@ def sink_writer(sink: DownloadSink) -> Iterator[Callable[[bytes], object]]:
 
 __all__ = [
     "UPLOAD_BLOCK", "UploadSource", "DownloadSink", "ProgressCallback", "CancelCheck", "Cancel", "CancelToken",
-    "cancel_check", "source_blocks", "sink_writer", "is_path",
+    "cancel_check", "source_blocks", "source_size", "sink_writer", "is_path",
 ]
