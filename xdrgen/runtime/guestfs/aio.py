@@ -463,6 +463,9 @@ class AsyncGuestfsConnection:
             if isinstance(event, ev.DownloadData):
                 self._pending += len(event.data)
         self._events.extend(events)
+        if core.failed is not None:  # a fault after complete records: those still count
+            self._abort(core.failed)
+            return
         self._flush()  # the core may answer at once (a cancel chunk for the daemon's cancel flag)
         transport = self._transport
         if self._pending > HIGH_WATER and not self._reading_paused and transport is not None:

@@ -310,15 +310,20 @@ class GuestfsConnection:
         if not data:
             self._broken(GuestfsConnectionClosed("connection closed by the daemon"))
         try:
-            return core.receive_data(data)
+            events = core.receive_data(data)
         except GuestfsRuntimeError:
             self._sock.close()
             raise
+        if core.failed is not None:
+            self._sock.close()  # the events before the fault are still handed over
+        return events
 
     def _flush(self) -> None:
         buffers = self._core.data_to_send()
         if not buffers:
             return
+        if self._core.failed is not None:
+            raise self._core.failed
         try:
             _send_all(self._sock, buffers)
         except TimeoutError:
