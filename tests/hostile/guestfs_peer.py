@@ -72,7 +72,7 @@ class Peer:
         while True:
             frame = self.read_frame()
             cancel, size = struct.unpack_from(">iI", frame)
-            total += size
+            total += int(size)
             if cancel or size == 0:
                 return total
 

@@ -35,26 +35,27 @@ class RecordingRelay:
             return bytes(self.sent)
 
     def _run(self) -> None:
-        ready, _, _ = select.select([self._listener, self._stop_r], [], [])
-        if self._stop_r in ready:
+        ready_fds, _, _ = select.select([self._listener.fileno(), self._stop_r], [], [])
+        if self._stop_r in ready_fds:
             return
         client, _ = self._listener.accept()
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             upstream.connect(self.daemon_path)
-            peers = {client: upstream, upstream: client}
+            peers = {client.fileno(): (client, upstream), upstream.fileno(): (upstream, client)}
             while True:
-                ready, _, _ = select.select([client, upstream, self._stop_r], [], [])
+                ready, _, _ = select.select([*peers, self._stop_r], [], [])
                 if self._stop_r in ready:
                     return
-                for sock in ready:
+                for fd in ready:
+                    sock, other = peers[fd]
                     data = sock.recv(1 << 16)
                     if not data:
                         return
                     if sock is client:
                         with self._lock:
                             self.sent += data
-                    peers[sock].sendall(data)
+                    other.sendall(data)
         except OSError:
             return
         finally:
