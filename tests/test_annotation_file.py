@@ -241,3 +241,13 @@ def test_build_config_and_manifest(tmp_path: Path) -> None:
     )
     with pytest.raises(XdrgenError, match="'annotations' must be a path or a list of paths"):
         load_config(tmp_path)
+
+
+def test_a_two_way_stream_reaches_the_libvirt_stubs(tmp_path: Path) -> None:
+    from xdrgen.generator import generate_source
+
+    notes = write(tmp_path, '[procedures.item_set_value]\nstream = "both"\nstream-arg = 1\n')
+    text, _ = generate_source(DEMO_X, options=FrontendOptions(annotations=(notes,)))
+    start = text.index("    def item_set_value(")
+    assert "direction=_BOTH if two_way else _BOTH" in text[start : text.index("\n\n", start)]
+    assert '6: ("item_set_value", _DEMO_AD6, None, 3),' in text  # the server dispatches it both ways

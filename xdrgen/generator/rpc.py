@@ -278,7 +278,7 @@ class RpcRenderer:
         if payload is not None:
             items.append(payload)
         if p.stream is not None:
-            direction = "_RECEIVE" if p.stream == "read" else "_SEND"
+            direction = {"read": "_RECEIVE", "write": "_SEND", "both": "_BOTH"}[p.stream]
             items.append(f"direction=_BOTH if two_way else {direction}")
             if p.sparse_expr is not None:
                 expr = p.sparse_expr
