@@ -236,6 +236,13 @@ def test_build_config_and_manifest(tmp_path: Path) -> None:
     (tmp_path / "demo.toml").write_text('[procedures.item_list]\noptargs = ["max_items"]\n')
     stale = check_project(config)
     assert len(stale) == 1 and "demo.toml" in stale[0].reason
+    # On the command line too (for every module): the manifest then records both files.
+    write(tmp_path, '[procedures.item_upload]\ndeprecated = true\n', "more.toml")
+    assert main(["build", "--project", str(tmp_path), "--annotations", str(tmp_path / "more.toml"), "-q"]) == 0
+    manifest = json.loads(next((tmp_path / "gen").glob("*.json")).read_text())
+    assert manifest["outputs"]["demo.py"]["options"]["annotations"] == ["demo.toml", "more.toml"]
+    assert "replaced_by" not in (tmp_path / "gen" / "demo.py").read_text().split("DEMO_PROC_ITEM_UPLOAD")[1][:300]
+    assert "deprecated=True" in (tmp_path / "gen" / "demo.py").read_text().split('"DEMO_PROC_ITEM_UPLOAD"')[1][:400]
     (tmp_path / "pyproject.toml").write_text(
         '[tool.xdrgen]\noutput = "gen"\nannotations = 3\n\n[[tool.xdrgen.modules]]\nsource = "demo.x"\n'
     )
