@@ -12,7 +12,9 @@ clients share it, taking turns:
 - a bare socket loop: the call and the chunks packed with struct and sent with
   sendmsg straight from the caller's buffer; the download received with
   recv_into and its chunks parsed into one preallocated buffer.  No client
-  library: the most any client could get from this daemon.
+  library: what the daemon gives a minimal Python loop.  When a client comes
+  out faster than it, the daemon (which writes and reads tmpfs through its own
+  8 KiB chunks) is the limit and the difference is noise.
 
 Each round uploads SIZE random bytes to /bench and downloads them again, the
 clients in rotating order.  A warm-up round checks every client end to end: the
