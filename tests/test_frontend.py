@@ -273,8 +273,12 @@ def test_libvirt_remote_protocol(remote_protocol_x: Path, libvirt_header: Path) 
     assert open_proc.annotations.generate == "none"
     assert open_proc.annotations.priority == "high"
     assert [(a.object, a.permission) for a in open_proc.annotations.acl] == [("connect", "getattr")]
-    assert open_proc.args and open_proc.args[0].name == "remote_connect_open_args"  # type: ignore[union-attr]
-    assert by_name["CONNECT_GET_VERSION"].result.name == "remote_connect_get_version_ret"  # type: ignore[union-attr]
+    assert [(a.kind, a.type.name) for a in open_proc.args] == [  # type: ignore[union-attr]
+        (DeclKind.PLAIN, "remote_connect_open_args")
+    ]
+    result = by_name["CONNECT_GET_VERSION"].result
+    assert result is not None and result.kind is DeclKind.PLAIN
+    assert result.type.name == "remote_connect_get_version_ret"  # type: ignore[union-attr]
     lifecycle = by_name["DOMAIN_EVENT_LIFECYCLE"]
     assert lifecycle.event is not None and lifecycle.event.name == "remote_domain_event_lifecycle_msg"  # type: ignore[union-attr]
     assert module.external_constants["VIR_UUID_BUFLEN"] == 16
