@@ -789,6 +789,18 @@ class FunctionBody:
                 if len(self.lines) == before:
                     self.emit("pass")
 
+    def guard_needs_arm_type(self, fx: Fixed, view: View) -> bool:
+        """Whether mypy needs ``fx``'s guard to see this arm's type (issue 10, D2):
+        ``len()`` and range tests fail on the union's ``bytes | None`` or ``int | str``."""
+        assert fx.enc_guard is not None
+        if "len(" not in fx.enc_guard and "<=" not in fx.enc_guard:
+            return False  # membership tests take any type
+        arm_type = py_type_of_view(self.ctx, view)
+        others = set(self.current_union_type.split(" | ")) - {arm_type}
+        if arm_type == "int":
+            others.discard("bool")  # bool is an int: the union is assignable
+        return bool(others)
+
     def encode_arm(
         self, decl: object, label: str | None, x: str, path: Path, signed: bool = False
     ) -> None:
@@ -813,12 +825,20 @@ class FunctionBody:
                         [(fx, f"{x}.value", path.attr(decl.name or ""))]
                     )
                 ):
+                    arm_value = f"{x}.value"
+                    if fx.enc_guard and self.guard_needs_arm_type(fx, view):
+                        # len() / range tests need this arm's type, not the union's.
+                        arm_value = self.tmp("u")
+                        arm_type = py_type_of_view(self.ctx, view)
+                        self.emit(
+                            f"{arm_value}: {arm_type} = {x}.value  # type: ignore[assignment]"
+                        )
                     if fx.enc_guard:
-                        with self.block(fx.enc_guard.format(x=f"{x}.value")):
+                        with self.block(fx.enc_guard.format(x=arm_value)):
                             self.emit("raise _Invalid")
                     self.emit_call(
                         f"buf += {s}.pack(",
-                        [label, fx.enc_expr.format(x=f"{x}.value")],
+                        [label, fx.enc_expr.format(x=arm_value)],
                         ")",
                     )
                     if fx.float32:

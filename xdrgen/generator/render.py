@@ -7,6 +7,7 @@ The outer structure of every construct comes from the Jinja2 templates in
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -49,6 +50,8 @@ from xdrgen.model import (
 )
 
 GENERATOR = "xdrgen"
+
+_WORD = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")
 
 
 def make_environment() -> jinja2.Environment:
@@ -151,20 +154,41 @@ class ModuleRenderer:
             aliases=aliases,
         )
 
+    def unshadowed(self, annotation: str, attrs: set[str]) -> str:
+        """``annotation`` for use in a class whose attributes are ``attrs``: in a class
+        body, a field named like a type (crypt.x's ``des_dir des_dir;``, a field named
+        ``list``) hides that type from mypy, so such names go through a module alias."""
+
+        def alias(match: re.Match[str]) -> str:
+            word = match.group()
+            if word not in attrs:
+                return word
+            self.type_aliases.setdefault(word, f"_T_{word}")
+            return self.type_aliases[word]
+
+        return _WORD.sub(alias, annotation)
+
+    def type_alias_section(self) -> str:
+        return "\n".join(
+            f"{alias}: _TypeAlias = {word}" for word, alias in self.type_aliases.items()
+        )
+
     def struct_section(self, d: StructDef) -> str:
         name = py_name(d.name)
         self.defined.add(name)
+        attrs = [field_name(f.name or "") for f in d.fields]
         fields: list[dict[str, str | list[str]]] = []
         for f in d.fields:
             assert f.name is not None
             fields.append(
                 {
                     "attr": field_name(f.name),
-                    "type": self.type_expr(f.kind, f.type, f.size),
+                    "type": self.unshadowed(
+                        self.type_expr(f.kind, f.type, f.size), set(attrs)
+                    ),
                     "doc": _comment_lines(f.doc),
                 }
             )
-        attrs = [field_name(f.name or "") for f in d.fields]
         slots = bracketed(
             4, "__slots__ = (", [string_literal(a) for a in attrs], ")", literal=True
         )
@@ -185,10 +209,14 @@ class ModuleRenderer:
         name = py_name(d.name)
         self.defined.add(name)
         disc = union_disc_name(d.discriminant.name or "")
-        disc_type = self.type_expr(
-            d.discriminant.kind, d.discriminant.type, d.discriminant.size
+        attrs = {disc, "value"}
+        disc_type = self.unshadowed(
+            self.type_expr(
+                d.discriminant.kind, d.discriminant.type, d.discriminant.size
+            ),
+            attrs,
         )
-        value_type = union_value_type(self.ctx, d)
+        value_type = self.unshadowed(union_value_type(self.ctx, d), attrs)
         arms = []
         for arm in d.arms:
             labels = "/".join(label.name or str(label.value) for label in arm.labels)
@@ -700,6 +728,7 @@ class ModuleRenderer:
     def render_module(self) -> str:
         self.fast: dict[str, tuple[str, str]] = {}
         self._param_decls: list[tuple[int, Parameter]] = []
+        self.type_aliases: dict[str, str] = {}
         sections: list[str] = []
         # Names of <rpc/rpc.h> the file used come first, as the C header has them.
         pending_simple: list[str] = [
@@ -726,6 +755,8 @@ class ModuleRenderer:
                 flush()
                 sections.append(self.union_section(definition))
         flush()
+        if self.type_aliases:
+            sections.append(self.type_alias_section())
         functions = [
             self.function_section(d)
             for d in self.module.types.values()
