@@ -353,11 +353,15 @@ class ProcedureTable:
 
 @dataclass(eq=False, slots=True)
 class ImportedModule:
-    """Another ``.x`` whose definitions this one uses (``--import``)."""
+    """Another ``.x`` whose definitions this one uses (``--import``), or the runtime's
+    module of RPC-library types XDR cannot describe (``netbuf``: ``package`` is set)."""
 
     source: Path
     module_name: str
     model: XdrModule
+    #: Where the generated module imports it from: None for a sibling module (``from .
+    #: import name``), ``"xdrgen.runtime"`` for :mod:`xdrgen.runtime.rpclib`.
+    package: str | None = None
 
 
 @dataclass(eq=False, slots=True)

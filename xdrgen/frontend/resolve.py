@@ -22,6 +22,8 @@ from xdrgen.frontend.cdefines import (
     c_defines,
 )
 from xdrgen.frontend.procedures import build_procedure_tables
+from xdrgen.frontend.rpclib import LIBRARY_TYPES, library_module
+from xdrgen.frontend.rpclib import SOURCE as LIBRARY_SOURCE
 from xdrgen.model import (
     UNBOUNDED,
     CaseLabel,
@@ -65,6 +67,10 @@ BUILTIN_TYPE_NAMES: dict[str, Primitive] = {
     "u_quad_t": Primitive.UHYPER,
     "u_int32_t": Primitive.UINT,
     "u_int64_t": Primitive.UHYPER,
+    # libtirpc's rpc/types.h (u_int32_t); its own rpcb_prot.x uses them undeclared.
+    "rpcprog_t": Primitive.UINT,
+    "rpcvers_t": Primitive.UINT,
+    "rpcproc_t": Primitive.UINT,
 }
 
 #: Types of the RPC library (rpc/xdr.h, rpc/auth.h) that rpcsvc files use undeclared.
@@ -107,7 +113,7 @@ class Resolver:
         self.source = source
         self.source_sha256 = hashlib.sha256(source_text).hexdigest()
         self.external = external_constants
-        self.imports = imports
+        self.imports = list(imports)
         self.inputs = inputs
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
@@ -116,6 +122,8 @@ class Resolver:
         self.enum_member_nodes: dict[str, tuple[syn.EnumMemberNode, str]] = {}
         self.type_nodes: dict[str, syn.DefinitionNode] = {}
         self.defined_at: dict[str, Position] = {}
+        #: Program, version and procedure names: the numbers they stand for.
+        self.program_numbers: dict[str, syn.Value] = {}
         # Results.
         self.const_values: dict[str, int] = {}
         self.constants: dict[str, ConstantDef] = {}
@@ -192,14 +200,19 @@ class Resolver:
                 self._collect_members(None, inline.members)
 
     def const_nodes_program(self, node: syn.ProgramNode) -> None:
-        # Program, version and procedure names are constants in rpcgen's output.
+        # Program, version and procedure names are constants in rpcgen's output
+        # (#defines), usable anywhere: rpcb_prot.x has 'const X = RPCBPROC_CALLIT;'
+        # before its program.
+        self.program_numbers.setdefault(node.name, node.number)
         for version in node.versions:
             self._define(version.name, version.pos, "version")
+            self.program_numbers.setdefault(version.name, version.number)
             for proc in version.procedures:
                 if proc.name in self.defined_at and proc.name in self.const_nodes:
                     continue
                 # The same procedure name may appear in several versions.
                 self.defined_at.setdefault(proc.name, proc.pos)
+                self.program_numbers.setdefault(proc.name, proc.number)
 
     def _collect_members(self, enum_name: str | None, members: list[syn.EnumMemberNode]) -> None:
         for member in members:
@@ -227,6 +240,16 @@ class Resolver:
         if member is not None:
             self._evaluate_enum_members(member[0])
             return self.enum_values.get(name)
+        number = self.program_numbers.get(name)
+        if number is not None:
+            if name in self._evaluating:
+                self.fail(f"the number of '{name}' is defined in terms of itself", number.pos)
+                return None
+            self._evaluating.add(name)
+            try:
+                return self.value_of(number, f"the number of '{name}'")
+            finally:
+                self._evaluating.discard(name)
         for imported in self.imports:
             try:
                 return imported.model.constant_value(name)
@@ -406,6 +429,12 @@ class Resolver:
             return PrimitiveType(BUILTIN_TYPE_NAMES[name], name)
         if name in _RPCGEN_OPAQUE_TYPES:
             return NamedType(name, self._builtin_opaque(name))
+        if name in LIBRARY_TYPES:
+            library = next((m for m in self.imports if m.source == LIBRARY_SOURCE), None)
+            if library is None:
+                library = library_module()
+                self.imports.append(library)
+            return NamedType(name, library.model.types[name], library)
         if name in self.const_nodes or name in self.enum_member_nodes:
             self.fail(f"'{name}' is a constant, not a type", pos)
             return None
@@ -812,13 +841,17 @@ class Resolver:
             name in imported.model.constants or name in imported.model.types
             for imported in self.imports
         ):
-            self.warnings.append(
-                Diagnostic(
-                    "warning",
-                    f"'%#define {name}' is ignored: the .x defines '{name}' itself",
-                    define.node.pos,
+            # rpcb_prot.x repeats its consts as %#defines: only a different value matters.
+            own = self._c_lookup(name)
+            if own is None or own != self.c_evaluator.value(name):
+                self.warnings.append(
+                    Diagnostic(
+                        "warning",
+                        f"'%#define {name} {define.text}' is ignored: the .x defines "
+                        f"'{name}' itself" + (f" (= {own})" if own is not None else ""),
+                        define.node.pos,
+                    )
                 )
-            )
             return None
         if name in self.external:
             return None  # -D and --constants-from values win, as they do everywhere

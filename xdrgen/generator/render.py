@@ -778,9 +778,10 @@ class ModuleRenderer:
         )
         imports = sorted(
             {
-                (f"_imp_{imp.module_name}", imp.module_name)
+                (f"_imp_{imp.module_name}", imp.module_name, imp.package or ".")
                 for imp in self.module.imports
-            }
+            },
+            key=lambda entry: (entry[2] == ".", entry),  # absolute ones first
         )
         text = self.render(
             "module.py.j2",
