@@ -54,8 +54,17 @@ def _settings(protocol: str) -> settings:
     )
 
 
+#: tests/xfiles/ files for the rpcgen extensions of issue 10 (test_rpcgen_extensions.py).
+EXTENSION_FILES = [
+    "xfiles/passthrough_anywhere.x",
+    "xfiles/rpc_views.x",
+    "xfiles/proc_params.x",
+    "xfiles/zero_length.x",
+    "xfiles/rpc_h_constants.x",
+]
+
 # One generated module and one reference per protocol, per session.
-PROTOCOLS = ["demo", "libvirt", "guestfs", *(entry.name for entry in CORPUS)]
+PROTOCOLS = ["demo", "libvirt", "guestfs", *EXTENSION_FILES, *(entry.name for entry in CORPUS)]
 
 
 @pytest.fixture(params=PROTOCOLS)

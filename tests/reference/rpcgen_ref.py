@@ -119,10 +119,11 @@ def sanitize_x(
     - An include of the header of an ``imported`` .x stem (nis_callback.x's
       ``<rpcsvc/nis.h>``) is pointed at rpcgen's header for it, built alongside:
       the C then sees what xdrgen sees with ``--import``.
-    - A ``%`` line that a trailing backslash continues is joined into one line, as
-      xdrgen's lexer reads it (the lines it took become empty); rpcgen would read
-      the continuation as XDR and fail (``rpcgen -h nis.x`` does, on its
-      multi-line ``%#define OWNER_DEFAULT``).
+    - A ``%`` line that a trailing backslash continues is joined with the next
+      line (without that line's own ``%``), as xdrgen reads it; the line taken
+      becomes empty.  rpcgen fails on such lines: its cpp splices them, so the
+      continuation reaches rpcgen as XDR text or as a '%' out of column 1
+      (``rpcgen -h nis.x`` fails on ``OWNER_DEFAULT`` and ``ENTRY_VAL``).
     """
     lines = text.splitlines(keepends=True)
     for number, line in enumerate(lines):
@@ -131,7 +132,8 @@ def sanitize_x(
             if end + 1 >= len(lines):
                 break
             end += 1
-            joined = lines[number].rstrip("\r\n")[:-1] + " " + lines[end].strip()
+            continuation = lines[end].removeprefix("%").strip()
+            joined = lines[number].rstrip("\r\n")[:-1] + " " + continuation
             lines[number] = joined + "\n"
             lines[end] = "\n"
         line = lines[number]

@@ -51,6 +51,7 @@ RPC_H_POSITION = Position("<rpc/rpc.h>", 1, 1)
 
 # '%#define NAME body': object-like only (a '(' right after the name is a function).
 _DEFINE = re.compile(r"[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?![\w(])(.*)\Z", re.DOTALL)
+_CONTINUATION = re.compile(r"\\\n%?")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 
@@ -72,7 +73,9 @@ def c_defines(lines: Iterable[PassthroughNode], warnings: list[Diagnostic]) -> d
     """
     found: dict[str, CDefine] = {}
     for node in lines:
-        match = _DEFINE.match(node.text.replace("\\\n", " "))
+        # A backslash joins the next line, whose own '%' (rpcgen prints each line
+        # of the pair) is not part of the C text.
+        match = _DEFINE.match(_CONTINUATION.sub(" ", node.text))
         if match is None:
             continue
         text = " ".join(_COMMENT.sub(" ", match.group(2)).split())
