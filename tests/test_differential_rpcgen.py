@@ -61,6 +61,7 @@ EXTENSION_FILES = [
     "xfiles/proc_params.x",
     "xfiles/zero_length.x",
     "xfiles/rpc_h_constants.x",
+    "xfiles/mypy_shapes.x",
 ]
 
 # One generated module and one reference per protocol, per session.

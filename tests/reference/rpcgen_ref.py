@@ -176,7 +176,13 @@ def x_sources(
 
 #: Types of the RPC library that xdrgen's model has as builtins (resolve.py,
 #: xdrgen.runtime.rpclib): their C type, for the table of library routines.
-LIBRARY_C_TYPES = {"netobj": "netobj", "des_block": "des_block", "netbuf": "struct netbuf"}
+#: ``wrapstring`` is what rpcgen sends a lone ``string`` procedure argument or result with.
+LIBRARY_C_TYPES = {
+    "netobj": "netobj",
+    "des_block": "des_block",
+    "netbuf": "struct netbuf",
+    "wrapstring": "char *",
+}
 
 #: Always given to gcc.  ``-include rpc/rpc.h``: when <rpc/rpc.h> already includes
 #: a header generated from this very .x (libtirpc's rpcb_prot.h), its types come

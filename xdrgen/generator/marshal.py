@@ -285,6 +285,9 @@ class FunctionBody:
         self._counter = 0
         self.depth = 0
         self.current_union_type = ""
+        #: Union values declared with every arm's type: a range test there needs a
+        #: temporary of the arm's own type, or mypy rejects it (issue 10, D4).
+        self.wide_targets: set[str] = set()
 
     def tmp(self, prefix: str) -> str:
         self._counter += 1
@@ -1139,7 +1142,9 @@ class FunctionBody:
         # there afterwards: a failed test discards the whole value being decoded,
         # and skipping the temporaries saves a store and a load per item.
         direct = all(
-            fx.dec_conv is None or fx.dec_conv[0] == "range" for fx, _, _ in run
+            fx.dec_conv is None
+            or (fx.dec_conv[0] == "range" and t not in self.wide_targets)
+            for fx, t, _ in run
         )
         targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
         names = lead + targets + list(trail)
@@ -1471,7 +1476,10 @@ class FunctionBody:
             self.decode_run([(fx, dv, dpath)])
         else:
             dv = decoded
-        self.emit(f"{val}: {self.union_value_type(d)}")
+        utype = self.union_value_type(d)
+        self.emit(f"{val}: {utype}")
+        if set(utype.split(" | ")) - {"int", "bool"}:
+            self.wide_targets.add(val)
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]

@@ -762,12 +762,13 @@ class ModuleRenderer:
             for d in self.module.types.values()
             if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef))
         ]
+        # Before module_constants(): their marshallers register formats and run infos.
+        params = self.param_codec_section()
         constants = self.module_constants()
         if constants:
             sections.append(constants)
         sections.extend(functions)
         sections.append(self.registry())
-        params = self.param_codec_section()
         if params:
             sections.append(params)
         sections.append(self.tables())
