@@ -540,3 +540,73 @@ def test_u_char_and_u_short_keep_their_c_range(tmp_path_factory: pytest.TempPath
     with pytest.raises(XdrDecodeError):
         codec.decode(bytes.fromhex("000000ff0000000000010000"))
 
+
+
+# -- netbuf: a type of the RPC library that XDR cannot describe ---------------------------
+
+
+def _netbuf_verdict(data: bytes) -> tuple[bool, int, bool]:
+    """libtirpc 1.3.3's xdr_netbuf on ``data``: (accepted, bytes consumed, padding is zero)."""
+    if len(data) < 8:
+        return False, 0, True
+    maxlen, n = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:8], "big")
+    end = 8 + ((n + 3) & -4)
+    if maxlen > 9000 or n > maxlen or end > len(data):
+        return False, 0, True
+    return True, end, data[8 + n : end] == bytes(end - 8 - n)
+
+
+@pytest.fixture(scope="module")
+def netbuf_reference() -> Any:
+    require_reference()
+    reference = build_reference(xfile("rpc_views.x"), library_types=["netbuf"])
+    yield reference
+    reference.close()
+
+
+def test_netbuf_against_libtirpc(netbuf_reference: Any) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from xdrgen.runtime.rpclib import XDR_TYPES, netbuf
+
+    codec = XDR_TYPES["netbuf"]
+
+    @st.composite
+    def inputs(draw: st.DrawFn) -> bytes:
+        maxlen = draw(st.sampled_from([0, 1, 4, 5, 9000, 9001, 0xFFFFFFFF]) | st.integers(0, 64))
+        body = draw(st.binary(max_size=min(maxlen, 24) + 2))
+        n = draw(st.sampled_from([len(body), maxlen, maxlen + 1, 0xFFFFFFF0]))
+        pad = draw(st.sampled_from([b"", b"\0\0\0", b"\1\0\0"]))
+        tail = draw(st.sampled_from([b"", b"\0\0\0\0"]))
+        data = maxlen.to_bytes(4, "big") + (n & 0xFFFFFFFF).to_bytes(4, "big") + body + pad + tail
+        return data[: draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
+
+    seen: set[tuple[bool, bool]] = set()
+
+    @settings(max_examples=300, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(inputs())
+    def agree(data: bytes) -> None:
+        theirs = netbuf_reference.roundtrip("netbuf", data)
+        accepted, consumed, zero_pad = _netbuf_verdict(data)
+        seen.add((accepted, zero_pad and consumed == len(data)))
+        assert theirs.decoded == accepted, ("verdict vs libtirpc", data.hex())
+        if accepted:
+            assert theirs.consumed == consumed
+        try:
+            value = codec.decode(data)
+        except XdrDecodeError as error:
+            assert error.offset is not None
+            assert not (accepted and zero_pad and consumed == len(data)), data.hex()
+        else:
+            assert accepted and zero_pad and consumed == len(data), data.hex()
+            assert codec.encode(value) == data == theirs.reencoded
+
+    agree()
+    # Inputs both take as they are, inputs only libtirpc takes, inputs both refuse.
+    assert {(True, True), (True, False)} <= seen and any(not a for a, _ in seen)
+    assert codec.encode(netbuf(8, b"abc")) == bytes.fromhex("000000080000000361626300")
+    for bad in (netbuf(2, b"abc"), netbuf(9001, b""), netbuf(-1, b"")):
+        with pytest.raises(XdrEncodeError):
+            codec.encode(bad)
