@@ -6,7 +6,7 @@ Used by tests/test_differential_*.py (session-scoped fixtures) and bench/.
 from __future__ import annotations
 
 import atexit
-import importlib.util
+import importlib
 import itertools
 import os
 import subprocess
@@ -87,13 +87,9 @@ def generate_module(
     name = f"xdrgen_diff_{x_file.stem}_{number}"
     outdir.mkdir(parents=True, exist_ok=True)
     if not imports:
-        path = _xdrgen_generate(x_file, outdir, name, extra_args)
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
+        from test_generate_helpers import import_file
+
+        return import_file(_xdrgen_generate(x_file, outdir, name, extra_args), name)
     from xdrgen.frontend.pipeline import module_name_for
 
     package = f"xdrgen_diff_pkg_{number}"
