@@ -370,9 +370,11 @@ class XdrModule:
 
     source: Path
     source_sha256: str
-    #: Definitions of this file in source order (nested inline definitions come just
-    #: before the definition that contains them).
+    #: Definitions of this file in source order.  Nested inline definitions, and ``%``
+    #: lines written inside a definition, come just before the definition that contains
+    #: them; the constant of a ``%#define`` line comes just after its Passthrough.
     definitions: list[Definition]
+    #: ``const`` definitions and ``%#define`` constants (``ConstantDef.c_define``).
     constants: dict[str, ConstantDef]
     types: dict[str, TypeDefinition]
     programs: list[ProgramDef]
