@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from mypy import api
 
 import corpus
 from corpus import CORPUS, CorpusFile, require_corpus_file
@@ -70,23 +70,34 @@ class Generated:
         """mypy --strict over every generated module: error lines by module file name."""
         if self._mypy is None:
             paths = [self.generate(entry) for entry in CORPUS if _installed(entry)]
-            stdout, stderr, status = api.run(
-                [
-                    "--strict",
-                    "--python-version=3.11",
-                    "--config-file=",
-                    f"--cache-dir={self.root / '.mypy_cache'}",
-                    "--no-error-summary",
-                    *map(str, paths),
-                ]
-            )
-            assert status in (0, 1), stdout + stderr  # 2: mypy itself failed
-            errors: dict[str, list[str]] = {}
-            for line in stdout.splitlines():
-                match = re.match(r"(?:.*/)?([^/:]+\.py):\d+:", line)
-                errors.setdefault(match.group(1) if match else "?", []).append(line)
-            self._mypy = errors
+            self._mypy = mypy_strict_errors(paths, self.root / ".mypy_cache")
         return self._mypy
+
+
+def mypy_strict_errors(paths: list[Path], cache_dir: Path) -> dict[str, list[str]]:
+    """One ``mypy --strict`` run (in a child process: its object graph would make the
+    test process's garbage collections slow) over ``paths``: error lines by file name."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--python-version=3.11",
+            "--config-file=",
+            f"--cache-dir={cache_dir}",
+            "--no-error-summary",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr  # 2: mypy failed
+    errors: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"(?:.*/)?([^/:]+\.py):\d+:", line)
+        errors.setdefault(match.group(1) if match else "?", []).append(line)
+    return errors
 
 
 def _installed(entry: CorpusFile) -> bool:
