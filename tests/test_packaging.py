@@ -26,7 +26,12 @@ GENERATOR_ONLY = ("ply", "jinja2", "black")
 
 
 def run(cmd: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
-    """Run a command; on failure, fail the test with its output."""
+    """Run a command; on failure, fail the test with its output.
+
+    Without ``env``, PYTHONPATH is left out: a checkout on it (as the development
+    workflow sets it) would shadow the installed wheel these tests check."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [str(c) for c in cmd],
         cwd=cwd,

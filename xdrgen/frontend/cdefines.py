@@ -17,7 +17,7 @@ docs/constants.md give the rules.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from xdrgen.diagnostics import Diagnostic, Position
@@ -31,6 +31,7 @@ from xdrgen.frontend.preprocess import (
     tokenize_c,
 )
 from xdrgen.frontend.syntax import PassthroughNode
+from xdrgen.model import ConstantDef
 
 #: Names every rpcgen-compiled file gets from ``<rpc/rpc.h>`` (libtirpc's rpc/auth.h),
 #: with their RFC 5531 values.  A file's own definition of a name wins.
@@ -48,6 +49,15 @@ RPC_H_CONSTANTS: dict[str, int] = {
 
 #: Where the model says those names come from.
 RPC_H_POSITION = Position("<rpc/rpc.h>", 1, 1)
+
+def rpc_h_constants(used: Mapping[str, int]) -> dict[str, ConstantDef]:
+    """The model's constants for the names of <rpc/rpc.h> a file used, by value."""
+    ordered = sorted(used.items(), key=lambda item: (item[1], item[0]))
+    return {
+        name: ConstantDef(name, value, RPC_H_POSITION, "From <rpc/rpc.h> (RFC 5531).", str(value))
+        for name, value in ordered
+    }
+
 
 # '%#define NAME body': object-like only (a '(' right after the name is a function).
 _DEFINE = re.compile(r"[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?![\w(])(.*)\Z", re.DOTALL)

@@ -20,6 +20,7 @@ from xdrgen.frontend.cdefines import (
     RPC_H_POSITION,
     CDefineEvaluator,
     c_defines,
+    rpc_h_constants,
 )
 from xdrgen.frontend.procedures import build_procedure_tables
 from xdrgen.frontend.rpclib import LIBRARY_TYPES, library_module
@@ -956,10 +957,7 @@ class Resolver:
             procedure_tables=[],
             imports=self.imports,
             external_constants=dict(sorted(self.used_external.items())),
-            builtin_constants={
-                name: ConstantDef(name, value, RPC_H_POSITION, "From <rpc/rpc.h> (RFC 5531).", str(value))
-                for name, value in sorted(self.used_rpc_h.items(), key=lambda item: (item[1], item[0]))
-            },
+            builtin_constants=rpc_h_constants(self.used_rpc_h),
             inputs=self.inputs,
             warnings=self.warnings,
         )
