@@ -285,6 +285,9 @@ class FunctionBody:
         self._counter = 0
         self.depth = 0
         self.current_union_type = ""
+        #: Union values declared with every arm's type: a range test there needs a
+        #: temporary of the arm's own type, or mypy rejects it (issue 10, D4).
+        self.wide_targets: set[str] = set()
 
     def tmp(self, prefix: str) -> str:
         self._counter += 1
@@ -789,6 +792,18 @@ class FunctionBody:
                 if len(self.lines) == before:
                     self.emit("pass")
 
+    def guard_needs_arm_type(self, fx: Fixed, view: View) -> bool:
+        """Whether mypy needs ``fx``'s guard to see this arm's type (issue 10, D2):
+        ``len()`` and range tests fail on the union's ``bytes | None`` or ``int | str``."""
+        assert fx.enc_guard is not None
+        if "len(" not in fx.enc_guard and "<=" not in fx.enc_guard:
+            return False  # membership tests take any type
+        arm_type = py_type_of_view(self.ctx, view)
+        others = set(self.current_union_type.split(" | ")) - {arm_type}
+        if arm_type == "int":
+            others.discard("bool")  # bool is an int: the union is assignable
+        return bool(others)
+
     def encode_arm(
         self, decl: object, label: str | None, x: str, path: Path, signed: bool = False
     ) -> None:
@@ -813,12 +828,20 @@ class FunctionBody:
                         [(fx, f"{x}.value", path.attr(decl.name or ""))]
                     )
                 ):
+                    arm_value = f"{x}.value"
+                    if fx.enc_guard and self.guard_needs_arm_type(fx, view):
+                        # len() / range tests need this arm's type, not the union's.
+                        arm_value = self.tmp("u")
+                        arm_type = py_type_of_view(self.ctx, view)
+                        self.emit(
+                            f"{arm_value}: {arm_type} = {x}.value  # type: ignore[assignment]"
+                        )
                     if fx.enc_guard:
-                        with self.block(fx.enc_guard.format(x=f"{x}.value")):
+                        with self.block(fx.enc_guard.format(x=arm_value)):
                             self.emit("raise _Invalid")
                     self.emit_call(
                         f"buf += {s}.pack(",
-                        [label, fx.enc_expr.format(x=f"{x}.value")],
+                        [label, fx.enc_expr.format(x=arm_value)],
                         ")",
                     )
                     if fx.float32:
@@ -1119,7 +1142,9 @@ class FunctionBody:
         # there afterwards: a failed test discards the whole value being decoded,
         # and skipping the temporaries saves a store and a load per item.
         direct = all(
-            fx.dec_conv is None or fx.dec_conv[0] == "range" for fx, _, _ in run
+            fx.dec_conv is None
+            or (fx.dec_conv[0] == "range" and t not in self.wide_targets)
+            for fx, t, _ in run
         )
         targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
         names = lead + targets + list(trail)
@@ -1451,7 +1476,10 @@ class FunctionBody:
             self.decode_run([(fx, dv, dpath)])
         else:
             dv = decoded
-        self.emit(f"{val}: {self.union_value_type(d)}")
+        utype = self.union_value_type(d)
+        self.emit(f"{val}: {utype}")
+        if set(utype.split(" | ")) - {"int", "bool"}:
+            self.wide_targets.add(val)
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]
