@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from xdrgen import __version__
-from xdrgen.generator import rpc
+from xdrgen.generator import oncrpc_stubs, rpc
 from xdrgen.generator.layout import (
     LINE,
     assignment,
@@ -675,6 +675,7 @@ class ModuleRenderer:
             s.rstrip("\n")
             for s in rpc.render_rpc_sections(self.env, self.module, context)
         )
+        sections.extend(oncrpc_stubs.render_oncrpc_sections(self.env, self.module, context))
         imports = sorted(
             {
                 (f"_imp_{imp.module_name}", imp.module_name)

@@ -1,0 +1,142 @@
+"""Clients, handler base classes and servers for RFC 5531 ``program`` blocks.
+
+Called by the module renderer after the procedure tables.  For every ONC RPC
+table (one program version) it renders, from ``templates/oncrpc/``:
+
+- ``<P><V>Client`` and ``<P><V>AsyncClient`` (``P``: the program name in
+  CamelCase, ``V``: the version number), one method per procedure, named after
+  it in lower case, taking the arguments positionally (``arg``, or ``arg1``...
+  for several, as rpcgen -N does) and returning the decoded result;
+- ``<P><V>Handler``: one coroutine per procedure (NULL excepted), and
+  ``<P><V>Server``, which serves a handler on TCP and UDP.
+
+Generated modules must stay cheap to import: these sections import nothing
+at module level but typing names; the runtime (``xdrgen.runtime.oncrpc``,
+asyncio, threading) is imported inside the methods that make a client or a
+server.  Codec methods are bound once at import time to short module names
+(``_<P>_<V>_A<n>`` argument encoder, ``_AD<n>`` argument decoder, ``_R<n>``
+result decoder, ``_RE<n>`` result encoder), so a call costs one encode and one
+decode.  The sections are formatted with black (they are small).
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass
+
+import jinja2
+
+from xdrgen.model import (
+    DeclKind,
+    Procedure,
+    ProcedureTable,
+    ProtocolStyle,
+    TypeRef,
+    XdrModule,
+)
+
+#: Names the generated client classes define themselves.
+_CLIENT_RESERVED = frozenset(
+    {"close", "connection", "connect_tcp", "connect_udp", "connect_unix", "create", "program", "version"}
+)
+_HANDLER_RESERVED = frozenset({"program", "version"})
+
+
+def camel(name: str) -> str:
+    """``DEMO_RPC_PROGRAM`` -> ``DemoRpcProgram`` (the libvirt clients' rule)."""
+    return "".join(w.capitalize() for w in name.lower().split("_") if w)
+
+
+def class_stem(table: ProcedureTable) -> str:
+    """``<Program><version>``: the stem of every class of one program version."""
+    return f"{camel(table.name)}{table.version}"
+
+
+@dataclass
+class OncProc:
+    """What the templates need about one procedure."""
+
+    number: int
+    constant: str
+    method: str
+    #: Python annotations of the arguments, in order (empty: void).
+    arg_types: list[str]
+    #: Parameter names: ``arg`` or ``arg1``..``argN``.
+    params: list[str]
+    ret_type: str | None
+    #: Procedure 0 taking and returning void: answered by the server itself.
+    is_null: bool
+    #: Codec expressions (``XDR_TYPES["x"]``), parallel to arg_types; the result's.
+    arg_codecs: list[str]
+    ret_codec: str | None
+
+    @property
+    def signature(self) -> str:
+        return ", ".join(f"{p}: {t}" for p, t in zip(self.params, self.arg_types))
+
+    @property
+    def call_args(self) -> str:
+        return ", ".join(self.params)
+
+
+class OncRenderer:
+    def __init__(self, env: jinja2.Environment, module: XdrModule, renderer: object) -> None:
+        self.env = env
+        self.module = module
+        self.renderer = renderer
+
+    def type_expr(self, ref: TypeRef) -> str:
+        return str(self.renderer.type_expr(DeclKind.PLAIN, ref, None))  # type: ignore[attr-defined]
+
+    def codec_expr(self, ref: TypeRef) -> str:
+        return str(self.renderer.codec_expr(ref))  # type: ignore[attr-defined]
+
+    def proc(self, proc: Procedure) -> OncProc:
+        method = proc.method_name
+        if keyword.iskeyword(method) or method in _CLIENT_RESERVED or method in _HANDLER_RESERVED:
+            method += "_"
+        arg_types = [self.type_expr(a) for a in proc.args]
+        params = ["arg"] if len(arg_types) == 1 else [f"arg{i}" for i in range(1, len(arg_types) + 1)]
+        return OncProc(
+            number=proc.number,
+            constant=proc.constant,
+            method=method,
+            arg_types=arg_types,
+            params=params,
+            ret_type=self.type_expr(proc.result) if proc.result is not None else None,
+            is_null=proc.number == 0 and not proc.args and proc.result is None,
+            arg_codecs=[self.codec_expr(a) for a in proc.args],
+            ret_codec=self.codec_expr(proc.result) if proc.result is not None else None,
+        )
+
+    def sections(self) -> list[str]:
+        tables = [t for t in self.module.procedure_tables if t.style is ProtocolStyle.ONCRPC]
+        if not tables:
+            return []
+        import black
+
+        out = [self.render("oncrpc/prelude.py.j2")]
+        for table in tables:
+            ctx = {
+                "table": table,
+                "stem": class_stem(table),
+                "prefix": f"_{table.name}_{table.version}",
+                "procs": [self.proc(p) for p in table.procedures],
+            }
+            for template in ("codecs", "client", "server"):
+                text = self.render(f"oncrpc/{template}.py.j2", **ctx)
+                if template == "client":
+                    text += "\n\n\n" + self.render("oncrpc/client.py.j2", aio=True, **ctx)
+                out.append(black.format_str(text, mode=black.Mode()).rstrip("\n"))
+        return out
+
+    def render(self, template: str, **context: object) -> str:
+        context.setdefault("aio", False)
+        return self.env.get_template(template).render(**context).rstrip("\n")
+
+
+def render_oncrpc_sections(env: jinja2.Environment, module: XdrModule, context: dict[str, object]) -> list[str]:
+    return OncRenderer(env, module, context["renderer"]).sections()
+
+
+__all__ = ["render_oncrpc_sections", "class_stem", "camel"]

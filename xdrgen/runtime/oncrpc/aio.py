@@ -1,0 +1,348 @@
+"""asyncio ONC RPC clients: TCP (or a unix stream socket) and UDP, many calls in flight.
+
+Calls are matched to replies by xid, in any order.  Calls made in the same
+loop iteration leave in one write.  Per-call timeouts and UDP retransmission
+follow the blocking client (see ``sync``): ``timeout`` seconds in all (25 by
+default), UDP datagrams sent again every ``retransmit`` seconds (15).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any, cast
+
+from xdrgen.runtime.codec import Buffer
+from xdrgen.runtime.oncrpc import rpc_prot as _p
+from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, Failure, ReplyEvent
+from xdrgen.runtime.oncrpc.errors import ConnectionClosed, ProtocolError, RpcTimeout, TransportError
+from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX
+from xdrgen.runtime.oncrpc.sockets import bind_reserved, family_of
+from xdrgen.runtime.oncrpc.sync import RETRANSMIT, TIMEOUT
+
+
+class _Pending:
+    __slots__ = ("future", "data", "timer", "resend")
+
+    def __init__(self, future: asyncio.Future[ReplyEvent], data: bytes) -> None:
+        self.future = future
+        self.data = data
+        self.timer: asyncio.TimerHandle | None = None
+        self.resend: asyncio.TimerHandle | None = None
+
+    def cancel_timers(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.resend is not None:
+            self.resend.cancel()
+
+
+class AsyncClient:
+    """Common part of the asyncio clients (see the module docstring)."""
+
+    def __init__(self, core: ClientCore, timeout: float | None) -> None:
+        self._core = core
+        self._loop = asyncio.get_running_loop()
+        #: Default seconds per call (None: no limit).
+        self.timeout = timeout
+        self._pending: dict[int, _Pending] = {}
+        self._error: TransportError | None = None
+        self._transport: asyncio.BaseTransport | None = None
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+
+    @property
+    def program(self) -> int:
+        return self._core.prog
+
+    @property
+    def version(self) -> int:
+        return self._core.vers
+
+    @property
+    def credential(self) -> _p.opaque_auth | None:
+        return self._core.credential
+
+    @property
+    def in_flight(self) -> int:
+        """Calls waiting for their replies."""
+        return len(self._pending)
+
+    def set_auth(self, cred: _p.opaque_auth | None) -> None:
+        self._core.set_auth(cred)
+
+    async def call(
+        self, proc: int, payload: Buffer = b"", timeout: float | None = None, *, prog: int | None = None,
+        vers: int | None = None,
+    ) -> Buffer:
+        """Call ``proc`` with encoded arguments; returns the encoded results (see sync.Client.call)."""
+        if self._error is not None:
+            raise self._error
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+            if self._error is not None:
+                raise self._error
+        if timeout is None:
+            timeout = self.timeout
+        xid, data = self._core.make_call(proc, payload, prog, vers)
+        future: asyncio.Future[ReplyEvent] = self._loop.create_future()
+        pending = _Pending(future, data)
+        self._pending[xid] = pending
+        if timeout is not None:
+            pending.timer = self._loop.call_later(timeout, self._expire, xid)
+        self._send(xid, pending)
+        try:
+            event = await future
+        except asyncio.CancelledError:
+            self._forget(xid)
+            raise
+        if isinstance(event, Failure):
+            raise event.error
+        return event.results
+
+    def _send(self, xid: int, pending: _Pending) -> None:
+        raise NotImplementedError
+
+    def _forget(self, xid: int) -> None:
+        pending = self._pending.pop(xid, None)
+        if pending is not None:
+            pending.cancel_timers()
+        self._core.forget(xid)
+
+    def _expire(self, xid: int) -> None:
+        pending = self._pending.get(xid)
+        if pending is None:
+            return
+        self._forget(xid)
+        if not pending.future.done():
+            pending.future.set_exception(RpcTimeout(f"no reply to xid {xid:#x} within the timeout"))
+
+    def _deliver(self, event: ReplyEvent) -> None:
+        pending = self._pending.pop(event.xid, None)
+        if pending is None:
+            return
+        pending.cancel_timers()
+        if not pending.future.done():
+            pending.future.set_result(event)
+
+    def _lost(self, error: TransportError) -> None:
+        if self._error is None:
+            self._error = error
+        self._core.fail(error)
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            p.cancel_timers()
+            if not p.future.done():
+                p.future.set_exception(error)
+        self._can_write.set()
+
+    def close(self) -> None:
+        """Close the transport; calls still waiting fail with ConnectionClosed."""
+        self._lost(ConnectionClosed("client closed"))
+        if self._transport is not None:
+            self._transport.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncStreamClient(AsyncClient, asyncio.Protocol):
+    """TCP or unix-socket client with record marking; writes are batched per loop iteration."""
+
+    def __init__(self, core: ClientCore, timeout: float | None) -> None:
+        super().__init__(core, timeout)
+        self._out: list[bytes] = []
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._core.receive_data(data)
+        except ProtocolError as exc:
+            self._abort(exc)
+            return
+        for event in events:
+            self._deliver(event)
+
+    def eof_received(self) -> bool | None:
+        self._lost(ConnectionClosed("connection closed by the server"))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(ConnectionClosed(f"connection lost: {exc}" if exc else "connection closed"))
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def _abort(self, error: TransportError) -> None:
+        self._lost(error)
+        if self._transport is not None:
+            self._transport.abort()  # type: ignore[attr-defined]
+
+    def _send(self, xid: int, pending: _Pending) -> None:
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(pending.data)
+        pending.data = b""  # streams never resend
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        transport = self._transport
+        if transport is None or self._error is not None or not out:
+            return
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+
+class AsyncDatagramClient(AsyncClient, asyncio.DatagramProtocol):
+    """UDP client: one call per datagram, each retransmitted on its own timer."""
+
+    def __init__(self, core: ClientCore, timeout: float | None, retransmit: float) -> None:
+        super().__init__(core, timeout)
+        if retransmit <= 0:
+            raise ValueError("retransmit must be positive")
+        self.retransmit = retransmit
+        self.retransmissions = 0
+
+    # asyncio.DatagramProtocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        event = self._core.receive_datagram(data)
+        if event is not None:
+            self._deliver(event)
+
+    def error_received(self, exc: Exception) -> None:
+        # On a connected socket an ICMP error concerns this server: every call waiting fails.
+        error = ConnectionClosed(f"datagram error: {exc}")
+        for xid in list(self._pending):
+            pending = self._pending.pop(xid)
+            pending.cancel_timers()
+            self._core.forget(xid)
+            if not pending.future.done():
+                pending.future.set_exception(error)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(ConnectionClosed(f"socket closed: {exc}" if exc else "socket closed"))
+
+    def _send(self, xid: int, pending: _Pending) -> None:
+        # asyncio's selector loop gives a Transport that is not a DatagramTransport subclass.
+        transport = cast(asyncio.DatagramTransport, self._transport)
+        transport.sendto(pending.data)
+        pending.resend = self._loop.call_later(self.retransmit, self._resend, xid)
+
+    def _resend(self, xid: int) -> None:
+        pending = self._pending.get(xid)
+        if pending is None or self._error is not None:
+            return
+        self.retransmissions += 1
+        self._send(xid, pending)
+
+
+def _core(prog: int, vers: int, stream: bool, options: dict[str, Any]) -> ClientCore:
+    core = ClientCore(
+        prog,
+        vers,
+        stream=stream,
+        cred=options.pop("cred", None),
+        max_record=options.pop("max_record", DEFAULT_RECORD_MAX),
+        fragment_size=options.pop("fragment_size", 0),
+        max_datagram=options.pop("max_datagram", UDP_MAX),
+    )
+    if options:
+        raise TypeError(f"unknown client options: {', '.join(sorted(options))}")
+    return core
+
+
+async def _stream_socket(host: str, port: int, reserved: bool) -> socket.socket | None:
+    if not reserved:
+        return None
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(family_of(host), socket.SOCK_STREAM)
+    try:
+        bind_reserved(sock)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def connect_tcp(host: str, port: int, prog: int, vers: int, **options: Any) -> AsyncStreamClient:
+    """An asyncio TCP client (options as for sync.connect_tcp)."""
+    timeout = options.pop("timeout", TIMEOUT)
+    connect_timeout = options.pop("connect_timeout", timeout)
+    reserved = options.pop("reserved_port", False)
+    client = AsyncStreamClient(_core(prog, vers, True, options), timeout)
+    loop = asyncio.get_running_loop()
+
+    async def connect() -> None:
+        sock = await _stream_socket(host, port, reserved)
+        if sock is None:
+            await loop.create_connection(lambda: client, host, port)
+        else:
+            await loop.create_connection(lambda: client, sock=sock)
+
+    await asyncio.wait_for(connect(), connect_timeout)
+    transport = client._transport
+    assert transport is not None
+    raw = transport.get_extra_info("socket")
+    if raw is not None:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client
+
+
+async def connect_unix(path: str, prog: int, vers: int, **options: Any) -> AsyncStreamClient:
+    timeout = options.pop("timeout", TIMEOUT)
+    connect_timeout = options.pop("connect_timeout", timeout)
+    client = AsyncStreamClient(_core(prog, vers, True, options), timeout)
+    await asyncio.wait_for(asyncio.get_running_loop().create_unix_connection(lambda: client, path), connect_timeout)
+    return client
+
+
+async def connect_udp(host: str, port: int, prog: int, vers: int, **options: Any) -> AsyncDatagramClient:
+    """An asyncio UDP client (options as for sync.connect_udp)."""
+    timeout = options.pop("timeout", TIMEOUT)
+    retransmit = options.pop("retransmit", RETRANSMIT)
+    reserved = options.pop("reserved_port", False)
+    client = AsyncDatagramClient(_core(prog, vers, False, options), timeout, retransmit)
+    loop = asyncio.get_running_loop()
+    if reserved:
+        sock = socket.socket(family_of(host), socket.SOCK_DGRAM)
+        try:
+            bind_reserved(sock)
+            sock.connect((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        await loop.create_datagram_endpoint(lambda: client, sock=sock)
+    else:
+        await loop.create_datagram_endpoint(lambda: client, remote_addr=(host, port))
+    return client
+
+
+async def create(host: str, prog: int, vers: int, transport: str = "tcp", **options: Any) -> AsyncClient:
+    """Find ``prog``/``vers`` through rpcbind on ``host`` and connect (see sync.create)."""
+    from xdrgen.runtime.oncrpc.rpcbind import lookup_async
+
+    address, port = await lookup_async(host, prog, vers, transport, timeout=options.get("timeout", TIMEOUT))
+    if transport == "udp":
+        return await connect_udp(address, port, prog, vers, **options)
+    if transport == "tcp":
+        return await connect_tcp(address, port, prog, vers, **options)
+    raise ValueError(f"transport must be 'tcp' or 'udp', not {transport!r}")
+
+
+__all__ = [
+    "AsyncClient", "AsyncStreamClient", "AsyncDatagramClient", "connect_tcp", "connect_unix", "connect_udp", "create",
+]

@@ -1,0 +1,335 @@
+"""asyncio ONC RPC server: TCP (and unix sockets) with record marking, and UDP.
+
+``RpcServer(services)`` serves any number of program versions on the same
+sockets.  Every call runs its handler coroutine in a task of its own, so one
+connection may have many calls in progress, answered in the order they finish.
+What the protocol decides without a handler (errors, NULL) is answered at once
+(``dispatch.ServerCore``).
+
+A client that misbehaves costs only its own connection: a record marker past
+``max_record`` or a message that is no CALL closes that connection, memory
+follows the bytes received (``record.RecordReader``), at most
+``max_in_flight`` calls of one connection run at once (then reading pauses),
+reading also pauses while the client does not read its replies, and a closed
+connection cancels its calls.  Over UDP, datagrams larger than
+``max_datagram``, or that are no CALL, are dropped, and so are calls past
+``max_in_flight`` at once (the client retransmits).
+
+``start(register=True)`` registers every program version and transport with
+rpcbind (RPCB SET over its unix socket, as libtirpc's svc_reg does; or, with
+``register="pmap"``, portmap SET), and ``close()`` unregisters them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any, Final, cast
+
+from xdrgen.runtime.oncrpc.core import UDP_MAX
+from xdrgen.runtime.oncrpc.dispatch import AuthHook, Dispatch, ServerCore, Service, set_current_call
+from xdrgen.runtime.oncrpc.errors import CallRejected, ProtocolError
+from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX, RecordReader, frame
+
+_log: Final = logging.getLogger("xdrgen.oncrpc.server")
+#: Calls one connection (or the UDP socket) may have running at once, by default.
+MAX_IN_FLIGHT: Final = 64
+
+
+class _Calls:
+    """Handler tasks of one connection or socket, counted for back-pressure."""
+
+    def __init__(self, core: ServerCore, on_done: Callable[[], None] | None = None) -> None:
+        self.core = core
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._on_done = on_done
+
+    def run(self, dispatch: Dispatch, reply: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(dispatch, reply))
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self._on_done is not None:
+            self._on_done()
+
+    async def _serve(self, d: Dispatch, reply: Any) -> None:
+        set_current_call(d.info)  # this task's context only
+        xid = d.info.xid
+        try:
+            result = await d.method(*d.args)
+            data = self.core.success(xid, d.encode(result) if d.encode is not None else b"")
+        except asyncio.CancelledError:
+            raise
+        except CallRejected as exc:
+            data = self.core.failure(xid, exc)
+        except Exception as exc:  # a handler bug answers SYSTEM_ERR and costs nothing else
+            _log.error("handler %s failed on xid %#x: %r", getattr(d.method, "__qualname__", d.method), xid, exc,
+                       exc_info=exc)
+            data = self.core.failure(xid, exc)
+        reply(data)
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+
+class _StreamConnection(asyncio.Protocol):
+    def __init__(self, server: RpcServer, transport_name: str) -> None:
+        self._server = server
+        self._name = transport_name
+        self._reader = RecordReader(server.max_record)
+        self._calls = _Calls(server.core, self._flow)
+        self._transport: asyncio.Transport | None = None
+        self._peer: Any = None
+        self._reading = True
+        self._writable = True
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._peer = transport.get_extra_info("peername")
+        self._server._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        try:
+            records = self._reader.feed(data)
+        except ProtocolError as exc:
+            self._server.refused_connections += 1
+            _log.debug("closing %s: %s", self._peer, exc)
+            self.abort()
+            return
+        core = self._server.core
+        for record in records:
+            try:
+                outcome = core.handle(record, self._peer, self._name)
+            except ProtocolError as exc:
+                # Not a CALL: libtirpc gives the connection up too (XPRT_DIED).
+                self._server.refused_connections += 1
+                _log.debug("closing %s: %s", self._peer, exc)
+                self.abort()
+                return
+            if isinstance(outcome, bytes):
+                self._reply(outcome)
+            else:
+                self._calls.run(outcome, self._reply)
+        self._flow()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our end too (after the replies queued so far)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._calls.cancel()
+        self._server._connections.discard(self)
+        self._transport = None
+
+    def pause_writing(self) -> None:
+        self._writable = False
+        self._flow()
+
+    def resume_writing(self) -> None:
+        self._writable = True
+        self._flow()
+
+    def _reply(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(frame(data))
+
+    def _flow(self) -> None:
+        """Read while fewer than max_in_flight calls run and the client reads its replies."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        want = self._writable and len(self._calls.tasks) < self._server.max_in_flight
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class _DatagramEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, server: RpcServer) -> None:
+        self._server = server
+        self._calls = _Calls(server.core)
+        self._transport: asyncio.DatagramTransport | None = None
+        #: Datagrams dropped: too large, not a CALL, or too many calls at once.
+        self.dropped = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's selector loop gives a Transport that is not a DatagramTransport subclass.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        server = self._server
+        if len(data) > server.max_datagram:
+            self.dropped += 1
+            return
+        try:
+            outcome = server.core.handle(data, addr, "udp")
+        except ProtocolError:
+            self.dropped += 1
+            return
+        if isinstance(outcome, bytes):
+            self._send(outcome, addr)
+        elif len(self._calls.tasks) >= server.max_in_flight:
+            self.dropped += 1  # the client will retransmit
+        else:
+            self._calls.run(outcome, lambda reply: self._send(reply, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP error about some earlier reply: nothing to do
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._calls.cancel()
+        self._transport = None
+
+    def _send(self, data: bytes, addr: Any) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if len(data) > self._server.max_datagram:
+            # A reply that cannot travel: say SYSTEM_ERR rather than stay silent.
+            from xdrgen.runtime.oncrpc.errors import SystemErr
+            from xdrgen.runtime.oncrpc.message import reply_xid
+
+            xid = reply_xid(data)
+            assert xid is not None
+            data = ServerCore.failure(xid, SystemErr())
+        self._transport.sendto(data, addr)
+
+
+class RpcServer:
+    """Serves ``services`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        services: Iterable[Service],
+        *,
+        auth_hook: AuthHook | None = None,
+        max_record: int = DEFAULT_RECORD_MAX,
+        max_datagram: int = UDP_MAX,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        self.core = ServerCore(services, auth_hook)
+        self.max_record = max_record
+        self.max_datagram = max_datagram
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self.max_in_flight = max_in_flight
+        self._listeners: list[asyncio.AbstractServer] = []
+        self._udp: tuple[asyncio.DatagramTransport, _DatagramEndpoint] | None = None
+        self._connections: set[_StreamConnection] = set()
+        self._registered: list[Any] = []
+        self._unix_path: str | None = None
+        self.host = ""
+        self.tcp_port: int | None = None
+        self.udp_port: int | None = None
+        #: Connections closed because they broke the protocol.
+        self.refused_connections = 0
+
+    @property
+    def services(self) -> list[Service]:
+        return self.core.services
+
+    @property
+    def connections(self) -> int:
+        """Stream connections open now."""
+        return len(self._connections)
+
+    @property
+    def udp_dropped(self) -> int:
+        return self._udp[1].dropped if self._udp is not None else 0
+
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        tcp_port: int | None = 0,
+        udp_port: int | None = 0,
+        unix_path: str | None = None,
+        register: bool | str = False,
+        backlog: int = 128,
+    ) -> RpcServer:
+        """Listen (port 0: any free port; None: not on that transport) and, when asked, register."""
+        loop = asyncio.get_running_loop()
+        self.host = host
+        if tcp_port is not None:
+            listener = await loop.create_server(
+                lambda: _StreamConnection(self, "tcp"), host, tcp_port, backlog=backlog, reuse_address=True
+            )
+            self._listeners.append(listener)
+            sock = listener.sockets[0]
+            self.tcp_port = sock.getsockname()[1]
+        if udp_port is not None:
+            transport, endpoint = await loop.create_datagram_endpoint(
+                lambda: _DatagramEndpoint(self), local_addr=(host, udp_port)
+            )
+            self._udp = (transport, endpoint)
+            self.udp_port = transport.get_extra_info("sockname")[1]
+        if unix_path is not None:
+            listener = await loop.create_unix_server(lambda: _StreamConnection(self, "unix"), unix_path, backlog=backlog)
+            self._listeners.append(listener)
+            self._unix_path = unix_path
+        if register:
+            from xdrgen.runtime.oncrpc import rpcbind
+
+            method = "pmap" if register == "pmap" else "rpcb"
+            try:
+                self._registered = await rpcbind.register_async(self, method=method)
+            except BaseException:
+                await self.close()
+                raise
+        return self
+
+    async def close(self) -> None:
+        """Unregister (when registered), stop listening, close every connection."""
+        if self._registered:
+            from xdrgen.runtime.oncrpc import rpcbind
+
+            registered, self._registered = self._registered, []
+            try:
+                await rpcbind.unregister_async(registered)
+            except Exception as exc:  # rpcbind gone: nothing left to undo
+                _log.warning("could not unregister from rpcbind: %r", exc)
+        for listener in self._listeners:
+            listener.close()
+        for conn in list(self._connections):
+            conn.abort()
+        if self._udp is not None:
+            self._udp[0].close()
+            self._udp = None
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._listeners = []
+        if self._unix_path is not None:
+            try:
+                os.unlink(self._unix_path)
+            except OSError:
+                pass
+            self._unix_path = None
+        await asyncio.sleep(0)  # let connection_lost callbacks run
+
+    async def serve_forever(self) -> None:
+        await asyncio.Event().wait()
+
+    async def __aenter__(self) -> RpcServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+__all__ = ["RpcServer", "Service", "MAX_IN_FLIGHT"]
