@@ -15,6 +15,7 @@ those only from the loopback and a port below 1024, that is, from root).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ def parse_universal_address(uaddr: str) -> tuple[str, int]:
         raise ValueError(f"not a universal address: {uaddr!r}") from None
     if not (0 <= p1 <= 255 and 0 <= p2 <= 255):
         raise ValueError(f"not a universal address: {uaddr!r}")
+    try:
+        ipaddress.ip_address(host2)
+    except ValueError:
+        raise ValueError(f"not a universal address: {uaddr!r} (no IP address before the port)") from None
     return host2, p1 * 256 + p2
 
 
@@ -216,20 +221,23 @@ async def unset_async(entries: Sequence[Registration], *, timeout: float | None 
 
 
 async def _apply(entries: Sequence[Registration], register: bool, timeout: float | None) -> None:
+    # Everything is unset first (as rpcgen's generated main does, a stale registration is
+    # replaced), then set: portmap's UNSET removes a program version on every protocol.
     rpcb = [e for e in entries if e.method == "rpcb"]
     pmap = [e for e in entries if e.method == "pmap"]
     if rpcb:
         async with await _rpcb_client(timeout) as client:
             for e in rpcb:
-                # As rpcgen's generated main does: clear a stale registration first.
                 await client.rpcbproc_unset(e.rpcb)
-                if register and not await client.rpcbproc_set(e.rpcb):
+            for e in rpcb if register else ():
+                if not await client.rpcbproc_set(e.rpcb):
                     raise RpcbindError(f"rpcbind refused RPCB SET of {e.rpcb!r}")
     if pmap:
         async with await _pmap_client(timeout) as client:
             for e in pmap:
                 await client.pmapproc_unset(e.mapping)
-                if register and not await client.pmapproc_set(e.mapping):
+            for e in pmap if register else ():
+                if not await client.pmapproc_set(e.mapping):
                     raise RpcbindError(f"rpcbind refused PMAP SET of {e.mapping!r}")
 
 

@@ -141,7 +141,7 @@ class _StreamConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(frame(data))
+        transport.write(frame(data, self._server.fragment_size))
 
     def _flow(self) -> None:
         """Read while fewer than max_in_flight calls run and the client reads its replies."""
@@ -222,8 +222,11 @@ class RpcServer:
         max_record: int = DEFAULT_RECORD_MAX,
         max_datagram: int = UDP_MAX,
         max_in_flight: int = MAX_IN_FLIGHT,
+        fragment_size: int = 0,
     ) -> None:
         self.core = ServerCore(services, auth_hook)
+        #: Send stream replies in fragments of at most this many bytes (0: one fragment).
+        self.fragment_size = fragment_size
         self.max_record = max_record
         self.max_datagram = max_datagram
         if max_in_flight < 1:
