@@ -22,6 +22,7 @@ decode.  The sections are formatted with black (they are small).
 from __future__ import annotations
 
 import keyword
+import re
 from dataclasses import dataclass
 
 import jinja2
@@ -40,6 +41,9 @@ _CLIENT_RESERVED = frozenset(
     {"close", "connection", "connect_tcp", "connect_udp", "connect_unix", "create", "program", "version"}
 )
 _HANDLER_RESERVED = frozenset({"program", "version"})
+#: Names the generated server classes define.
+_SERVER_NAMES = frozenset({"handler", "service", "serve", "program", "version"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def camel(name: str) -> str:
@@ -109,6 +113,24 @@ class OncRenderer:
             ret_codec=self.codec_expr(proc.result) if proc.result is not None else None,
         )
 
+    @staticmethod
+    def unshadow(procs: list[OncProc]) -> dict[str, str]:
+        """Aliases for the type names a method of the generated classes would shadow.
+
+        In a class body an annotation resolves to the class's own attribute
+        first: ``def sm_unmon(...) -> sm_stat`` inside a class that also has a
+        method ``sm_stat`` names the method.  Such types are written through a
+        module-level alias ``_OncT_<name>`` instead (names, builtins alike).
+        """
+        defined = {p.method for p in procs} | _CLIENT_RESERVED | _SERVER_NAMES
+        used = {m for p in procs for t in [*p.arg_types, p.ret_type or ""] for m in _NAME.findall(t)}
+        aliases = {name: f"_OncT_{name}" for name in sorted(used & defined)}
+        for p in procs:
+            p.arg_types = [_NAME.sub(lambda m: aliases.get(m.group(), m.group()), t) for t in p.arg_types]
+            if p.ret_type is not None:
+                p.ret_type = _NAME.sub(lambda m: aliases.get(m.group(), m.group()), p.ret_type)
+        return aliases
+
     def sections(self) -> list[str]:
         tables = [t for t in self.module.procedure_tables if t.style is ProtocolStyle.ONCRPC]
         if not tables:
@@ -117,17 +139,21 @@ class OncRenderer:
 
         out = [self.render("oncrpc/prelude.py.j2")]
         for table in tables:
+            procs = [self.proc(p) for p in table.procedures]
             ctx = {
                 "table": table,
                 "stem": class_stem(table),
                 "prefix": f"_{table.name}_{table.version}",
-                "procs": [self.proc(p) for p in table.procedures],
+                "aliases": self.unshadow(procs),
+                "procs": procs,
             }
             for template in ("codecs", "client", "server"):
                 text = self.render(f"oncrpc/{template}.py.j2", **ctx)
                 if template == "client":
                     text += "\n\n\n" + self.render("oncrpc/client.py.j2", aio=True, **ctx)
-                out.append(black.format_str(text, mode=black.Mode()).rstrip("\n"))
+                # The target version is fixed: black would guess it from this fragment alone.
+                mode = black.Mode(target_versions={black.TargetVersion.PY311})
+                out.append(black.format_str(text, mode=mode).rstrip("\n"))
         return out
 
     def render(self, template: str, **context: object) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Sequence
 
@@ -21,11 +20,15 @@ def auth_sys(
     """An AUTH_SYS credential; what is not given comes from this process, as
     authsys_create_default does (uid, gid, up to 16 supplementary groups, host
     name, the time as stamp).  Limits (255-byte name, 16 groups) are checked here."""
+    if machinename is None:
+        import socket  # only here: importing the runtime must stay light
+
+        machinename = socket.gethostname()
     if gids is None:
         gids = [g for g in os.getgroups()][: _p.MAX_SYS_GIDS]
     parms = _p.authsys_parms(
         stamp=int(time.time()) & 0xFFFFFFFF if stamp is None else stamp,
-        machinename=socket.gethostname() if machinename is None else machinename,
+        machinename=machinename,
         uid=os.geteuid() if uid is None else uid,
         gid=os.getegid() if gid is None else gid,
         gids=list(gids),
