@@ -4674,6 +4674,12 @@ if _TYPE_CHECKING:
     from xdrgen.runtime.oncrpc.sync import Client as _OncClient
 
 
+def _onc_void(data: _Buffer) -> None:
+    """The results of a void procedure: nothing."""
+    if len(data):
+        raise _XdrTrailing(f"{len(data)} bytes where the result is void", offset=0)
+
+
 # DEMO_RPC_PROGRAM version 1: argument and result codecs, bound once.
 _DEMO_RPC_PROGRAM_1_E1_1: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
     "int"
@@ -4734,7 +4740,8 @@ class DemoRpcProgram1Client:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 536895213
@@ -4793,22 +4800,22 @@ class DemoRpcProgram1Client:
 
     def demo_null(self, *, rpc_timeout: float | None = None) -> None:
         """DEMO_NULL (0)."""
-        self._conn.call(0, b"", rpc_timeout)
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     def demo_add(
         self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
     ) -> int:
         """DEMO_ADD (1)."""
-        return _DEMO_RPC_PROGRAM_1_R1(
-            self._conn.call(1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout)
+        return self._conn.call(
+            1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_1_R1
         )
 
     def demo_lookup(
         self, arg: demo_name, *, rpc_timeout: float | None = None
     ) -> demo_lookup_result:
         """DEMO_LOOKUP (2)."""
-        return _DEMO_RPC_PROGRAM_1_R2(
-            self._conn.call(2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout)
+        return self._conn.call(
+            2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_1_R2
         )
 
 
@@ -4820,7 +4827,8 @@ class DemoRpcProgram1AsyncClient:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 536895213
@@ -4881,22 +4889,22 @@ class DemoRpcProgram1AsyncClient:
 
     async def demo_null(self, *, rpc_timeout: float | None = None) -> None:
         """DEMO_NULL (0)."""
-        await self._conn.call(0, b"", rpc_timeout)
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     async def demo_add(
         self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
     ) -> int:
         """DEMO_ADD (1)."""
-        return _DEMO_RPC_PROGRAM_1_R1(
-            await self._conn.call(1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout)
+        return await self._conn.call(
+            1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_1_R1
         )
 
     async def demo_lookup(
         self, arg: demo_name, *, rpc_timeout: float | None = None
     ) -> demo_lookup_result:
         """DEMO_LOOKUP (2)."""
-        return _DEMO_RPC_PROGRAM_1_R2(
-            await self._conn.call(2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout)
+        return await self._conn.call(
+            2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_1_R2
         )
 
 
@@ -5119,7 +5127,8 @@ class DemoRpcProgram2Client:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 536895213
@@ -5178,22 +5187,22 @@ class DemoRpcProgram2Client:
 
     def demo_null(self, *, rpc_timeout: float | None = None) -> None:
         """DEMO_NULL (0)."""
-        self._conn.call(0, b"", rpc_timeout)
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     def demo_add(
         self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
     ) -> int:
         """DEMO_ADD (1)."""
-        return _DEMO_RPC_PROGRAM_2_R1(
-            self._conn.call(1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout)
+        return self._conn.call(
+            1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_2_R1
         )
 
     def demo_lookup(
         self, arg: demo_name, *, rpc_timeout: float | None = None
     ) -> demo_lookup_result:
         """DEMO_LOOKUP (2)."""
-        return _DEMO_RPC_PROGRAM_2_R2(
-            self._conn.call(2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout)
+        return self._conn.call(
+            2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_2_R2
         )
 
     def demo_find(
@@ -5205,19 +5214,22 @@ class DemoRpcProgram2Client:
         rpc_timeout: float | None = None,
     ) -> demo_item_ptr:
         """DEMO_FIND (3)."""
-        return _DEMO_RPC_PROGRAM_2_R3(
-            self._conn.call(3, _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3), rpc_timeout)
+        return self._conn.call(
+            3,
+            _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3),
+            rpc_timeout,
+            _DEMO_RPC_PROGRAM_2_R3,
         )
 
     def demo_configure(
         self, arg1: demo_option, arg2: demo_limit, *, rpc_timeout: float | None = None
     ) -> None:
         """DEMO_CONFIGURE (4)."""
-        self._conn.call(4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout)
+        self._conn.call(4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout, _onc_void)
 
     def demo_first_name(self, *, rpc_timeout: float | None = None) -> demo_maybe_name:
         """DEMO_FIRST_NAME (5)."""
-        return _DEMO_RPC_PROGRAM_2_R5(self._conn.call(5, b"", rpc_timeout))
+        return self._conn.call(5, b"", rpc_timeout, _DEMO_RPC_PROGRAM_2_R5)
 
 
 class DemoRpcProgram2AsyncClient:
@@ -5228,7 +5240,8 @@ class DemoRpcProgram2AsyncClient:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 536895213
@@ -5289,22 +5302,22 @@ class DemoRpcProgram2AsyncClient:
 
     async def demo_null(self, *, rpc_timeout: float | None = None) -> None:
         """DEMO_NULL (0)."""
-        await self._conn.call(0, b"", rpc_timeout)
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     async def demo_add(
         self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
     ) -> int:
         """DEMO_ADD (1)."""
-        return _DEMO_RPC_PROGRAM_2_R1(
-            await self._conn.call(1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout)
+        return await self._conn.call(
+            1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_2_R1
         )
 
     async def demo_lookup(
         self, arg: demo_name, *, rpc_timeout: float | None = None
     ) -> demo_lookup_result:
         """DEMO_LOOKUP (2)."""
-        return _DEMO_RPC_PROGRAM_2_R2(
-            await self._conn.call(2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout)
+        return await self._conn.call(
+            2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_2_R2
         )
 
     async def demo_find(
@@ -5316,23 +5329,26 @@ class DemoRpcProgram2AsyncClient:
         rpc_timeout: float | None = None,
     ) -> demo_item_ptr:
         """DEMO_FIND (3)."""
-        return _DEMO_RPC_PROGRAM_2_R3(
-            await self._conn.call(
-                3, _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3), rpc_timeout
-            )
+        return await self._conn.call(
+            3,
+            _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3),
+            rpc_timeout,
+            _DEMO_RPC_PROGRAM_2_R3,
         )
 
     async def demo_configure(
         self, arg1: demo_option, arg2: demo_limit, *, rpc_timeout: float | None = None
     ) -> None:
         """DEMO_CONFIGURE (4)."""
-        await self._conn.call(4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout)
+        await self._conn.call(
+            4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout, _onc_void
+        )
 
     async def demo_first_name(
         self, *, rpc_timeout: float | None = None
     ) -> demo_maybe_name:
         """DEMO_FIRST_NAME (5)."""
-        return _DEMO_RPC_PROGRAM_2_R5(await self._conn.call(5, b"", rpc_timeout))
+        return await self._conn.call(5, b"", rpc_timeout, _DEMO_RPC_PROGRAM_2_R5)
 
 
 class DemoRpcProgram2Handler:

@@ -136,6 +136,7 @@ class OncRenderer:
         if not tables:
             return []
         import black
+        from black.mode import TargetVersion
 
         out = [self.render("oncrpc/prelude.py.j2")]
         for table in tables:
@@ -152,7 +153,7 @@ class OncRenderer:
                 if template == "client":
                     text += "\n\n\n" + self.render("oncrpc/client.py.j2", aio=True, **ctx)
                 # The target version is fixed: black would guess it from this fragment alone.
-                mode = black.Mode(target_versions={black.TargetVersion.PY311})
+                mode = black.Mode(target_versions={TargetVersion.PY311})
                 out.append(black.format_str(text, mode=mode).rstrip("\n"))
         return out
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast, overload
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc import rpc_prot as _p
-from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, Failure, ReplyEvent
+from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, ReplyEvent, outcome
 from xdrgen.runtime.oncrpc.errors import ConnectionClosed, ProtocolError, RpcTimeout, TransportError
 from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX
 from xdrgen.runtime.oncrpc.sockets import bind_reserved, family_of
 from xdrgen.runtime.oncrpc.sync import RETRANSMIT, TIMEOUT
+
+T = TypeVar("T")
 
 
 class _Pending:
@@ -71,11 +74,23 @@ class AsyncClient:
     def set_auth(self, cred: _p.opaque_auth | None) -> None:
         self._core.set_auth(cred)
 
+    @overload
     async def call(
-        self, proc: int, payload: Buffer = b"", timeout: float | None = None, *, prog: int | None = None,
-        vers: int | None = None,
-    ) -> Buffer:
-        """Call ``proc`` with encoded arguments; returns the encoded results (see sync.Client.call)."""
+        self, proc: int, payload: Buffer = b"", timeout: float | None = None, decode: None = None, *,
+        prog: int | None = None, vers: int | None = None,
+    ) -> Buffer: ...
+
+    @overload
+    async def call(
+        self, proc: int, payload: Buffer, timeout: float | None, decode: Callable[[Buffer], T], *,
+        prog: int | None = None, vers: int | None = None,
+    ) -> T: ...
+
+    async def call(
+        self, proc: int, payload: Buffer = b"", timeout: float | None = None,
+        decode: Callable[[Buffer], T] | None = None, *, prog: int | None = None, vers: int | None = None,
+    ) -> T | Buffer:
+        """Call ``proc``; returns the results, decoded by ``decode`` (see sync.Client.call)."""
         if self._error is not None:
             raise self._error
         if not self._can_write.is_set():
@@ -96,9 +111,7 @@ class AsyncClient:
         except asyncio.CancelledError:
             self._forget(xid)
             raise
-        if isinstance(event, Failure):
-            raise event.error
-        return event.results
+        return outcome(event, decode)
 
     def _send(self, xid: int, pending: _Pending) -> None:
         raise NotImplementedError

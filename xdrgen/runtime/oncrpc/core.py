@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc import message as _m
 from xdrgen.runtime.oncrpc import rpc_prot as _p
-from xdrgen.runtime.oncrpc.errors import CallRejected, MessageTooLarge, ProtocolError
+from xdrgen.runtime.errors import XdrError
+from xdrgen.runtime.oncrpc.errors import BadReply, CallRejected, MessageTooLarge, ProtocolError
 from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX, RecordReader, frame
 
 #: Largest UDP datagram sent or accepted by default: libtirpc's UDPMSGSIZE.
@@ -42,6 +44,22 @@ class Failure:
 
 
 ReplyEvent = Reply | Failure
+T = TypeVar("T")
+
+
+def outcome(event: ReplyEvent, decode: Callable[[Buffer], T] | None) -> T | Buffer:
+    """What a call returns for its reply: the decoded results (raw when ``decode`` is None).
+
+    Raises the reply's error; results that do not decode raise BadReply.
+    """
+    if isinstance(event, Failure):
+        raise event.error
+    if decode is None:
+        return event.results
+    try:
+        return decode(event.results)
+    except XdrError as exc:
+        raise BadReply(f"the results of xid {event.xid:#x} do not decode: {exc}", exc) from exc
 
 
 class ClientCore:
@@ -164,4 +182,4 @@ class ClientCore:
         return xids
 
 
-__all__ = ["ClientCore", "Reply", "Failure", "ReplyEvent", "UDP_MAX"]
+__all__ = ["ClientCore", "Reply", "Failure", "ReplyEvent", "UDP_MAX", "outcome"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from xdrgen.runtime.errors import XdrDecodeError
+
 #: accept_stat values (RFC 5531); the generated rpc_prot module has them as enums too.
 SUCCESS = 0
 PROG_UNAVAIL = 1
@@ -178,16 +180,25 @@ class MessageTooLarge(TransportError):
     """A call or reply larger than a UDP datagram may be here (refused, never sent or read)."""
 
 
-class BadReply(ProtocolError):
-    """A reply whose results do not decode as the procedure's result type.
+class BadReply(ProtocolError, XdrDecodeError):
+    """The server's reply to a call cannot be read: its header, or its results as the
+    procedure's result type.
 
-    The XDR error is the ``__cause__`` (and ``error``); the call stays matched,
-    the connection stays usable.
+    Both an RpcError and an XdrDecodeError: code catching either sees it.  The
+    XDR error, if any, is ``error`` (and the ``__cause__``).  Only that call
+    fails; the connection stays usable.
     """
 
     def __init__(self, message: str, error: Exception | None = None) -> None:
         self.error = error
-        super().__init__(message)
+        Exception.__init__(self, message)
+        self.problem = message
+        self.type_name = getattr(error, "type_name", None)
+        self.path = getattr(error, "path", "")
+        self.offset = getattr(error, "offset", None)
+
+    def __str__(self) -> str:
+        return self.problem
 
 
 class RpcbindError(RpcError):

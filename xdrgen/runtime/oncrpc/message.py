@@ -80,7 +80,8 @@ def auth_sys_credential(parms: _p.authsys_parms) -> _p.opaque_auth:
 
 def decode_auth_sys(body: Buffer) -> _p.authsys_parms:
     """The authsys_parms of an AUTH_SYS credential body (raises XdrError when malformed)."""
-    return _AUTHSYS.decode(body)
+    parms: _p.authsys_parms = _AUTHSYS.decode(body)
+    return parms
 
 
 def call_prefix(prog: int, vers: int, cred: _p.opaque_auth | None = None, verf: _p.opaque_auth | None = None) -> bytes:
@@ -154,9 +155,9 @@ def parse_reply(data: Buffer, prog: int, vers: int, proc: int) -> int:
     rr = rb.value
     assert isinstance(rr, _p.rejected_reply)
     if rr.stat == _p.reject_stat.RPC_MISMATCH:
-        info = rr.value
-        assert isinstance(info, _p.mismatch_info)
-        raise RpcMismatch(info.low, info.high, **call)
+        versions = rr.value
+        assert isinstance(versions, _p.mismatch_info)
+        raise RpcMismatch(versions.low, versions.high, **call)
     why = rr.value
     assert isinstance(why, int)
     raise AuthError(int(why), **call)
@@ -167,14 +168,18 @@ def success_head(xid: int) -> bytes:
     return _REPLY_OK.pack(xid, *_OK_TAIL)
 
 
-def _accepted(xid: int, stat: int, value: object) -> bytes:
+def _reply(xid: int, body: _p.reply_body) -> bytes:
+    return _MSG.encode(_p.rpc_msg(xid=xid, body=_p.rpc_msg_body(mtype=_p.msg_type.REPLY, value=body)))
+
+
+def _accepted(xid: int, stat: _p.accept_stat, value: _p.mismatch_info | None) -> bytes:
     reply = _p.accepted_reply(verf=_EMPTY_NONE, reply_data=_p.accepted_reply_data(stat=stat, value=value))
-    return _MSG.encode(_p.rpc_msg(xid=xid, body=_p.rpc_msg_body(mtype=1, value=_p.reply_body(stat=0, value=reply))))
+    return _reply(xid, _p.reply_body(stat=_p.reply_stat.MSG_ACCEPTED, value=reply))
 
 
-def _denied(xid: int, stat: int, value: object) -> bytes:
+def _denied(xid: int, stat: _p.reject_stat, value: _p.mismatch_info | _p.auth_stat) -> bytes:
     reply = _p.rejected_reply(stat=stat, value=value)
-    return _MSG.encode(_p.rpc_msg(xid=xid, body=_p.rpc_msg_body(mtype=1, value=_p.reply_body(stat=1, value=reply))))
+    return _reply(xid, _p.reply_body(stat=_p.reply_stat.MSG_DENIED, value=reply))
 
 
 def error_reply(xid: int, error: CallRejected) -> bytes:
@@ -185,11 +190,11 @@ def error_reply(xid: int, error: CallRejected) -> bytes:
         return _denied(xid, _p.reject_stat.RPC_MISMATCH, _p.mismatch_info(low=error.low, high=error.high))
     if isinstance(error, AuthError):
         # An auth_stat this side does not know cannot be sent: AUTH_FAILED ("reason unknown").
-        why = error.why if error.why in _AUTH_STATS else _p.auth_stat.AUTH_FAILED
+        why = _p.auth_stat(error.why) if error.why in _AUTH_STATS else _p.auth_stat.AUTH_FAILED
         return _denied(xid, _p.reject_stat.AUTH_ERROR, why)
     for stat, cls in ACCEPT_ERRORS.items():
         if isinstance(error, cls):
-            return _accepted(xid, stat, None)
+            return _accepted(xid, _p.accept_stat(stat), None)
     return _accepted(xid, _p.accept_stat.SYSTEM_ERR, None)
 
 

@@ -2550,6 +2550,12 @@ if _TYPE_CHECKING:
     from xdrgen.runtime.oncrpc.sync import Client as _OncClient
 
 
+def _onc_void(data: _Buffer) -> None:
+    """The results of a void procedure: nothing."""
+    if len(data):
+        raise _XdrTrailing(f"{len(data)} bytes where the result is void", offset=0)
+
+
 # RPCBPROG version 3: argument and result codecs, bound once.
 _RPCBPROG_3_A1: _OncCallable[[rpcb], bytes] = XDR_TYPES["rpcb"].encode
 _RPCBPROG_3_D1: _OncCallable[[_Buffer], rpcb] = XDR_TYPES["rpcb"].decode
@@ -2633,7 +2639,8 @@ class Rpcbprog3Client:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 100000
@@ -2688,47 +2695,47 @@ class Rpcbprog3Client:
 
     def rpcbproc_null(self, *, rpc_timeout: float | None = None) -> None:
         """RPCBPROC_NULL (0)."""
-        self._conn.call(0, b"", rpc_timeout)
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     def rpcbproc_set(self, arg: rpcb, *, rpc_timeout: float | None = None) -> bool:
         """RPCBPROC_SET (1)."""
-        return _RPCBPROG_3_R1(self._conn.call(1, _RPCBPROG_3_A1(arg), rpc_timeout))
+        return self._conn.call(1, _RPCBPROG_3_A1(arg), rpc_timeout, _RPCBPROG_3_R1)
 
     def rpcbproc_unset(self, arg: rpcb, *, rpc_timeout: float | None = None) -> bool:
         """RPCBPROC_UNSET (2)."""
-        return _RPCBPROG_3_R2(self._conn.call(2, _RPCBPROG_3_A2(arg), rpc_timeout))
+        return self._conn.call(2, _RPCBPROG_3_A2(arg), rpc_timeout, _RPCBPROG_3_R2)
 
     def rpcbproc_getaddr(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_GETADDR (3)."""
-        return _RPCBPROG_3_R3(self._conn.call(3, _RPCBPROG_3_A3(arg), rpc_timeout))
+        return self._conn.call(3, _RPCBPROG_3_A3(arg), rpc_timeout, _RPCBPROG_3_R3)
 
     def rpcbproc_dump(self, *, rpc_timeout: float | None = None) -> rpcblist_ptr:
         """RPCBPROC_DUMP (4)."""
-        return _RPCBPROG_3_R4(self._conn.call(4, b"", rpc_timeout))
+        return self._conn.call(4, b"", rpc_timeout, _RPCBPROG_3_R4)
 
     def rpcbproc_callit(
         self, arg: rpcb_rmtcallargs, *, rpc_timeout: float | None = None
     ) -> rpcb_rmtcallres:
         """RPCBPROC_CALLIT (5)."""
-        return _RPCBPROG_3_R5(self._conn.call(5, _RPCBPROG_3_A5(arg), rpc_timeout))
+        return self._conn.call(5, _RPCBPROG_3_A5(arg), rpc_timeout, _RPCBPROG_3_R5)
 
     def rpcbproc_gettime(self, *, rpc_timeout: float | None = None) -> int:
         """RPCBPROC_GETTIME (6)."""
-        return _RPCBPROG_3_R6(self._conn.call(6, b"", rpc_timeout))
+        return self._conn.call(6, b"", rpc_timeout, _RPCBPROG_3_R6)
 
     def rpcbproc_uaddr2taddr(
         self, arg: rpcb_uaddr, *, rpc_timeout: float | None = None
     ) -> netbuf:
         """RPCBPROC_UADDR2TADDR (7)."""
-        return _RPCBPROG_3_R7(self._conn.call(7, _RPCBPROG_3_A7(arg), rpc_timeout))
+        return self._conn.call(7, _RPCBPROG_3_A7(arg), rpc_timeout, _RPCBPROG_3_R7)
 
     def rpcbproc_taddr2uaddr(
         self, arg: netbuf, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_TADDR2UADDR (8)."""
-        return _RPCBPROG_3_R8(self._conn.call(8, _RPCBPROG_3_A8(arg), rpc_timeout))
+        return self._conn.call(8, _RPCBPROG_3_A8(arg), rpc_timeout, _RPCBPROG_3_R8)
 
 
 class Rpcbprog3AsyncClient:
@@ -2739,7 +2746,8 @@ class Rpcbprog3AsyncClient:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 100000
@@ -2798,62 +2806,62 @@ class Rpcbprog3AsyncClient:
 
     async def rpcbproc_null(self, *, rpc_timeout: float | None = None) -> None:
         """RPCBPROC_NULL (0)."""
-        await self._conn.call(0, b"", rpc_timeout)
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     async def rpcbproc_set(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> bool:
         """RPCBPROC_SET (1)."""
-        return _RPCBPROG_3_R1(
-            await self._conn.call(1, _RPCBPROG_3_A1(arg), rpc_timeout)
+        return await self._conn.call(
+            1, _RPCBPROG_3_A1(arg), rpc_timeout, _RPCBPROG_3_R1
         )
 
     async def rpcbproc_unset(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> bool:
         """RPCBPROC_UNSET (2)."""
-        return _RPCBPROG_3_R2(
-            await self._conn.call(2, _RPCBPROG_3_A2(arg), rpc_timeout)
+        return await self._conn.call(
+            2, _RPCBPROG_3_A2(arg), rpc_timeout, _RPCBPROG_3_R2
         )
 
     async def rpcbproc_getaddr(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_GETADDR (3)."""
-        return _RPCBPROG_3_R3(
-            await self._conn.call(3, _RPCBPROG_3_A3(arg), rpc_timeout)
+        return await self._conn.call(
+            3, _RPCBPROG_3_A3(arg), rpc_timeout, _RPCBPROG_3_R3
         )
 
     async def rpcbproc_dump(self, *, rpc_timeout: float | None = None) -> rpcblist_ptr:
         """RPCBPROC_DUMP (4)."""
-        return _RPCBPROG_3_R4(await self._conn.call(4, b"", rpc_timeout))
+        return await self._conn.call(4, b"", rpc_timeout, _RPCBPROG_3_R4)
 
     async def rpcbproc_callit(
         self, arg: rpcb_rmtcallargs, *, rpc_timeout: float | None = None
     ) -> rpcb_rmtcallres:
         """RPCBPROC_CALLIT (5)."""
-        return _RPCBPROG_3_R5(
-            await self._conn.call(5, _RPCBPROG_3_A5(arg), rpc_timeout)
+        return await self._conn.call(
+            5, _RPCBPROG_3_A5(arg), rpc_timeout, _RPCBPROG_3_R5
         )
 
     async def rpcbproc_gettime(self, *, rpc_timeout: float | None = None) -> int:
         """RPCBPROC_GETTIME (6)."""
-        return _RPCBPROG_3_R6(await self._conn.call(6, b"", rpc_timeout))
+        return await self._conn.call(6, b"", rpc_timeout, _RPCBPROG_3_R6)
 
     async def rpcbproc_uaddr2taddr(
         self, arg: rpcb_uaddr, *, rpc_timeout: float | None = None
     ) -> netbuf:
         """RPCBPROC_UADDR2TADDR (7)."""
-        return _RPCBPROG_3_R7(
-            await self._conn.call(7, _RPCBPROG_3_A7(arg), rpc_timeout)
+        return await self._conn.call(
+            7, _RPCBPROG_3_A7(arg), rpc_timeout, _RPCBPROG_3_R7
         )
 
     async def rpcbproc_taddr2uaddr(
         self, arg: netbuf, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_TADDR2UADDR (8)."""
-        return _RPCBPROG_3_R8(
-            await self._conn.call(8, _RPCBPROG_3_A8(arg), rpc_timeout)
+        return await self._conn.call(
+            8, _RPCBPROG_3_A8(arg), rpc_timeout, _RPCBPROG_3_R8
         )
 
 
@@ -3095,7 +3103,8 @@ class Rpcbprog4Client:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 100000
@@ -3150,69 +3159,69 @@ class Rpcbprog4Client:
 
     def rpcbproc_null(self, *, rpc_timeout: float | None = None) -> None:
         """RPCBPROC_NULL (0)."""
-        self._conn.call(0, b"", rpc_timeout)
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     def rpcbproc_set(self, arg: rpcb, *, rpc_timeout: float | None = None) -> bool:
         """RPCBPROC_SET (1)."""
-        return _RPCBPROG_4_R1(self._conn.call(1, _RPCBPROG_4_A1(arg), rpc_timeout))
+        return self._conn.call(1, _RPCBPROG_4_A1(arg), rpc_timeout, _RPCBPROG_4_R1)
 
     def rpcbproc_unset(self, arg: rpcb, *, rpc_timeout: float | None = None) -> bool:
         """RPCBPROC_UNSET (2)."""
-        return _RPCBPROG_4_R2(self._conn.call(2, _RPCBPROG_4_A2(arg), rpc_timeout))
+        return self._conn.call(2, _RPCBPROG_4_A2(arg), rpc_timeout, _RPCBPROG_4_R2)
 
     def rpcbproc_getaddr(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_GETADDR (3)."""
-        return _RPCBPROG_4_R3(self._conn.call(3, _RPCBPROG_4_A3(arg), rpc_timeout))
+        return self._conn.call(3, _RPCBPROG_4_A3(arg), rpc_timeout, _RPCBPROG_4_R3)
 
     def rpcbproc_dump(self, *, rpc_timeout: float | None = None) -> rpcblist_ptr:
         """RPCBPROC_DUMP (4)."""
-        return _RPCBPROG_4_R4(self._conn.call(4, b"", rpc_timeout))
+        return self._conn.call(4, b"", rpc_timeout, _RPCBPROG_4_R4)
 
     def rpcbproc_bcast(
         self, arg: rpcb_rmtcallargs, *, rpc_timeout: float | None = None
     ) -> rpcb_rmtcallres:
         """RPCBPROC_BCAST (5)."""
-        return _RPCBPROG_4_R5(self._conn.call(5, _RPCBPROG_4_A5(arg), rpc_timeout))
+        return self._conn.call(5, _RPCBPROG_4_A5(arg), rpc_timeout, _RPCBPROG_4_R5)
 
     def rpcbproc_gettime(self, *, rpc_timeout: float | None = None) -> int:
         """RPCBPROC_GETTIME (6)."""
-        return _RPCBPROG_4_R6(self._conn.call(6, b"", rpc_timeout))
+        return self._conn.call(6, b"", rpc_timeout, _RPCBPROG_4_R6)
 
     def rpcbproc_uaddr2taddr(
         self, arg: rpcb_uaddr, *, rpc_timeout: float | None = None
     ) -> netbuf:
         """RPCBPROC_UADDR2TADDR (7)."""
-        return _RPCBPROG_4_R7(self._conn.call(7, _RPCBPROG_4_A7(arg), rpc_timeout))
+        return self._conn.call(7, _RPCBPROG_4_A7(arg), rpc_timeout, _RPCBPROG_4_R7)
 
     def rpcbproc_taddr2uaddr(
         self, arg: netbuf, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_TADDR2UADDR (8)."""
-        return _RPCBPROG_4_R8(self._conn.call(8, _RPCBPROG_4_A8(arg), rpc_timeout))
+        return self._conn.call(8, _RPCBPROG_4_A8(arg), rpc_timeout, _RPCBPROG_4_R8)
 
     def rpcbproc_getversaddr(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_GETVERSADDR (9)."""
-        return _RPCBPROG_4_R9(self._conn.call(9, _RPCBPROG_4_A9(arg), rpc_timeout))
+        return self._conn.call(9, _RPCBPROG_4_A9(arg), rpc_timeout, _RPCBPROG_4_R9)
 
     def rpcbproc_indirect(
         self, arg: rpcb_rmtcallargs, *, rpc_timeout: float | None = None
     ) -> rpcb_rmtcallres:
         """RPCBPROC_INDIRECT (10)."""
-        return _RPCBPROG_4_R10(self._conn.call(10, _RPCBPROG_4_A10(arg), rpc_timeout))
+        return self._conn.call(10, _RPCBPROG_4_A10(arg), rpc_timeout, _RPCBPROG_4_R10)
 
     def rpcbproc_getaddrlist(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_entry_list_ptr:
         """RPCBPROC_GETADDRLIST (11)."""
-        return _RPCBPROG_4_R11(self._conn.call(11, _RPCBPROG_4_A11(arg), rpc_timeout))
+        return self._conn.call(11, _RPCBPROG_4_A11(arg), rpc_timeout, _RPCBPROG_4_R11)
 
     def rpcbproc_getstat(self, *, rpc_timeout: float | None = None) -> rpcb_stat_byvers:
         """RPCBPROC_GETSTAT (12)."""
-        return _RPCBPROG_4_R12(self._conn.call(12, b"", rpc_timeout))
+        return self._conn.call(12, b"", rpc_timeout, _RPCBPROG_4_R12)
 
 
 class Rpcbprog4AsyncClient:
@@ -3223,7 +3232,8 @@ class Rpcbprog4AsyncClient:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 100000
@@ -3282,93 +3292,93 @@ class Rpcbprog4AsyncClient:
 
     async def rpcbproc_null(self, *, rpc_timeout: float | None = None) -> None:
         """RPCBPROC_NULL (0)."""
-        await self._conn.call(0, b"", rpc_timeout)
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     async def rpcbproc_set(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> bool:
         """RPCBPROC_SET (1)."""
-        return _RPCBPROG_4_R1(
-            await self._conn.call(1, _RPCBPROG_4_A1(arg), rpc_timeout)
+        return await self._conn.call(
+            1, _RPCBPROG_4_A1(arg), rpc_timeout, _RPCBPROG_4_R1
         )
 
     async def rpcbproc_unset(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> bool:
         """RPCBPROC_UNSET (2)."""
-        return _RPCBPROG_4_R2(
-            await self._conn.call(2, _RPCBPROG_4_A2(arg), rpc_timeout)
+        return await self._conn.call(
+            2, _RPCBPROG_4_A2(arg), rpc_timeout, _RPCBPROG_4_R2
         )
 
     async def rpcbproc_getaddr(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_GETADDR (3)."""
-        return _RPCBPROG_4_R3(
-            await self._conn.call(3, _RPCBPROG_4_A3(arg), rpc_timeout)
+        return await self._conn.call(
+            3, _RPCBPROG_4_A3(arg), rpc_timeout, _RPCBPROG_4_R3
         )
 
     async def rpcbproc_dump(self, *, rpc_timeout: float | None = None) -> rpcblist_ptr:
         """RPCBPROC_DUMP (4)."""
-        return _RPCBPROG_4_R4(await self._conn.call(4, b"", rpc_timeout))
+        return await self._conn.call(4, b"", rpc_timeout, _RPCBPROG_4_R4)
 
     async def rpcbproc_bcast(
         self, arg: rpcb_rmtcallargs, *, rpc_timeout: float | None = None
     ) -> rpcb_rmtcallres:
         """RPCBPROC_BCAST (5)."""
-        return _RPCBPROG_4_R5(
-            await self._conn.call(5, _RPCBPROG_4_A5(arg), rpc_timeout)
+        return await self._conn.call(
+            5, _RPCBPROG_4_A5(arg), rpc_timeout, _RPCBPROG_4_R5
         )
 
     async def rpcbproc_gettime(self, *, rpc_timeout: float | None = None) -> int:
         """RPCBPROC_GETTIME (6)."""
-        return _RPCBPROG_4_R6(await self._conn.call(6, b"", rpc_timeout))
+        return await self._conn.call(6, b"", rpc_timeout, _RPCBPROG_4_R6)
 
     async def rpcbproc_uaddr2taddr(
         self, arg: rpcb_uaddr, *, rpc_timeout: float | None = None
     ) -> netbuf:
         """RPCBPROC_UADDR2TADDR (7)."""
-        return _RPCBPROG_4_R7(
-            await self._conn.call(7, _RPCBPROG_4_A7(arg), rpc_timeout)
+        return await self._conn.call(
+            7, _RPCBPROG_4_A7(arg), rpc_timeout, _RPCBPROG_4_R7
         )
 
     async def rpcbproc_taddr2uaddr(
         self, arg: netbuf, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_TADDR2UADDR (8)."""
-        return _RPCBPROG_4_R8(
-            await self._conn.call(8, _RPCBPROG_4_A8(arg), rpc_timeout)
+        return await self._conn.call(
+            8, _RPCBPROG_4_A8(arg), rpc_timeout, _RPCBPROG_4_R8
         )
 
     async def rpcbproc_getversaddr(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_uaddr:
         """RPCBPROC_GETVERSADDR (9)."""
-        return _RPCBPROG_4_R9(
-            await self._conn.call(9, _RPCBPROG_4_A9(arg), rpc_timeout)
+        return await self._conn.call(
+            9, _RPCBPROG_4_A9(arg), rpc_timeout, _RPCBPROG_4_R9
         )
 
     async def rpcbproc_indirect(
         self, arg: rpcb_rmtcallargs, *, rpc_timeout: float | None = None
     ) -> rpcb_rmtcallres:
         """RPCBPROC_INDIRECT (10)."""
-        return _RPCBPROG_4_R10(
-            await self._conn.call(10, _RPCBPROG_4_A10(arg), rpc_timeout)
+        return await self._conn.call(
+            10, _RPCBPROG_4_A10(arg), rpc_timeout, _RPCBPROG_4_R10
         )
 
     async def rpcbproc_getaddrlist(
         self, arg: rpcb, *, rpc_timeout: float | None = None
     ) -> rpcb_entry_list_ptr:
         """RPCBPROC_GETADDRLIST (11)."""
-        return _RPCBPROG_4_R11(
-            await self._conn.call(11, _RPCBPROG_4_A11(arg), rpc_timeout)
+        return await self._conn.call(
+            11, _RPCBPROG_4_A11(arg), rpc_timeout, _RPCBPROG_4_R11
         )
 
     async def rpcbproc_getstat(
         self, *, rpc_timeout: float | None = None
     ) -> rpcb_stat_byvers:
         """RPCBPROC_GETSTAT (12)."""
-        return _RPCBPROG_4_R12(await self._conn.call(12, b"", rpc_timeout))
+        return await self._conn.call(12, b"", rpc_timeout, _RPCBPROG_4_R12)
 
 
 class Rpcbprog4Handler:
@@ -3551,7 +3561,8 @@ class PmapProg2Client:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 100000
@@ -3606,31 +3617,31 @@ class PmapProg2Client:
 
     def pmapproc_null(self, *, rpc_timeout: float | None = None) -> None:
         """PMAPPROC_NULL (0)."""
-        self._conn.call(0, b"", rpc_timeout)
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     def pmapproc_set(self, arg: mapping, *, rpc_timeout: float | None = None) -> bool:
         """PMAPPROC_SET (1)."""
-        return _PMAP_PROG_2_R1(self._conn.call(1, _PMAP_PROG_2_A1(arg), rpc_timeout))
+        return self._conn.call(1, _PMAP_PROG_2_A1(arg), rpc_timeout, _PMAP_PROG_2_R1)
 
     def pmapproc_unset(self, arg: mapping, *, rpc_timeout: float | None = None) -> bool:
         """PMAPPROC_UNSET (2)."""
-        return _PMAP_PROG_2_R2(self._conn.call(2, _PMAP_PROG_2_A2(arg), rpc_timeout))
+        return self._conn.call(2, _PMAP_PROG_2_A2(arg), rpc_timeout, _PMAP_PROG_2_R2)
 
     def pmapproc_getport(
         self, arg: mapping, *, rpc_timeout: float | None = None
     ) -> int:
         """PMAPPROC_GETPORT (3)."""
-        return _PMAP_PROG_2_R3(self._conn.call(3, _PMAP_PROG_2_A3(arg), rpc_timeout))
+        return self._conn.call(3, _PMAP_PROG_2_A3(arg), rpc_timeout, _PMAP_PROG_2_R3)
 
     def pmapproc_dump(self, *, rpc_timeout: float | None = None) -> pmaplist:
         """PMAPPROC_DUMP (4)."""
-        return _PMAP_PROG_2_R4(self._conn.call(4, b"", rpc_timeout))
+        return self._conn.call(4, b"", rpc_timeout, _PMAP_PROG_2_R4)
 
     def pmapproc_callit(
         self, arg: call_args, *, rpc_timeout: float | None = None
     ) -> call_result:
         """PMAPPROC_CALLIT (5)."""
-        return _PMAP_PROG_2_R5(self._conn.call(5, _PMAP_PROG_2_A5(arg), rpc_timeout))
+        return self._conn.call(5, _PMAP_PROG_2_A5(arg), rpc_timeout, _PMAP_PROG_2_R5)
 
 
 class PmapProg2AsyncClient:
@@ -3641,7 +3652,8 @@ class PmapProg2AsyncClient:
     decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
     ``timeout`` for one call.  A reply other than SUCCESS raises its
     xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
-    AuthError, ...); RpcTimeout when no reply comes in time.
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
     """
 
     program = 100000
@@ -3700,42 +3712,42 @@ class PmapProg2AsyncClient:
 
     async def pmapproc_null(self, *, rpc_timeout: float | None = None) -> None:
         """PMAPPROC_NULL (0)."""
-        await self._conn.call(0, b"", rpc_timeout)
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
 
     async def pmapproc_set(
         self, arg: mapping, *, rpc_timeout: float | None = None
     ) -> bool:
         """PMAPPROC_SET (1)."""
-        return _PMAP_PROG_2_R1(
-            await self._conn.call(1, _PMAP_PROG_2_A1(arg), rpc_timeout)
+        return await self._conn.call(
+            1, _PMAP_PROG_2_A1(arg), rpc_timeout, _PMAP_PROG_2_R1
         )
 
     async def pmapproc_unset(
         self, arg: mapping, *, rpc_timeout: float | None = None
     ) -> bool:
         """PMAPPROC_UNSET (2)."""
-        return _PMAP_PROG_2_R2(
-            await self._conn.call(2, _PMAP_PROG_2_A2(arg), rpc_timeout)
+        return await self._conn.call(
+            2, _PMAP_PROG_2_A2(arg), rpc_timeout, _PMAP_PROG_2_R2
         )
 
     async def pmapproc_getport(
         self, arg: mapping, *, rpc_timeout: float | None = None
     ) -> int:
         """PMAPPROC_GETPORT (3)."""
-        return _PMAP_PROG_2_R3(
-            await self._conn.call(3, _PMAP_PROG_2_A3(arg), rpc_timeout)
+        return await self._conn.call(
+            3, _PMAP_PROG_2_A3(arg), rpc_timeout, _PMAP_PROG_2_R3
         )
 
     async def pmapproc_dump(self, *, rpc_timeout: float | None = None) -> pmaplist:
         """PMAPPROC_DUMP (4)."""
-        return _PMAP_PROG_2_R4(await self._conn.call(4, b"", rpc_timeout))
+        return await self._conn.call(4, b"", rpc_timeout, _PMAP_PROG_2_R4)
 
     async def pmapproc_callit(
         self, arg: call_args, *, rpc_timeout: float | None = None
     ) -> call_result:
         """PMAPPROC_CALLIT (5)."""
-        return _PMAP_PROG_2_R5(
-            await self._conn.call(5, _PMAP_PROG_2_A5(arg), rpc_timeout)
+        return await self._conn.call(
+            5, _PMAP_PROG_2_A5(arg), rpc_timeout, _PMAP_PROG_2_R5
         )
 
 

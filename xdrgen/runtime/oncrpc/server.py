@@ -73,6 +73,8 @@ class _Calls:
         reply(data)
 
     def cancel(self) -> None:
+        """The connection is gone: stop its calls, and let go of it (no cycle to wait for the GC)."""
+        self._on_done = None
         for task in self.tasks:
             task.cancel()
 

@@ -17,11 +17,12 @@ import select
 import socket
 import threading
 import time
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar, overload
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc import rpc_prot as _p
-from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, Failure, ReplyEvent
+from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, ReplyEvent, outcome
 from xdrgen.runtime.oncrpc.errors import ConnectionClosed, ProtocolError, RpcTimeout, TransportError
 from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX
 from xdrgen.runtime.oncrpc.sockets import datagram_socket, stream_socket, unix_socket
@@ -31,6 +32,7 @@ TIMEOUT: Final = 25.0
 #: Seconds between UDP retransmissions (libtirpc clnt_dg's default).
 RETRANSMIT: Final = 15.0
 _RECV: Final = 1 << 16
+T = TypeVar("T")
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -88,14 +90,28 @@ class Client:
         with self._lock:
             self._core.set_auth(cred)
 
+    @overload
     def call(
-        self, proc: int, payload: Buffer = b"", timeout: float | None = None, *, prog: int | None = None,
-        vers: int | None = None,
-    ) -> Buffer:
-        """Call ``proc`` with encoded arguments; returns the encoded results.
+        self, proc: int, payload: Buffer = b"", timeout: float | None = None, decode: None = None, *,
+        prog: int | None = None, vers: int | None = None,
+    ) -> Buffer: ...
+
+    @overload
+    def call(
+        self, proc: int, payload: Buffer, timeout: float | None, decode: Callable[[Buffer], T], *,
+        prog: int | None = None, vers: int | None = None,
+    ) -> T: ...
+
+    def call(
+        self, proc: int, payload: Buffer = b"", timeout: float | None = None,
+        decode: Callable[[Buffer], T] | None = None, *, prog: int | None = None, vers: int | None = None,
+    ) -> T | Buffer:
+        """Call ``proc`` with encoded arguments; returns the results, decoded by ``decode``
+        (or encoded, without it).
 
         ``timeout`` None means the client's default.  Raises the reply's
-        CallRejected subclass, RpcTimeout, or a TransportError.
+        CallRejected subclass, BadReply when the reply cannot be read,
+        RpcTimeout, or a TransportError.
         """
         if timeout is None:
             timeout = self.timeout
@@ -108,9 +124,7 @@ class Client:
             except BaseException:
                 self._core.forget(xid)
                 raise
-        if isinstance(event, Failure):
-            raise event.error
-        return event.results
+        return outcome(event, decode)
 
     def _exchange(self, xid: int, data: bytes, deadline: float | None) -> ReplyEvent:
         raise NotImplementedError
