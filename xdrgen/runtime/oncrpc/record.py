@@ -65,10 +65,19 @@ class RecordReader:
         ``bytes`` feed) or a bytearray that is the caller's to keep.  Raises
         RecordTooLarge / ProtocolError; the stream is then unusable.
         """
+        immutable = isinstance(data, bytes)
+        n = len(data)
+        if immutable and self._remaining < 0 and not self._partial_marker and n >= 4:
+            # The common case: exactly one whole single-fragment record.
+            (word,) = _MARKER.unpack_from(data, 0)
+            if word & LAST_FRAGMENT and (word & FRAGMENT_MAX) == n - 4 and self._record is None:
+                if n - 4 > self.max_record:
+                    raise RecordTooLarge(f"record of {n - 4} bytes exceeds the {self.max_record}-byte record cap", self._offset)
+                self._offset += n
+                return [memoryview(data)[4:]]
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
-        immutable = isinstance(data, bytes)
         records: list[Buffer] = []
         n = len(view)
         pos = 0

@@ -1,8 +1,9 @@
 """asyncio ONC RPC server: TCP (and unix sockets) with record marking, and UDP.
 
 ``RpcServer(services)`` serves any number of program versions on the same
-sockets.  Every call runs its handler coroutine in a task of its own, so one
-connection may have many calls in progress, answered in the order they finish.
+sockets.  A call's handler coroutine starts as soon as the call is read; one
+that has to wait continues in a task of its own (``calls``), so one connection
+may have many calls in progress, answered in the order they finish.
 What the protocol decides without a handler (errors, NULL) is answered at once
 (``dispatch.ServerCore``).
 
@@ -29,8 +30,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
 from xdrgen.runtime.oncrpc.core import UDP_MAX
-from xdrgen.runtime.oncrpc.dispatch import AuthHook, Dispatch, ServerCore, Service, set_current_call
-from xdrgen.runtime.oncrpc.errors import CallRejected, ProtocolError
+from xdrgen.runtime.oncrpc.calls import Calls
+from xdrgen.runtime.oncrpc.dispatch import AuthHook, ServerCore, Service
+from xdrgen.runtime.oncrpc.errors import ProtocolError
 from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX, RecordReader, frame
 
 _log: Final = logging.getLogger("xdrgen.oncrpc.server")
@@ -38,53 +40,12 @@ _log: Final = logging.getLogger("xdrgen.oncrpc.server")
 MAX_IN_FLIGHT: Final = 64
 
 
-class _Calls:
-    """Handler tasks of one connection or socket, counted for back-pressure."""
-
-    def __init__(self, core: ServerCore, on_done: Callable[[], None] | None = None) -> None:
-        self.core = core
-        self.tasks: set[asyncio.Task[None]] = set()
-        self._on_done = on_done
-
-    def run(self, dispatch: Dispatch, reply: Any) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(dispatch, reply))
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if self._on_done is not None:
-            self._on_done()
-
-    async def _serve(self, d: Dispatch, reply: Any) -> None:
-        set_current_call(d.info)  # this task's context only
-        xid = d.info.xid
-        try:
-            result = await d.method(*d.args)
-            data = self.core.success(xid, d.encode(result) if d.encode is not None else b"")
-        except asyncio.CancelledError:
-            raise
-        except CallRejected as exc:
-            data = self.core.failure(xid, exc)
-        except Exception as exc:  # a handler bug answers SYSTEM_ERR and costs nothing else
-            _log.error("handler %s failed on xid %#x: %r", getattr(d.method, "__qualname__", d.method), xid, exc,
-                       exc_info=exc)
-            data = self.core.failure(xid, exc)
-        reply(data)
-
-    def cancel(self) -> None:
-        """The connection is gone: stop its calls, and let go of it (no cycle to wait for the GC)."""
-        self._on_done = None
-        for task in self.tasks:
-            task.cancel()
-
-
 class _StreamConnection(asyncio.Protocol):
     def __init__(self, server: RpcServer, transport_name: str) -> None:
         self._server = server
         self._name = transport_name
         self._reader = RecordReader(server.max_record)
-        self._calls = _Calls(server.core, self._flow)
+        self._calls = Calls(server.core, self._flow)
         self._transport: asyncio.Transport | None = None
         self._peer: Any = None
         self._reading = True
@@ -166,7 +127,7 @@ class _StreamConnection(asyncio.Protocol):
 class _DatagramEndpoint(asyncio.DatagramProtocol):
     def __init__(self, server: RpcServer) -> None:
         self._server = server
-        self._calls = _Calls(server.core)
+        self._calls = Calls(server.core)
         self._transport: asyncio.DatagramTransport | None = None
         #: Datagrams dropped: too large, not a CALL, or too many calls at once.
         self.dropped = 0
