@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc import rpc_prot as _p
 from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, ReplyEvent, outcome
 from xdrgen.runtime.oncrpc.errors import ConnectionClosed, ProtocolError, RpcTimeout, TransportError
 from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX
-from xdrgen.runtime.oncrpc.sockets import bind_reserved, family_of
+from xdrgen.runtime.oncrpc.sockets import bind_reserved, datagram_socket, family_of
 from xdrgen.runtime.oncrpc.sync import RETRANSMIT, TIMEOUT
 
 T = TypeVar("T")
@@ -215,26 +215,44 @@ class AsyncStreamClient(AsyncClient, asyncio.Protocol):
         transport.write(out[0] if len(out) == 1 else b"".join(out))
 
 
-class AsyncDatagramClient(AsyncClient, asyncio.DatagramProtocol):
-    """UDP client: one call per datagram, each retransmitted on its own timer."""
+class AsyncDatagramClient(AsyncClient):
+    """UDP client: one call per datagram, each retransmitted on its own timer.
 
-    def __init__(self, core: ClientCore, timeout: float | None, retransmit: float) -> None:
+    The socket is read directly (``loop.add_reader``), every datagram waiting
+    at each wake-up: asyncio's datagram transport reads one per loop iteration.
+    """
+
+    #: Most datagrams read per wake-up (then the loop gets a turn).
+    READ_BATCH = 256
+
+    def __init__(self, core: ClientCore, timeout: float | None, retransmit: float, sock: socket.socket) -> None:
         super().__init__(core, timeout)
         if retransmit <= 0:
             raise ValueError("retransmit must be positive")
         self.retransmit = retransmit
         self.retransmissions = 0
+        sock.setblocking(False)
+        self._sock: socket.socket | None = sock
+        self._limit = core.max_datagram + 1  # one more byte shows a datagram that is too large
+        self._loop.add_reader(sock.fileno(), self._readable)
 
-    # asyncio.DatagramProtocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
+    def _readable(self) -> None:
+        sock = self._sock
+        for _ in range(self.READ_BATCH):
+            if sock is None:
+                return
+            try:
+                data = sock.recv(self._limit)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._icmp_error(exc)
+                return
+            event = self._core.receive_datagram(data)
+            if event is not None:
+                self._deliver(event)
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        event = self._core.receive_datagram(data)
-        if event is not None:
-            self._deliver(event)
-
-    def error_received(self, exc: Exception) -> None:
+    def _icmp_error(self, exc: OSError) -> None:
         # On a connected socket an ICMP error concerns this server: every call waiting fails.
         error = ConnectionClosed(f"datagram error: {exc}")
         for xid in list(self._pending):
@@ -244,13 +262,17 @@ class AsyncDatagramClient(AsyncClient, asyncio.DatagramProtocol):
             if not pending.future.done():
                 pending.future.set_exception(error)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost(ConnectionClosed(f"socket closed: {exc}" if exc else "socket closed"))
-
     def _send(self, xid: int, pending: _Pending) -> None:
-        # asyncio's selector loop gives a Transport that is not a DatagramTransport subclass.
-        transport = cast(asyncio.DatagramTransport, self._transport)
-        transport.sendto(pending.data)
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.send(pending.data)
+        except (BlockingIOError, InterruptedError):
+            pass  # the socket buffer is full: as if the datagram were lost; it is sent again
+        except OSError as exc:
+            self._icmp_error(exc)
+            return
         pending.resend = self._loop.call_later(self.retransmit, self._resend, xid)
 
     def _resend(self, xid: int) -> None:
@@ -259,6 +281,13 @@ class AsyncDatagramClient(AsyncClient, asyncio.DatagramProtocol):
             return
         self.retransmissions += 1
         self._send(xid, pending)
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._lost(ConnectionClosed("client closed"))
 
 
 def _core(prog: int, vers: int, stream: bool, options: dict[str, Any]) -> ClientCore:
@@ -327,21 +356,12 @@ async def connect_udp(host: str, port: int, prog: int, vers: int, **options: Any
     """An asyncio UDP client (options as for sync.connect_udp)."""
     timeout = options.pop("timeout", TIMEOUT)
     retransmit = options.pop("retransmit", RETRANSMIT)
-    reserved = options.pop("reserved_port", False)
-    client = AsyncDatagramClient(_core(prog, vers, False, options), timeout, retransmit)
-    loop = asyncio.get_running_loop()
-    if reserved:
-        sock = socket.socket(family_of(host), socket.SOCK_DGRAM)
-        try:
-            bind_reserved(sock)
-            sock.connect((host, port))
-        except BaseException:
-            sock.close()
-            raise
-        await loop.create_datagram_endpoint(lambda: client, sock=sock)
-    else:
-        await loop.create_datagram_endpoint(lambda: client, remote_addr=(host, port))
-    return client
+    sock = datagram_socket(host, port, options.pop("reserved_port", False))
+    try:
+        return AsyncDatagramClient(_core(prog, vers, False, options), timeout, retransmit, sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 async def create(host: str, prog: int, vers: int, transport: str = "tcp", **options: Any) -> AsyncClient:

@@ -121,7 +121,7 @@ class Calls:
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         coro, context = self._handlers.pop(task)
-        if coro.cr_frame is not None:
+        if getattr(coro, "cr_frame", None) is not None:
             # Cancelled before the task first ran: the handler never saw it; tell it now.
             context.run(_cancel, coro)
         if self._on_done is not None:

@@ -24,15 +24,18 @@ rpcbind (RPCB SET over its unix socket, as libtirpc's svc_reg does; or, with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from xdrgen.runtime.oncrpc.core import UDP_MAX
 from xdrgen.runtime.oncrpc.calls import Calls
 from xdrgen.runtime.oncrpc.dispatch import AuthHook, ServerCore, Service
-from xdrgen.runtime.oncrpc.errors import ProtocolError
+from xdrgen.runtime.oncrpc.errors import ProtocolError, SystemErr
+from xdrgen.runtime.oncrpc.message import reply_xid
 from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX, RecordReader, frame
 
 _log: Final = logging.getLogger("xdrgen.oncrpc.server")
@@ -124,54 +127,79 @@ class _StreamConnection(asyncio.Protocol):
             self._transport.abort()
 
 
-class _DatagramEndpoint(asyncio.DatagramProtocol):
-    def __init__(self, server: RpcServer) -> None:
+class _DatagramEndpoint:
+    """The UDP socket: read directly, every datagram waiting at each wake-up (asyncio's
+    datagram transport reads one per loop iteration)."""
+
+    #: Most datagrams read per wake-up (then the loop gets a turn).
+    READ_BATCH = 256
+
+    def __init__(self, server: RpcServer, sock: socket.socket) -> None:
         self._server = server
         self._calls = Calls(server.core)
-        self._transport: asyncio.DatagramTransport | None = None
+        sock.setblocking(False)
+        self._sock: socket.socket | None = sock
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
         #: Datagrams dropped: too large, not a CALL, or too many calls at once.
         self.dropped = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # asyncio's selector loop gives a Transport that is not a DatagramTransport subclass.
-        self._transport = cast(asyncio.DatagramTransport, transport)
+    @property
+    def port(self) -> int:
+        assert self._sock is not None
+        return int(self._sock.getsockname()[1])
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+    def _readable(self) -> None:
         server = self._server
-        if len(data) > server.max_datagram:
-            self.dropped += 1
-            return
-        try:
-            outcome = server.core.handle(data, addr, "udp")
-        except ProtocolError:
-            self.dropped += 1
-            return
-        if isinstance(outcome, bytes):
-            self._send(outcome, addr)
-        elif len(self._calls.tasks) >= server.max_in_flight:
-            self.dropped += 1  # the client will retransmit
-        else:
-            self._calls.run(outcome, lambda reply: self._send(reply, addr))
+        limit = server.max_datagram + 1  # one more byte shows a datagram that is too large
+        for _ in range(self.READ_BATCH):
+            sock = self._sock
+            if sock is None:
+                return
+            try:
+                data, addr = sock.recvfrom(limit)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error about an earlier reply: nothing to do
+            if len(data) > server.max_datagram:
+                self.dropped += 1
+                continue
+            try:
+                outcome = server.core.handle(data, addr, "udp")
+            except ProtocolError:
+                self.dropped += 1
+                continue
+            if isinstance(outcome, bytes):
+                self._send(outcome, addr)
+            elif len(self._calls.tasks) >= server.max_in_flight:
+                self.dropped += 1  # the client will retransmit
+            else:
+                self._calls.run(outcome, functools.partial(self._send_to, addr))
 
-    def error_received(self, exc: Exception) -> None:
-        pass  # an ICMP error about some earlier reply: nothing to do
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._calls.cancel()
-        self._transport = None
+    def _send_to(self, addr: Any, data: bytes) -> None:
+        self._send(data, addr)
 
     def _send(self, data: bytes, addr: Any) -> None:
-        if self._transport is None or self._transport.is_closing():
+        sock = self._sock
+        if sock is None:
             return
         if len(data) > self._server.max_datagram:
             # A reply that cannot travel: say SYSTEM_ERR rather than stay silent.
-            from xdrgen.runtime.oncrpc.errors import SystemErr
-            from xdrgen.runtime.oncrpc.message import reply_xid
-
             xid = reply_xid(data)
             assert xid is not None
             data = ServerCore.failure(xid, SystemErr())
-        self._transport.sendto(data, addr)
+        try:
+            sock.sendto(data, addr)
+        except OSError:
+            pass  # a full socket buffer or an unreachable client: as if the reply were lost
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._calls.cancel()
 
 
 class RpcServer:
@@ -196,7 +224,7 @@ class RpcServer:
             raise ValueError("max_in_flight must be >= 1")
         self.max_in_flight = max_in_flight
         self._listeners: list[asyncio.AbstractServer] = []
-        self._udp: tuple[asyncio.DatagramTransport, _DatagramEndpoint] | None = None
+        self._udp: _DatagramEndpoint | None = None
         self._connections: set[_StreamConnection] = set()
         self._registered: list[Any] = []
         self._unix_path: str | None = None
@@ -217,7 +245,7 @@ class RpcServer:
 
     @property
     def udp_dropped(self) -> int:
-        return self._udp[1].dropped if self._udp is not None else 0
+        return self._udp.dropped if self._udp is not None else 0
 
     async def start(
         self,
@@ -240,11 +268,16 @@ class RpcServer:
             sock = listener.sockets[0]
             self.tcp_port = sock.getsockname()[1]
         if udp_port is not None:
-            transport, endpoint = await loop.create_datagram_endpoint(
-                lambda: _DatagramEndpoint(self), local_addr=(host, udp_port)
-            )
-            self._udp = (transport, endpoint)
-            self.udp_port = transport.get_extra_info("sockname")[1]
+            infos = await loop.getaddrinfo(host, udp_port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+            family, _, _, _, address = infos[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.bind(address)
+            except BaseException:
+                sock.close()
+                raise
+            self._udp = _DatagramEndpoint(self, sock)
+            self.udp_port = self._udp.port
         if unix_path is not None:
             listener = await loop.create_unix_server(lambda: _StreamConnection(self, "unix"), unix_path, backlog=backlog)
             self._listeners.append(listener)
@@ -275,7 +308,7 @@ class RpcServer:
         for conn in list(self._connections):
             conn.abort()
         if self._udp is not None:
-            self._udp[0].close()
+            self._udp.close()
             self._udp = None
         for listener in self._listeners:
             await listener.wait_closed()
