@@ -169,7 +169,12 @@ def test_garbage_replies_fail_their_call_only(demo: ModuleType, hostile: Any) ->
             return [ok(xid, bytes(12))]  # results with bytes over
         return [add_result(xid, call)]
 
-    server = hostile(answer)
+    def answer_or_void(xid: int, call: bytes) -> list[bytes]:
+        if struct.unpack_from(">I", call, 20)[0] == 0:
+            return [ok(xid, b"\0\0\0\0")]  # NULL is void: results where there must be none
+        return answer(xid, call)
+
+    server = hostile(answer_or_void)
     for connect in (demo.DemoRpcProgram2Client.connect_tcp, demo.DemoRpcProgram2Client.connect_udp):
         port = server.port if connect.__name__ == "connect_tcp" else server.udp_port
         with connect("127.0.0.1", port, timeout=5) as c:
@@ -177,6 +182,12 @@ def test_garbage_replies_fail_their_call_only(demo: ModuleType, hostile: Any) ->
                 with pytest.raises(BadReply) as info:
                     c.demo_add(a, 1)
                 assert str(info.value)
+            with pytest.raises(BadReply, match="result is void"):
+                c.demo_null()
+            from xdrgen.runtime.errors import XdrDecodeError
+
+            with pytest.raises(XdrDecodeError):  # the same error, caught as an XDR error
+                c.demo_add(2, 1)
             assert c.demo_add(5, 6) == 11  # the connection is still good
 
 
