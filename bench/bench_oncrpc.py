@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

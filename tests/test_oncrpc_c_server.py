@@ -31,7 +31,7 @@ from xdrgen.runtime.oncrpc import (
     RpcTimeout,
     auth_sys,
 )
-from xdrgen.runtime.oncrpc import aio, sync
+from xdrgen.runtime.oncrpc import sync
 
 PROGRAM = 0x20005EED
 TRANSPORTS = ["tcp", "udp"]

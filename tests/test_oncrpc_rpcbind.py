@@ -162,3 +162,33 @@ def test_async_rpcbind_clients(test_program: int) -> None:
 
     asyncio.run(main())
     assert any(row[0] == TEST_PROGRAM and row[1] == 3 for row in rpcinfo_dump())
+
+
+def test_lookup_asks_rpcb_4_then_3_then_portmap() -> None:
+    """The order clnt_create follows, driven by hand through the sans-IO lookup."""
+    from xdrgen.runtime.oncrpc import ProgMismatch, ProgUnavail
+    from xdrgen.runtime.oncrpc.rpcbind import _lookup_steps
+
+    steps = _lookup_steps("10.0.0.1", 100024, 1, "udp")
+    kind, version, query = next(steps)
+    assert (kind, version, query.r_prog, query.r_vers, query.r_netid) == ("rpcb", 4, 100024, 1, "udp")
+    assert steps.throw(ProgMismatch(2, 3))[:2] == ("rpcb", 3)  # no version 4 there
+    kind, version, mapping = steps.throw(ProgUnavail())  # no RPCB at all: portmap
+    assert (kind, version, mapping.prog, mapping.vers, mapping.prot) == ("pmap", 2, 100024, 1, rb.IPPROTO_UDP)
+    with pytest.raises(StopIteration) as done:
+        steps.send(4045)
+    assert done.value.value == ("10.0.0.1", 4045)
+
+    steps = _lookup_steps("10.0.0.1", 100024, 1, "tcp")
+    next(steps)
+    with pytest.raises(StopIteration) as done:
+        steps.send("0.0.0.0.3.232")  # a server listening on every address
+    assert done.value.value == ("10.0.0.1", 1000)
+    steps = _lookup_steps("10.0.0.1", 100024, 1, "tcp")
+    next(steps)
+    with pytest.raises(RpcbindError, match="not registered"):
+        steps.send("")
+    steps = _lookup_steps("::1", 100024, 1, "tcp")
+    assert next(steps)[2].r_netid == "tcp6"
+    with pytest.raises(RpcbindError, match="did not answer"):
+        steps.throw(ProgUnavail())  # no portmap fallback over IPv6

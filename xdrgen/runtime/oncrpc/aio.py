@@ -15,9 +15,8 @@ from typing import Any, TypeVar, overload
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc import rpc_prot as _p
-from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, ReplyEvent, outcome
+from xdrgen.runtime.oncrpc.core import ClientCore, ClientView, ReplyEvent, outcome
 from xdrgen.runtime.oncrpc.errors import ConnectionClosed, ProtocolError, RpcTimeout, TransportError
-from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX
 from xdrgen.runtime.oncrpc.sockets import bind_reserved, datagram_socket, family_of
 from xdrgen.runtime.oncrpc.sync import RETRANSMIT, TIMEOUT
 
@@ -40,7 +39,7 @@ class _Pending:
             self.resend.cancel()
 
 
-class AsyncClient:
+class AsyncClient(ClientView):
     """Common part of the asyncio clients (see the module docstring)."""
 
     def __init__(self, core: ClientCore, timeout: float | None) -> None:
@@ -53,18 +52,6 @@ class AsyncClient:
         self._transport: asyncio.BaseTransport | None = None
         self._can_write = asyncio.Event()
         self._can_write.set()
-
-    @property
-    def program(self) -> int:
-        return self._core.prog
-
-    @property
-    def version(self) -> int:
-        return self._core.vers
-
-    @property
-    def credential(self) -> _p.opaque_auth | None:
-        return self._core.credential
 
     @property
     def in_flight(self) -> int:
@@ -290,21 +277,6 @@ class AsyncDatagramClient(AsyncClient):
         self._lost(ConnectionClosed("client closed"))
 
 
-def _core(prog: int, vers: int, stream: bool, options: dict[str, Any]) -> ClientCore:
-    core = ClientCore(
-        prog,
-        vers,
-        stream=stream,
-        cred=options.pop("cred", None),
-        max_record=options.pop("max_record", DEFAULT_RECORD_MAX),
-        fragment_size=options.pop("fragment_size", 0),
-        max_datagram=options.pop("max_datagram", UDP_MAX),
-    )
-    if options:
-        raise TypeError(f"unknown client options: {', '.join(sorted(options))}")
-    return core
-
-
 async def _stream_socket(host: str, port: int, reserved: bool) -> socket.socket | None:
     if not reserved:
         return None
@@ -325,7 +297,7 @@ async def connect_tcp(host: str, port: int, prog: int, vers: int, **options: Any
     timeout = options.pop("timeout", TIMEOUT)
     connect_timeout = options.pop("connect_timeout", timeout)
     reserved = options.pop("reserved_port", False)
-    client = AsyncStreamClient(_core(prog, vers, True, options), timeout)
+    client = AsyncStreamClient(ClientCore.from_options(prog, vers, True, options), timeout)
     loop = asyncio.get_running_loop()
 
     async def connect() -> None:
@@ -347,7 +319,7 @@ async def connect_tcp(host: str, port: int, prog: int, vers: int, **options: Any
 async def connect_unix(path: str, prog: int, vers: int, **options: Any) -> AsyncStreamClient:
     timeout = options.pop("timeout", TIMEOUT)
     connect_timeout = options.pop("connect_timeout", timeout)
-    client = AsyncStreamClient(_core(prog, vers, True, options), timeout)
+    client = AsyncStreamClient(ClientCore.from_options(prog, vers, True, options), timeout)
     await asyncio.wait_for(asyncio.get_running_loop().create_unix_connection(lambda: client, path), connect_timeout)
     return client
 
@@ -358,7 +330,7 @@ async def connect_udp(host: str, port: int, prog: int, vers: int, **options: Any
     retransmit = options.pop("retransmit", RETRANSMIT)
     sock = datagram_socket(host, port, options.pop("reserved_port", False))
     try:
-        return AsyncDatagramClient(_core(prog, vers, False, options), timeout, retransmit, sock)
+        return AsyncDatagramClient(ClientCore.from_options(prog, vers, False, options), timeout, retransmit, sock)
     except BaseException:
         sock.close()
         raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc import message as _m
@@ -45,6 +45,24 @@ class Failure:
 
 ReplyEvent = Reply | Failure
 T = TypeVar("T")
+
+
+class ClientView:
+    """What the blocking and the asyncio clients tell about themselves, from their core."""
+
+    _core: ClientCore
+
+    @property
+    def program(self) -> int:
+        return self._core.prog
+
+    @property
+    def version(self) -> int:
+        return self._core.vers
+
+    @property
+    def credential(self) -> _p.opaque_auth | None:
+        return self._core.credential
 
 
 def outcome(event: ReplyEvent, decode: Callable[[Buffer], T] | None) -> T | Buffer:
@@ -174,6 +192,25 @@ class ClientCore:
         view = memoryview(message)
         return Reply(xid, view[offset:])
 
+    @classmethod
+    def from_options(cls, prog: int, vers: int, stream: bool, options: dict[str, Any]) -> ClientCore:
+        """A core from a client's keyword options (what the transport took is gone from them).
+
+        Raises TypeError for an option nobody knows.
+        """
+        core = cls(
+            prog,
+            vers,
+            stream=stream,
+            cred=options.pop("cred", None),
+            max_record=options.pop("max_record", DEFAULT_RECORD_MAX),
+            fragment_size=options.pop("fragment_size", 0),
+            max_datagram=options.pop("max_datagram", UDP_MAX),
+        )
+        if options:
+            raise TypeError(f"unknown client options: {', '.join(sorted(options))}")
+        return core
+
     def fail(self, error: Exception) -> list[int]:
         """The transport is gone: every pending xid (each call must fail with ``error``)."""
         self.failed = error
@@ -182,4 +219,4 @@ class ClientCore:
         return xids
 
 
-__all__ = ["ClientCore", "Reply", "Failure", "ReplyEvent", "UDP_MAX", "outcome"]
+__all__ = ["ClientCore", "ClientView", "Reply", "Failure", "ReplyEvent", "UDP_MAX", "outcome"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -97,63 +97,94 @@ def _no_answer(host: str, rpcb_error: Exception, pmap_error: Exception | None) -
 
 #: What makes a lookup fall back from RPCB to portmap.
 _FALL_BACK = (ProgUnavail, ProgMismatch, TransportError, OSError)
+#: One question of a lookup: ("rpcb", 4 or 3, rpcb) for GETADDR, ("pmap", 2, mapping) for GETPORT.
+Question = tuple[str, int, Any]
+
+
+def _lookup_steps(host: str, prog: int, vers: int, transport: str) -> Generator[Question, Any, tuple[str, int]]:
+    """The lookup as a sans-IO conversation: yields each question, receives its answer
+    (or has the call's exception thrown in), returns (address, port)."""
+    query = _query(prog, vers, netid(transport, host))
+    error: Exception | None = None
+    for version in (4, 3):
+        try:
+            uaddr = yield ("rpcb", version, query)
+        except ProgMismatch as exc:
+            error = exc  # rpcbind without version 4: ask version 3
+            continue
+        except _FALL_BACK as exc:
+            error = exc
+            break
+        return _found(uaddr, host, prog, vers)
+    assert error is not None
+    if ":" in host:
+        raise _no_answer(host, error, None) from error
+    try:
+        port = yield ("pmap", 2, _pmap_query(prog, vers, transport))
+    except (RpcError, OSError) as exc:
+        raise _no_answer(host, error, exc) from exc
+    return _pmap_found(port, host, prog, vers)
+
+
+def _client_class(kind: str, version: int, aio: bool) -> Any:
+    if kind == "pmap":
+        return _rb.PmapProg2AsyncClient if aio else _rb.PmapProg2Client
+    if version == 4:
+        return _rb.Rpcbprog4AsyncClient if aio else _rb.Rpcbprog4Client
+    return _rb.Rpcbprog3AsyncClient if aio else _rb.Rpcbprog3Client
 
 
 def lookup(
     host: str, prog: int, vers: int, transport: str = "tcp", *, timeout: float | None = LOOKUP_TIMEOUT
 ) -> tuple[str, int]:
     """(address, port) of ``prog``/``vers`` on ``host``, asked of rpcbind there (blocking)."""
-    net = netid(transport, host)
-    query = _query(prog, vers, net)
-    error: Exception | None = None
-    for client_class in (_rb.Rpcbprog4Client, _rb.Rpcbprog3Client):
-        connect = client_class.connect_udp if transport == "udp" else client_class.connect_tcp
+    steps = _lookup_steps(host, prog, vers, transport)
+    question = next(steps)
+    while True:
+        kind, version, argument = question
+        cls = _client_class(kind, version, aio=False)
+        connect = cls.connect_udp if transport == "udp" else cls.connect_tcp
         try:
             with connect(host, RPCBIND_PORT, timeout=timeout) as client:
-                return _found(client.rpcbproc_getaddr(query), host, prog, vers)
-        except ProgMismatch as exc:
-            error = exc  # rpcbind without version 4: ask version 3
-        except _FALL_BACK as exc:
-            error = exc
-            break
-    assert error is not None
-    if ":" in host:
-        raise _no_answer(host, error, None) from error
-    connect_pmap = _rb.PmapProg2Client.connect_udp if transport == "udp" else _rb.PmapProg2Client.connect_tcp
-    try:
-        with connect_pmap(host, RPCBIND_PORT, timeout=timeout) as pmap:
-            return _pmap_found(pmap.pmapproc_getport(_pmap_query(prog, vers, transport)), host, prog, vers)
-    except (RpcError, OSError) as exc:
-        raise _no_answer(host, error, exc) from exc
+                answer = client.pmapproc_getport(argument) if kind == "pmap" else client.rpcbproc_getaddr(argument)
+        except (RpcError, OSError) as exc:
+            try:
+                question = steps.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            continue
+        try:
+            question = steps.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 async def lookup_async(
     host: str, prog: int, vers: int, transport: str = "tcp", *, timeout: float | None = LOOKUP_TIMEOUT
 ) -> tuple[str, int]:
     """(address, port) of ``prog``/``vers`` on ``host`` (asyncio; see ``lookup``)."""
-    net = netid(transport, host)
-    query = _query(prog, vers, net)
-    error: Exception | None = None
-    for client_class in (_rb.Rpcbprog4AsyncClient, _rb.Rpcbprog3AsyncClient):
-        connect = client_class.connect_udp if transport == "udp" else client_class.connect_tcp
+    steps = _lookup_steps(host, prog, vers, transport)
+    question = next(steps)
+    while True:
+        kind, version, argument = question
+        cls = _client_class(kind, version, aio=True)
+        connect = cls.connect_udp if transport == "udp" else cls.connect_tcp
         try:
             async with await connect(host, RPCBIND_PORT, timeout=timeout) as client:
-                return _found(await client.rpcbproc_getaddr(query), host, prog, vers)
-        except ProgMismatch as exc:
-            error = exc
-        except _FALL_BACK as exc:
-            error = exc
-            break
-    assert error is not None
-    if ":" in host:
-        raise _no_answer(host, error, None) from error
-    pmap_class = _rb.PmapProg2AsyncClient
-    connect_pmap = pmap_class.connect_udp if transport == "udp" else pmap_class.connect_tcp
-    try:
-        async with await connect_pmap(host, RPCBIND_PORT, timeout=timeout) as pmap:
-            return _pmap_found(await pmap.pmapproc_getport(_pmap_query(prog, vers, transport)), host, prog, vers)
-    except (RpcError, OSError) as exc:
-        raise _no_answer(host, error, exc) from exc
+                if kind == "pmap":
+                    answer = await client.pmapproc_getport(argument)
+                else:
+                    answer = await client.rpcbproc_getaddr(argument)
+        except (RpcError, OSError) as exc:
+            try:
+                question = steps.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            continue
+        try:
+            question = steps.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------- registration

@@ -28,7 +28,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Final
 
 from xdrgen.runtime.oncrpc.core import UDP_MAX

@@ -22,9 +22,8 @@ from typing import Any, Final, TypeVar, overload
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc import rpc_prot as _p
-from xdrgen.runtime.oncrpc.core import UDP_MAX, ClientCore, ReplyEvent, outcome
+from xdrgen.runtime.oncrpc.core import ClientCore, ClientView, ReplyEvent, outcome
 from xdrgen.runtime.oncrpc.errors import ConnectionClosed, ProtocolError, RpcTimeout, TransportError
-from xdrgen.runtime.oncrpc.record import DEFAULT_RECORD_MAX
 from xdrgen.runtime.oncrpc.sockets import datagram_socket, stream_socket, unix_socket
 
 #: Seconds a call waits for its reply, in all (rpcgen's client stubs use 25).
@@ -39,7 +38,7 @@ def _deadline(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
-class Client:
+class Client(ClientView):
     """Common part of the blocking clients (see the module docstring)."""
 
     def __init__(self, core: ClientCore, sock: socket.socket, timeout: float | None) -> None:
@@ -72,18 +71,6 @@ class Client:
         """Wait for ``events``; RpcTimeout at ``deadline``."""
         if not self._poll(events, None if deadline is None else deadline - time.monotonic()):
             raise RpcTimeout("no reply within the timeout")
-
-    @property
-    def program(self) -> int:
-        return self._core.prog
-
-    @property
-    def version(self) -> int:
-        return self._core.vers
-
-    @property
-    def credential(self) -> _p.opaque_auth | None:
-        return self._core.credential
 
     def set_auth(self, cred: _p.opaque_auth | None) -> None:
         """Send ``cred`` with later calls (None: AUTH_NONE); see ``auth.auth_sys``."""
@@ -230,21 +217,12 @@ class DatagramClient(Client):
             raise self._fail(ConnectionClosed(f"socket failed: {exc}")) from None
 
 
-def _core(prog: int, vers: int, stream: bool, options: dict[str, Any]) -> ClientCore:
-    return ClientCore(
-        prog,
-        vers,
-        stream=stream,
-        cred=options.pop("cred", None),
-        max_record=options.pop("max_record", DEFAULT_RECORD_MAX),
-        fragment_size=options.pop("fragment_size", 0),
-        max_datagram=options.pop("max_datagram", UDP_MAX),
-    )
-
-
-def _no_more(options: dict[str, Any]) -> None:
-    if options:
-        raise TypeError(f"unknown client options: {', '.join(sorted(options))}")
+def _stream_client(sock: socket.socket, prog: int, vers: int, timeout: float | None, options: dict[str, Any]) -> StreamClient:
+    try:
+        return StreamClient(ClientCore.from_options(prog, vers, True, options), sock, timeout)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def connect_tcp(host: str, port: int, prog: int, vers: int, **options: Any) -> StreamClient:
@@ -252,26 +230,13 @@ def connect_tcp(host: str, port: int, prog: int, vers: int, **options: Any) -> S
     ``connect_timeout``, ``reserved_port`` (bind a privileged source port, as root)."""
     timeout = options.pop("timeout", TIMEOUT)
     sock = stream_socket(host, port, options.pop("connect_timeout", timeout), options.pop("reserved_port", False))
-    try:
-        core = _core(prog, vers, True, options)
-        _no_more(options)
-    except BaseException:
-        sock.close()
-        raise
-    return StreamClient(core, sock, timeout)
+    return _stream_client(sock, prog, vers, timeout, options)
 
 
 def connect_unix(path: str, prog: int, vers: int, **options: Any) -> StreamClient:
     """A client over a unix stream socket (rpcbind's /run/rpcbind.sock, for instance)."""
     timeout = options.pop("timeout", TIMEOUT)
-    sock = unix_socket(path, options.pop("connect_timeout", timeout))
-    try:
-        core = _core(prog, vers, True, options)
-        _no_more(options)
-    except BaseException:
-        sock.close()
-        raise
-    return StreamClient(core, sock, timeout)
+    return _stream_client(unix_socket(path, options.pop("connect_timeout", timeout)), prog, vers, timeout, options)
 
 
 def connect_udp(host: str, port: int, prog: int, vers: int, **options: Any) -> DatagramClient:
@@ -280,9 +245,7 @@ def connect_udp(host: str, port: int, prog: int, vers: int, **options: Any) -> D
     retransmit = options.pop("retransmit", RETRANSMIT)
     sock = datagram_socket(host, port, options.pop("reserved_port", False))
     try:
-        core = _core(prog, vers, False, options)
-        _no_more(options)
-        return DatagramClient(core, sock, timeout, retransmit)
+        return DatagramClient(ClientCore.from_options(prog, vers, False, options), sock, timeout, retransmit)
     except BaseException:
         sock.close()
         raise
