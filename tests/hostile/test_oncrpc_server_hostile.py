@@ -317,3 +317,31 @@ def test_closed_connections_are_freed_without_the_cyclic_gc(target: Target) -> N
         assert [r for r in refs if r() is not None] == []
     finally:
         gc.enable()
+
+
+def test_invalid_utf8_strings_travel_both_ways(demo: ModuleType) -> None:
+    """Strings are bytes on the wire: names that are not UTF-8 reach the handler (as
+    surrogate escapes) and come back in the reply byte for byte, over TCP and UDP."""
+    from peers.rpcgen_peers import widget
+
+    class Echo(demo.DemoRpcProgram2Handler):  # type: ignore[name-defined,misc]
+        async def demo_lookup(self, name: str) -> Any:
+            item = widget(demo)
+            item.name = name
+            return demo.demo_lookup_result(status=demo.DEMO_OK, value=item)
+
+    raw_names = [b"\xff\xfe", b"caf\xc3", b"\xed\xa0\x80", b"ok\x00nul", bytes(range(128, 192))]
+
+    async def main() -> None:
+        server = await demo.DemoRpcProgram2Server(Echo()).serve()
+        async with server:
+            for connect, port in ((demo.DemoRpcProgram2AsyncClient.connect_tcp, server.tcp_port),
+                                  (demo.DemoRpcProgram2AsyncClient.connect_udp, server.udp_port)):
+                c = await connect("127.0.0.1", port)
+                async with c:
+                    for raw in raw_names:
+                        name = raw.decode("utf-8", "surrogateescape")
+                        result = await c.demo_lookup(name)
+                        assert result.value.name.encode("utf-8", "surrogateescape") == raw
+
+    asyncio.run(main())
