@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,7 @@ from peers.oncrpc_fixtures import c_demo_server, demo, demo_peers  # noqa: F401 
 from peers.rpcgen_peers import CServer, render_limit, render_option, widget
 from xdrgen.runtime.oncrpc import (
     AuthError,
+    ConnectionClosed,
     GarbageArgs,
     MessageTooLarge,
     ProcUnavail,
@@ -134,6 +136,38 @@ def test_async_client_calls_every_procedure_of_both_versions(
     asyncio.run(main())
     lines = c_demo_server.wait_for_lines(lambda line: line.startswith("configure "), len(before) + 3)
     assert lines[len(before):] == expected_configure_lines(demo)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_one_blocking_client_shared_by_threads(demo: ModuleType, c_demo_server: CServer, transport: str) -> None:
+    with sync_client(demo, c_demo_server, transport, 2) as c:
+
+        def work(base: int) -> list[int]:
+            return [c.demo_add(base, i) for i in range(50)]
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(work, [k * 1000 for k in range(8)]))
+    assert results == [[k * 1000 + i for i in range(50)] for k in range(8)]
+
+
+def test_closing_a_blocking_client_ends_a_call_waiting_in_another_thread(demo: ModuleType) -> None:
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection and never answers
+    try:
+        c = demo.DemoRpcProgram2Client.connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=30)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(c.demo_null)
+            time.sleep(0.2)
+            started = time.monotonic()
+            c.close()
+            with pytest.raises(ConnectionClosed):
+                waiting.result(10)
+            assert time.monotonic() - started < 5
+    finally:
+        listener.close()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -127,6 +127,12 @@ class Client(ClientView):
         return error
 
     def close(self) -> None:
+        """Close the socket; a call waiting in another thread ends with ConnectionClosed."""
+        if self._closed is None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes a call waiting in poll
+            except OSError:
+                pass
         with self._lock:
             self._fail(ConnectionClosed("client closed"))
 
