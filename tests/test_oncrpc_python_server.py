@@ -500,3 +500,26 @@ def test_rpcinfo_address_form() -> None:
         with pytest.raises(ValueError):
             parse_universal_address(bad)
     assert re.fullmatch(r"[0-9.]+", universal_address("10.0.0.1", 65535))
+
+
+def test_max_in_flight_bounds_the_calls_of_one_connection(demo: ModuleType) -> None:
+    state = {"running": 0, "most": 0}
+
+    class Slow(demo.DemoRpcProgram2Handler):  # type: ignore[name-defined,misc]
+        async def demo_add(self, a: int, b: int) -> int:
+            state["running"] += 1
+            state["most"] = max(state["most"], state["running"])
+            await asyncio.sleep(0.01)
+            state["running"] -= 1
+            return a + b
+
+    async def main() -> None:
+        server = await demo.DemoRpcProgram2Server(Slow()).serve(max_in_flight=4)
+        async with server:
+            c = await demo.DemoRpcProgram2AsyncClient.connect_tcp("127.0.0.1", server.tcp_port)
+            async with c:
+                # 40 calls leave in one write; the server runs 4 at a time and answers all.
+                assert await asyncio.gather(*(c.demo_add(i, 1) for i in range(40))) == [i + 1 for i in range(40)]
+
+    run(main())
+    assert state["most"] == 4

@@ -24,6 +24,7 @@ rpcbind (RPCB SET over its unix socket, as libtirpc's svc_reg does; or, with
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import os
@@ -31,6 +32,7 @@ import socket
 from collections.abc import Iterable
 from typing import Any, Final
 
+from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.oncrpc.core import UDP_MAX
 from xdrgen.runtime.oncrpc.calls import Calls
 from xdrgen.runtime.oncrpc.dispatch import AuthHook, ServerCore, Service
@@ -53,6 +55,9 @@ class _StreamConnection(asyncio.Protocol):
         self._peer: Any = None
         self._reading = True
         self._writable = True
+        #: Records read but not yet handled: at most one read's worth, while
+        #: max_in_flight calls already run.
+        self._backlog: collections.deque[Buffer] = collections.deque()
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -71,26 +76,34 @@ class _StreamConnection(asyncio.Protocol):
             _log.debug("closing %s: %s", self._peer, exc)
             self.abort()
             return
+        self._backlog.extend(records)
+        self._flow()
+
+    def _handle_backlog(self) -> None:
         core = self._server.core
-        for record in records:
+        limit = self._server.max_in_flight
+        backlog = self._backlog
+        while backlog and len(self._calls.tasks) < limit:
+            record = backlog.popleft()
             try:
                 outcome = core.handle(record, self._peer, self._name)
             except ProtocolError as exc:
                 # Not a CALL: libtirpc gives the connection up too (XPRT_DIED).
                 self._server.refused_connections += 1
                 _log.debug("closing %s: %s", self._peer, exc)
+                backlog.clear()
                 self.abort()
                 return
             if isinstance(outcome, bytes):
                 self._reply(outcome)
             else:
                 self._calls.run(outcome, self._reply)
-        self._flow()
 
     def eof_received(self) -> bool | None:
         return None  # close our end too (after the replies queued so far)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._backlog.clear()
         self._calls.cancel()
         self._server._connections.discard(self)
         self._transport = None
@@ -110,11 +123,16 @@ class _StreamConnection(asyncio.Protocol):
         transport.write(frame(data, self._server.fragment_size))
 
     def _flow(self) -> None:
-        """Read while fewer than max_in_flight calls run and the client reads its replies."""
+        """Handle what was read while fewer than max_in_flight calls run; read more once
+        all of it is handled, and while the client reads its replies."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        want = self._writable and len(self._calls.tasks) < self._server.max_in_flight
+        if self._backlog:
+            self._handle_backlog()
+            if self._transport is None or transport.is_closing():
+                return
+        want = self._writable and not self._backlog and len(self._calls.tasks) < self._server.max_in_flight
         if want != self._reading:
             self._reading = want
             if want:
