@@ -296,3 +296,29 @@ def test_udp_garbage_and_oversized_datagrams_are_refused(demo: ModuleType, hosti
         with pytest.raises(MessageTooLarge):
             c.demo_add(1, 1)
         assert c.demo_add(2, 2) == 4
+
+
+def test_asyncio_timeouts_of_different_lengths(demo: ModuleType, hostile: Any) -> None:
+    """A short timeout given after a long one still expires first (and a call answered in
+    time is not expired by the timers of the others)."""
+    server = hostile(lambda xid, call: [] if struct.unpack_from(">q", call, 40)[0] else [add_result(xid, call)])
+
+    async def main() -> None:
+        cls = demo.DemoRpcProgram2AsyncClient
+        for c in (await cls.connect_tcp("127.0.0.1", server.port, timeout=2.0),
+                  await cls.connect_udp("127.0.0.1", server.udp_port, timeout=2.0, retransmit=0.05)):
+            async with c:
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+
+                async def timed(a: int, timeout: float | None) -> float:
+                    with pytest.raises(RpcTimeout):
+                        await c.demo_add(a, 1, rpc_timeout=timeout)
+                    return loop.time() - started
+
+                long_, default, short = await asyncio.gather(timed(1, 1.0), timed(1, None), timed(1, 0.2))
+                assert 0.2 <= short < 0.9 <= long_ < 1.8 < default < 4
+                assert await c.demo_add(0, 5) == 5
+                assert c.connection.in_flight == 0
+
+    asyncio.run(main())

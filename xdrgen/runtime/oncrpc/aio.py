@@ -23,20 +23,55 @@ from xdrgen.runtime.oncrpc.sync import RETRANSMIT, TIMEOUT
 T = TypeVar("T")
 
 
-class _Pending:
-    __slots__ = ("future", "data", "timer", "resend")
+class _Due:
+    """Calls due at times that grow in the order they are added (one interval for all):
+    one loop timer serves them all, instead of one per call."""
 
-    def __init__(self, future: asyncio.Future[ReplyEvent], data: bytes) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float, callback: Callable[[int], None]) -> None:
+        self._loop = loop
+        self.interval = interval
+        self._callback = callback
+        #: xid -> when it is due, in the order added (so, by when).
+        self._due: dict[int, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, xid: int) -> None:
+        """Due ``interval`` seconds from now (again, if it already was: it moves to the end)."""
+        when = self._loop.time() + self.interval
+        self._due.pop(xid, None)
+        self._due[xid] = when
+        if self._timer is None:
+            self._timer = self._loop.call_at(when, self._fire)
+
+    def discard(self, xid: int) -> None:
+        self._due.pop(xid, None)  # the timer stays: when it fires it finds the next one
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        due = self._due
+        while due:
+            xid, when = next(iter(due.items()))
+            if when > now:
+                self._timer = self._loop.call_at(when, self._fire)
+                return
+            del due[xid]
+            self._callback(xid)  # may add it again (a retransmission)
+
+    def clear(self) -> None:
+        self._due.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _Pending:
+    __slots__ = ("future", "data", "timeout")
+
+    def __init__(self, future: asyncio.Future[ReplyEvent], data: bytes, timeout: float | None) -> None:
         self.future = future
         self.data = data
-        self.timer: asyncio.TimerHandle | None = None
-        self.resend: asyncio.TimerHandle | None = None
-
-    def cancel_timers(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.resend is not None:
-            self.resend.cancel()
+        self.timeout = timeout
 
 
 class AsyncClient(ClientView):
@@ -48,6 +83,8 @@ class AsyncClient(ClientView):
         #: Default seconds per call (None: no limit).
         self.timeout = timeout
         self._pending: dict[int, _Pending] = {}
+        #: Per timeout value, the calls that expire with it.
+        self._expiries: dict[float, _Due] = {}
         self._error: TransportError | None = None
         self._transport: asyncio.BaseTransport | None = None
         self._can_write = asyncio.Event()
@@ -88,10 +125,13 @@ class AsyncClient(ClientView):
             timeout = self.timeout
         xid, data = self._core.make_call(proc, payload, prog, vers)
         future: asyncio.Future[ReplyEvent] = self._loop.create_future()
-        pending = _Pending(future, data)
+        pending = _Pending(future, data, timeout)
         self._pending[xid] = pending
         if timeout is not None:
-            pending.timer = self._loop.call_later(timeout, self._expire, xid)
+            expiry = self._expiries.get(timeout)
+            if expiry is None:
+                expiry = self._expiries[timeout] = _Due(self._loop, timeout, self._expire)
+            expiry.add(xid)
         self._send(xid, pending)
         try:
             event = await future
@@ -103,10 +143,15 @@ class AsyncClient(ClientView):
     def _send(self, xid: int, pending: _Pending) -> None:
         raise NotImplementedError
 
+    def _settled(self, xid: int, pending: _Pending) -> None:
+        """Its timers are no longer needed."""
+        if pending.timeout is not None:
+            self._expiries[pending.timeout].discard(xid)
+
     def _forget(self, xid: int) -> None:
         pending = self._pending.pop(xid, None)
         if pending is not None:
-            pending.cancel_timers()
+            self._settled(xid, pending)
         self._core.forget(xid)
 
     def _expire(self, xid: int) -> None:
@@ -121,7 +166,7 @@ class AsyncClient(ClientView):
         pending = self._pending.pop(event.xid, None)
         if pending is None:
             return
-        pending.cancel_timers()
+        self._settled(event.xid, pending)
         if not pending.future.done():
             pending.future.set_result(event)
 
@@ -130,8 +175,9 @@ class AsyncClient(ClientView):
             self._error = error
         self._core.fail(error)
         pending, self._pending = self._pending, {}
+        for expiry in self._expiries.values():
+            expiry.clear()
         for p in pending.values():
-            p.cancel_timers()
             if not p.future.done():
                 p.future.set_exception(error)
         self._can_write.set()
@@ -216,8 +262,8 @@ class AsyncDatagramClient(AsyncClient):
         super().__init__(core, timeout)
         if retransmit <= 0:
             raise ValueError("retransmit must be positive")
-        self.retransmit = retransmit
         self.retransmissions = 0
+        self._resends = _Due(self._loop, retransmit, self._resend)
         sock.setblocking(False)
         self._sock: socket.socket | None = sock
         self._limit = core.max_datagram + 1  # one more byte shows a datagram that is too large
@@ -239,12 +285,21 @@ class AsyncDatagramClient(AsyncClient):
             if event is not None:
                 self._deliver(event)
 
+    @property
+    def retransmit(self) -> float:
+        """Seconds between retransmissions of a call."""
+        return self._resends.interval
+
+    def _settled(self, xid: int, pending: _Pending) -> None:
+        super()._settled(xid, pending)
+        self._resends.discard(xid)
+
     def _icmp_error(self, exc: OSError) -> None:
         # On a connected socket an ICMP error concerns this server: every call waiting fails.
         error = ConnectionClosed(f"datagram error: {exc}")
         for xid in list(self._pending):
             pending = self._pending.pop(xid)
-            pending.cancel_timers()
+            self._settled(xid, pending)
             self._core.forget(xid)
             if not pending.future.done():
                 pending.future.set_exception(error)
@@ -260,7 +315,7 @@ class AsyncDatagramClient(AsyncClient):
         except OSError as exc:
             self._icmp_error(exc)
             return
-        pending.resend = self._loop.call_later(self.retransmit, self._resend, xid)
+        self._resends.add(xid)
 
     def _resend(self, xid: int) -> None:
         pending = self._pending.get(xid)
@@ -274,6 +329,7 @@ class AsyncDatagramClient(AsyncClient):
         if sock is not None:
             self._loop.remove_reader(sock.fileno())
             sock.close()
+        self._resends.clear()
         self._lost(ConnectionClosed("client closed"))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ from xdrgen.runtime.oncrpc.errors import CallRejected
 
 _log: Final = logging.getLogger("xdrgen.oncrpc.server")
 
+_COROUTINE: Final = types.CoroutineType
 #: Sends one encoded reply message to the caller.
 ReplyTo = Callable[[bytes], None]
 
@@ -79,7 +81,8 @@ class Calls:
         set_current_call(d.info)  # in this call's own context
         try:
             coro = d.method(*d.args)
-            if not isinstance(coro, Coroutine):  # a plain function: its value is the result
+            if type(coro) is not _COROUTINE and not isinstance(coro, Coroutine):
+                # A plain function: its value is the result.
                 reply(self._success(d, coro))
                 return
             first = coro.send(None)

@@ -14,8 +14,7 @@ Nothing here does I/O; the cores and transports call these functions.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from xdrgen.runtime.codec import Buffer
 from xdrgen.runtime.errors import XdrError
@@ -51,9 +50,8 @@ _U32: Final = struct.Struct(">I")
 NONE_AUTH_BYTES: Final = bytes(8)
 
 
-@dataclass(slots=True)
-class CallHeader:
-    """A decoded CALL header; the arguments start at ``args_offset``."""
+class CallHeader(NamedTuple):
+    """A decoded CALL header; the arguments start at ``args_offset`` (a tuple: made per call)."""
 
     xid: int
     rpcvers: int
@@ -66,6 +64,8 @@ class CallHeader:
 
 
 _EMPTY_NONE: Final = _p.opaque_auth(flavor=AUTH_NONE, body=b"")
+#: CallHeader from a tuple without the keyword-argument parsing of its constructor.
+_header: Final = CallHeader._make
 
 
 def encode_auth(auth: _p.opaque_auth) -> bytes:
@@ -96,7 +96,7 @@ def parse_call(data: Buffer) -> CallHeader:
         if mtype == 0 and clen == 0 and vlen == 0:
             cred = _EMPTY_NONE if cflavor == AUTH_NONE else _p.opaque_auth(flavor=cflavor, body=b"")
             verf = _EMPTY_NONE if vflavor == AUTH_NONE else _p.opaque_auth(flavor=vflavor, body=b"")
-            return CallHeader(xid, rpcvers, prog, vers, proc, cred, verf, 40)
+            return _header((xid, rpcvers, prog, vers, proc, cred, verf, 40))
     try:
         msg, offset = _MSG.decode_from(data, 0)
     except XdrError as exc:
@@ -106,7 +106,7 @@ def parse_call(data: Buffer) -> CallHeader:
         raise ProtocolError(f"a REPLY (xid {msg.xid:#x}) where a CALL was expected")
     cb = body.value
     assert isinstance(cb, _p.call_body)
-    return CallHeader(msg.xid, cb.rpcvers, cb.prog, cb.vers, cb.proc, cb.cred, cb.verf, offset)
+    return _header((msg.xid, cb.rpcvers, cb.prog, cb.vers, cb.proc, cb.cred, cb.verf, offset))
 
 
 def encode_call(xid: int, prog: int, vers: int, proc: int, prefix: bytes) -> bytes:
