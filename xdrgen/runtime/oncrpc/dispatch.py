@@ -162,11 +162,9 @@ class ServerCore:
 
     def handle(self, message: Buffer, peer: Any = None, transport: str = "tcp") -> bytes | Dispatch:
         """A reply to send now, or a Dispatch; raises ProtocolError when ``message`` is no CALL."""
-        header = _m.parse_call(message)
-        xid = header.xid
-        cred = header.cred
-        info = CallInfo(xid, header.prog, header.vers, header.proc, cred, header.verf, None, peer, transport)
-        if header.rpcvers != _m.RPC_VERSION:
+        xid, rpcvers, prog, vers, proc, cred, verf, offset = _m.parse_call(message)
+        info = CallInfo(xid, prog, vers, proc, cred, verf, None, peer, transport)
+        if rpcvers != _m.RPC_VERSION:
             return _m.error_reply(xid, RpcMismatch(_m.RPC_VERSION, _m.RPC_VERSION))
         if cred.flavor != _m.AUTH_NONE or self.auth_hook is not None:
             try:
@@ -175,16 +173,14 @@ class ServerCore:
                     self.auth_hook(info)
             except AuthError as exc:
                 return _m.error_reply(xid, exc)
-        versions = self.programs.get(header.prog)
+        versions = self.programs.get(prog)
         if versions is None:
             return _m.error_reply(xid, ProgUnavail())
-        service = versions.get(header.vers)
+        service = versions.get(vers)
         if service is None:
-            low, high = self._ranges[header.prog]
+            low, high = self._ranges[prog]
             return _m.error_reply(xid, ProgMismatch(low, high))
-        proc = header.proc
         entry = service.procedures.get(proc)
-        offset = header.args_offset
         if entry is None:
             if proc == 0:  # NULL: answered here, whatever the handler
                 if len(message) != offset:
