@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from xdrgen import __version__
-from xdrgen.generator import guestfs_stubs, rpc
+from xdrgen.generator import guestfs_stubs, oncrpc_stubs, rpc
 from xdrgen.generator.layout import (
     LINE,
     assignment,
@@ -778,6 +778,7 @@ class ModuleRenderer:
         sections.extend(
             guestfs_stubs.render_guestfs_sections(self.env, self.module, context)
         )
+        sections.extend(oncrpc_stubs.render_oncrpc_sections(self.env, self.module, context))
         imports = sorted(
             {
                 (f"_imp_{imp.module_name}", imp.module_name, imp.package or ".")
