@@ -31,7 +31,7 @@ def xdrgen_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of this checkout, built once per session (no network: --no-isolation)."""
     out = tmp_path_factory.mktemp("xdrgen-wheel")
     run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", out, REPO_ROOT)
-    (wheel,) = out.glob("xdrgen-*.whl")
+    (wheel,) = out.glob("pyxdrgen-*.whl")
     return wheel
 
 

@@ -84,7 +84,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         cwd=REPO_ROOT,
     )
-    wheels = list(outdir.glob("xdrgen-*.whl"))
+    wheels = list(outdir.glob("pyxdrgen-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
 
@@ -141,7 +141,7 @@ def test_installed_wheel_is_what_runs(installed: Path, tmp_path: Path) -> None:
 
 def test_installed_version(installed: Path, tmp_path: Path, wheel: Path) -> None:
     out = run([installed / "xdrgen", "--version"], cwd=tmp_path)
-    version = re.fullmatch(r"xdrgen-([^-]+)-.*\.whl", wheel.name)
+    version = re.fullmatch(r"pyxdrgen-([^-]+)-.*\.whl", wheel.name)
     assert version is not None
     assert out.strip() == f"xdrgen {version.group(1)}"
 
