@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     report = build_project(config, force=args.force)
     for path in report.written:
-        print(f"generated {display_path(str(path))}")
+        print(f"{'compiled' if path.suffix == '.pyc' else 'generated'} {display_path(str(path))}")
     for path in report.removed:
         print(f"removed {display_path(str(path))} (no longer configured)")
     if not args.quiet and not report.written:
