@@ -293,19 +293,19 @@ class RpcRenderer:
 
     def client_body(self, p: ProcView, aio: bool, *, with_args: bool = False) -> list[str]:
         awaiting = "await " if aio else ""
+        lines: list[str] = []
         if p.args_type is not None and not with_args:
             # The field-taking method builds the args and hands them to its ``_with`` twin.
             if p.args_struct:
-                lines = bracketed(8, f"args = {p.args_type}(", [q.name for q in p.params], ")")
+                lines += bracketed(8, f"args = {p.args_type}(", [q.name for q in p.params], ")")
             else:
-                lines = ["        args = arg"]
-            items = ["args", "rpc_timeout=rpc_timeout"]
+                lines.append("        args = arg")
+            forwarded = ["args", "rpc_timeout=rpc_timeout"]
             if p.stream is not None:
-                items.append("two_way=two_way")
+                forwarded.append("two_way=two_way")
                 if p.sparse_option:
-                    items.append("sparse=sparse")
-            return lines + bracketed(8, f"return {awaiting}self.{p.method}_with(", items, ")")
-        lines: list[str] = []
+                    forwarded.append("sparse=sparse")
+            return lines + bracketed(8, f"return {awaiting}self.{p.method}_with(", forwarded, ")")
         payload = f"{p.prefix}_A{p.number}(args)" if p.args_type is not None else None
         items = [str(p.number)]
         if payload is not None:
