@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import py_compile
+import sys
 from pathlib import Path
 
 #: PEP 552 flags word of a checked-hash pyc: bit 0 hash-based, bit 1 check the source.
@@ -31,8 +32,6 @@ _CHECKED_HASH_FLAGS = 0b11
 
 def cache_tag() -> str:
     """This interpreter's bytecode tag (``cpython-311``): which ``.pyc`` it reads."""
-    import sys
-
     tag = sys.implementation.cache_tag
     if tag is None:  # pragma: no cover - interpreters without bytecode caching
         raise RuntimeError("this Python interpreter does not cache bytecode")
