@@ -126,3 +126,23 @@ def test_sdist_then_wheel_ships_pregenerated_module(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "inventory_client/demo_protocol.py" in names
     assert f"inventory_client/__pycache__/demo_protocol.{sys.implementation.cache_tag}.pyc" in names
+
+
+def test_hook_option_pyc_false_ships_no_bytecode(tmp_path: Path) -> None:
+    project = tmp_path / "repo" / "examples" / "example_package"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
+    )
+    (tmp_path / "repo" / "protocols").mkdir()
+    shutil.copy(REPO_ROOT / "protocols" / "demo.x", tmp_path / "repo" / "protocols" / "demo.x")
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "[tool.hatch.build.hooks.xdrgen]\n" in text
+    pyproject.write_text(text.replace("[tool.hatch.build.hooks.xdrgen]\n", "[tool.hatch.build.hooks.xdrgen]\npyc = false\n"))
+    dist = tmp_path / "dist"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), XDRGEN_CACHE_DIR=str(tmp_path / "cache"))
+    run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "-x", "--outdir", dist, project, env=env)
+    (wheel,) = dist.glob("inventory_client-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "inventory_client/demo_protocol.py" in names
+    assert not [n for n in names if n.endswith(".pyc")]

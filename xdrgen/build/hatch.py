@@ -49,7 +49,9 @@ class XdrgenBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         try:
             config = load_config(root)
             outputs = self._generate(config)
-            compiled = self._compile(outputs, root) if compile_pyc and self.target_name == "wheel" else {}
+            # Editable wheels import the tree's modules (and ignore force_include).
+            standard_wheel = self.target_name == "wheel" and version != "editable"
+            compiled = self._compile(outputs, root) if compile_pyc and standard_wheel else {}
         except XdrgenError as exc:
             raise RuntimeError(f"xdrgen build hook failed:\n{exc.render()}") from None
         if self.target_name == "sdist":
