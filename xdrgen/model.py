@@ -36,7 +36,9 @@ class Primitive(enum.Enum):
 @dataclass(eq=False, slots=True)
 class PrimitiveType:
     primitive: Primitive
-    #: The spelling in the source when it was an rpcgen alias (``u_int``, ``int64_t``...).
+    #: The spelling in the source when it was an rpcgen alias (``u_int``, ``int64_t``...);
+    #: rpcgen's narrow types as ``char``, ``short``, ``unsigned char`` or
+    #: ``unsigned short`` (also for ``u_char``, ``u_short``): it decides their range.
     spelling: str | None = None
 
 

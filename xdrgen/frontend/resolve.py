@@ -63,6 +63,10 @@ BUILTIN_TYPE_NAMES: dict[str, Primitive] = {
     "u_int64_t": Primitive.UHYPER,
 }
 
+#: Builtin names of rpcgen's narrow C types, spelled as the keywords they equal:
+#: the spelling decides the range the marshallers check (``u_char`` is 0..255).
+_NARROW_SPELLINGS = {"u_char": "unsigned char", "u_short": "unsigned short"}
+
 #: Types of the RPC library (rpc/xdr.h, rpc/auth.h) that rpcsvc files use undeclared.
 _RPCGEN_OPAQUE_TYPES: dict[str, tuple[DeclKind, int, str]] = {
     "netobj": (DeclKind.VAR_OPAQUE, 1024, "The RPC library's counted byte string (opaque<1024>)."),
@@ -372,7 +376,9 @@ class Resolver:
             if found is not None:
                 return NamedType(name, found, imported)
         if name in BUILTIN_TYPE_NAMES:
-            return PrimitiveType(BUILTIN_TYPE_NAMES[name], name)
+            return PrimitiveType(
+                BUILTIN_TYPE_NAMES[name], _NARROW_SPELLINGS.get(name, name)
+            )
         if name in _RPCGEN_OPAQUE_TYPES:
             return NamedType(name, self._builtin_opaque(name))
         if name in self.const_nodes or name in self.enum_member_nodes:

@@ -114,6 +114,9 @@ class ModuleContext:
     groups: dict[tuple[str, bool], str] = field(default_factory=dict)
     #: Types of other modules (``--import``) whose codecs this module calls: name -> alias.
     imported_codecs: dict[str, str] = field(default_factory=dict)
+    #: Module-level Python names of the .x's definitions: temporaries avoid them,
+    #: or a type named ``x1`` would be hidden inside a function that uses ``x1``.
+    module_names: frozenset[str] = frozenset()
 
     def length_formats(self, tail: str, *, decode: bool) -> str:
         """Name of the module's :class:`LengthFormats` for ``tail`` (one per tail)."""
@@ -287,8 +290,11 @@ class FunctionBody:
         self.current_union_type = ""
 
     def tmp(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter}"
+        while True:
+            self._counter += 1
+            name = f"{prefix}{self._counter}"
+            if name not in self.ctx.module_names:
+                return name
 
     def emit(self, text: str) -> None:
         self.lines.append(" " * self.indent + text)

@@ -7,6 +7,7 @@ The outer structure of every construct comes from the Jinja2 templates in
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -91,8 +92,12 @@ class ModuleRenderer:
             for name, d in module.types.items()
             if isinstance(d, (StructDef, UnionDef))
         }
-        self.ctx = ModuleContext(recursive=recursive_types(aggregates))
+        self.ctx = ModuleContext(
+            recursive=recursive_types(aggregates), module_names=_module_names(module)
+        )
         self.defined: set[str] = set()
+        #: Aliases already emitted for names a class's own attributes hide.
+        self.shadow_aliases: set[str] = set()
 
     # -------------------------------------------------------------- helpers
 
@@ -106,8 +111,38 @@ class ModuleRenderer:
         if kind in (DeclKind.FIXED_ARRAY, DeclKind.VAR_ARRAY) and ref is not None:
             return f"list[{self.type_expr(DeclKind.PLAIN, ref, None)}]"
         if kind is DeclKind.OPTIONAL and ref is not None:
-            return f"{self.type_expr(DeclKind.PLAIN, ref, None)} | None"
+            element = self.type_expr(DeclKind.PLAIN, ref, None)
+            if view_of(kind, ref, size).kind == "var_array":
+                return f"list[{element}]"  # optional data of optional data
+            return f"{element} | None"
         return py_type_of_view(self.ctx, view_of(kind, ref, size))
+
+    def unshadowed(
+        self, annotations: list[str], attrs: set[str]
+    ) -> tuple[list[str], list[str]]:
+        """``annotations`` of a class with attributes ``attrs``, made safe to read
+        in the class body, and the alias lines that must precede the class.
+
+        mypy resolves the annotations of a class body and of its methods' signatures
+        in the class scope, where a field named ``list`` or ``foo`` hides the builtin
+        or the type ``foo`` of the same name; such names are written through a
+        module-level alias ``_A_<name>`` instead.
+        """
+        new: list[str] = []
+
+        def alias(match: re.Match[str]) -> str:
+            name = match.group(0)
+            if name not in attrs:
+                return name
+            if name not in self.shadow_aliases:
+                self.shadow_aliases.add(name)
+                new.extend(
+                    assignment(0, f"_A_{name}: _TypeAlias", string_literal(name))
+                )
+            return f"_A_{name}"
+
+        safe = [_NAME_TOKEN.sub(alias, text) for text in annotations]
+        return safe, new
 
     def names_in(self, text: str) -> set[str]:
         out = set()
@@ -163,6 +198,9 @@ class ModuleRenderer:
                 }
             )
         attrs = [field_name(f.name or "") for f in d.fields]
+        types, aliases = self.unshadowed([str(f["type"]) for f in fields], set(attrs))
+        for item, safe in zip(fields, types):
+            item["type"] = safe
         slots = bracketed(
             4, "__slots__ = (", [string_literal(a) for a in attrs], ")", literal=True
         )
@@ -170,13 +208,16 @@ class ModuleRenderer:
             slots = [f"    __slots__ = ({string_literal(attrs[0])},)"]
         params = ["self"] + [f"{f['attr']}: {f['type']}" for f in fields]
         signature = bracketed(4, "def __init__(", params, ") -> None:", is_def=True)
-        return self.render(
-            "struct.py.j2",
-            name=name,
-            doc=docstring(4, d.doc),
-            slots=slots,
-            fields=fields,
-            signature=signature,
+        return _after_aliases(
+            aliases,
+            self.render(
+                "struct.py.j2",
+                name=name,
+                doc=docstring(4, d.doc),
+                slots=slots,
+                fields=fields,
+                signature=signature,
+            ),
         )
 
     def union_section(self, d: UnionDef) -> str:
@@ -187,6 +228,9 @@ class ModuleRenderer:
             d.discriminant.kind, d.discriminant.type, d.discriminant.size
         )
         value_type = union_value_type(self.ctx, d)
+        (disc_type, value_type), aliases = self.unshadowed(
+            [disc_type, value_type], {disc, "value"}
+        )
         arms = []
         for arm in d.arms:
             labels = "/".join(label.name or str(label.value) for label in arm.labels)
@@ -201,16 +245,19 @@ class ModuleRenderer:
         if "None" not in value_type.split(" | "):
             params[-1] = f"value: {value_type}"
         signature = bracketed(4, "def __init__(", params, ") -> None:", is_def=True)
-        return self.render(
-            "union.py.j2",
-            name=name,
-            doc=docstring(4, d.doc),
-            disc=disc,
-            disc_type=disc_type,
-            disc_note=disc_note,
-            value_type=value_type,
-            arms_note=arms_note,
-            signature=signature,
+        return _after_aliases(
+            aliases,
+            self.render(
+                "union.py.j2",
+                name=name,
+                doc=docstring(4, d.doc),
+                disc=disc,
+                disc_type=disc_type,
+                disc_note=disc_note,
+                value_type=value_type,
+                arms_note=arms_note,
+                signature=signature,
+            ),
         )
 
     def typedef_section(self, d: TypedefDef) -> str:
@@ -727,6 +774,27 @@ def _net(body: list[str], handler: list[str]) -> list[str]:
 
 def _def(name: str, params: list[str], returns: str) -> list[str]:
     return bracketed(0, f"def {name}(", params, f") -> {returns}:", is_def=True)
+
+
+def _module_names(module: XdrModule) -> frozenset[str]:
+    """Every module-level Python name the .x's own definitions become."""
+    names = {py_name(name) for name in module.types}
+    names |= {py_name(name) for name in module.constants}
+    for definition in module.types.values():
+        if isinstance(definition, EnumDef):
+            names |= {py_name(member.name) for member in definition.members}
+    return frozenset(names)
+
+
+#: A name in an annotation (not an attribute after a dot).
+_NAME_TOKEN = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
+
+
+def _after_aliases(aliases: list[str], section: str) -> str:
+    """A class section preceded by the alias lines it needs (black's two blank lines)."""
+    if not aliases:
+        return section
+    return "\n".join(aliases) + "\n\n\n" + section
 
 
 def _starts_with_definition(section: str) -> bool:

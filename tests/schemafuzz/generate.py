@@ -1,0 +1,515 @@
+"""Seeded random ``.x`` schemas that both rpcgen (+ gcc) and xdrgen must accept.
+
+``generate_schema(seed, options)`` is a pure function of its arguments: the same
+seed gives the same schema.  Every construct of RFC 4506 that Debian's rpcgen
+compiles is drawn, nested in every way the definition order allows: each new
+definition uses earlier ones, so a struct ends up in a union arm in an array in
+an optional, and so on.  What rpcgen cannot compile is left out on purpose
+(each case is noted where it is avoided):
+
+- ``union X`` as a type specifier (rpcgen writes XDR unions as C structs);
+- ``switch (enum X d)`` (rpcgen garbles the discriminant's C declaration);
+- a variable-length array of the struct being defined (rpcgen writes
+  ``struct struct``); recursion goes through optional data instead;
+- negative hexadecimal case labels (rpcgen's lexer stops at ``-0x``);
+- ``quadruple`` (rpcgen has no routine for it).
+
+Fixed arrays of ``bool`` inside structs are generated: rpcgen's inline code
+names the C type ``bool`` there, which the reference build maps to ``bool_t``
+(see ``runner.REFERENCE_CFLAGS``).
+
+Names are ``<prefix>_...`` so that many schemas share one ``.x``; some types,
+fields and enum members instead take names Python reserves or uses (keywords,
+builtins, names the generated code uses for itself).  Those bare names must be
+unique across a batch: ``taken`` holds the ones earlier schemas of the batch
+took, and a name found there falls back to the prefixed form without changing
+the random stream, so a seed still gives the same shapes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from schemafuzz.schema import (
+    Arm,
+    Const,
+    Decl,
+    Definition,
+    Enum,
+    Label,
+    Member,
+    Ref,
+    Schema,
+    Size,
+    Struct,
+    Typedef,
+    Union_,
+)
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+UINT_MAX = 2**32 - 1
+
+#: rpcgen's primitive spellings that xdrgen reads, by role.
+PRIMITIVES = (
+    "int",
+    "unsigned int",
+    "unsigned",
+    "hyper",
+    "unsigned hyper",
+    "float",
+    "double",
+    "bool",
+    "char",
+    "short",
+    "unsigned char",
+    "unsigned short",
+    "long",
+    "unsigned long",
+    "u_char",
+    "u_short",
+    "u_int",
+    "u_long",
+    "int32_t",
+    "uint32_t",
+    "int64_t",
+    "uint64_t",
+    "u_int32_t",
+    "u_int64_t",
+    "quad_t",
+    "u_quad_t",
+)
+#: The common spellings, drawn more often than the rest.
+COMMON_PRIMITIVES = (
+    "int",
+    "unsigned int",
+    "hyper",
+    "unsigned hyper",
+    "float",
+    "double",
+    "bool",
+)
+#: Discriminant spellings -> the value set they have.
+DISCRIMINANT_PRIMITIVES = {
+    "int": "int",
+    "unsigned int": "uint",
+    "unsigned": "uint",
+    "u_int": "uint",
+    "bool": "bool",
+}
+
+#: Type names that collide with what Python or the generated module use.
+TYPE_NAME_POOL = (
+    "object", "type", "list", "dict", "str", "len", "tuple", "set",
+    "range", "super", "property", "print", "hash", "id", "iter", "next", "sum",
+    "any", "all", "map", "filter", "zip", "format", "vars", "repr", "isinstance",
+    "bytearray", "memoryview", "Exception", "ValueError", "annotations",
+    "from", "class", "def", "None", "True", "False", "lambda", "pass", "in", "is",
+    "not", "and", "or", "import", "global", "yield", "async", "await", "with",
+    "assert", "del", "elif", "except", "finally", "nonlocal", "try",
+    "match", "case_", "self", "cls", "value", "data", "off", "v", "e", "n",
+    "x", "b", "d", "x1", "from_", "class_", "XDR_TYPES_", "self_", "d2", "n3", "b4", "Any", "TypeAlias", "IntEnum",
+    "Enum", "Codec", "XdrStruct", "XdrUnion", "XDR_TYPES", "PROCEDURES",
+    "PROCEDURE_TABLES", "Buffer", "Invalid",
+)
+#: Field and discriminant names that collide with Python (struct member names are
+#: scoped to their struct in C, so these may repeat across schemas).
+FIELD_NAME_POOL = (
+    "object", "type", "list", "from", "class", "None", "True", "False", "self",
+    "value", "value_", "def", "lambda", "pass", "in", "is", "not", "and", "or",
+    "import", "global", "yield", "async", "await", "with", "return_", "str",
+    "bytes", "len", "data", "buf", "off", "v", "e", "n", "x", "next", "id",
+    "hash", "format", "encode", "decode", "name", "size", "items", "keys",
+    "copy", "count", "index", "match", "print", "super", "from_", "self_", "class_",
+)
+#: Enum member names that collide with Python (enum constants live in C's
+#: ordinary name space with type names, so they share ``taken``).
+MEMBER_NAME_POOL = (
+    "None", "True", "False", "Ellipsis", "NotImplemented", "XDR_TYPES",
+    "PROCEDURES", "name", "value", "from", "class", "mro", "object",
+)
+
+_RECURSION_LIMIT = 4  # nesting of the declaration generator
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the generator draws; the defaults are what CI runs."""
+
+    #: ``<0>`` and ``[0]``, which main's front end rejects until the frontend work lands.
+    zero_length: bool = False
+    #: Bare names from the pools above (otherwise every name is prefixed).
+    python_names: bool = True
+    min_definitions: int = 3
+    max_definitions: int = 10
+
+
+@dataclass
+class _Type:
+    """What the generator knows about a type it defined."""
+
+    name: str
+    kind: str  # enum, struct, union, typedef
+    #: The value set when the type can be a union discriminant: int, uint, bool, enum.
+    disc: str | None = None
+    #: Enum members (for case labels) when ``disc == "enum"``.
+    members: tuple[Member, ...] = ()
+
+
+@dataclass
+class _State:
+    rng: random.Random
+    options: Options
+    prefix: str
+    taken: set[str]
+    definitions: list[Definition] = field(default_factory=list)
+    types: list[_Type] = field(default_factory=list)
+    #: Constants by use: small sizes (also fixed lengths), large maxima, case labels.
+    small: list[Const] = field(default_factory=list)
+    large: list[Const] = field(default_factory=list)
+    labels: list[Const] = field(default_factory=list)
+    #: Struct names referenced forward (``struct X *p``) that must still be defined.
+    pending: list[str] = field(default_factory=list)
+    counter: int = 0
+
+    def fresh(self, letter: str) -> str:
+        self.counter += 1
+        return f"{self.prefix}_{letter}{self.counter}"
+
+    def bare_or(self, pool: tuple[str, ...], chance: float, fallback: str) -> str:
+        """A name from ``pool`` with probability ``chance`` when free, else ``fallback``."""
+        if not self.options.python_names:
+            return fallback
+        if self.rng.random() >= chance:
+            return fallback
+        name = self.rng.choice(pool)
+        if name in self.taken:
+            return fallback
+        self.taken.add(name)
+        return name
+
+
+def generate_schema(
+    seed: int, options: Options = Options(), taken: set[str] | None = None
+) -> Schema:
+    """The schema of ``seed``; bare names it takes are added to ``taken``."""
+    rng = random.Random(seed)
+    state = _State(rng, options, f"f{seed}", taken if taken is not None else set())
+    _constants(state)
+    count = rng.randint(options.min_definitions, options.max_definitions)
+    makers = (_enum, _struct, _struct, _union, _union, _typedef, _typedef)
+    for _ in range(count):
+        if state.pending and rng.random() < 0.5:
+            _struct(state, state.pending.pop(0))
+            continue
+        rng.choice(makers)(state)
+    while state.pending:
+        _struct(state, state.pending.pop(0))
+    return Schema(seed, state.prefix, state.definitions)
+
+
+# -- literals and constants ------------------------------------------------------
+
+
+def _int_text(rng: random.Random, value: int) -> str:
+    """Decimal mostly; hexadecimal or octal for non-negative values sometimes."""
+    if value >= 0:
+        roll = rng.random()
+        if roll < 0.2:
+            return hex(value)
+        if roll < 0.27 and value > 0:
+            return "0" + format(value, "o")
+    return str(value)
+
+
+def _constants(state: _State) -> None:
+    rng = state.rng
+    upper = state.prefix.upper()
+    for index in range(rng.randint(0, 4)):
+        role = rng.choice(("small", "large", "label"))
+        if role == "small":
+            value = rng.choice((1, 2, 3, 4, 5, 7, 8, 12, 16))
+            if state.options.zero_length and rng.random() < 0.15:
+                value = 0
+        elif role == "large":
+            value = rng.choice((1000, 65535, 65536, INT_MAX, INT_MAX + 1, UINT_MAX))
+        else:
+            value = rng.choice((INT_MIN, -100, -1, 0, 1, 42, INT_MAX))
+        name = f"{upper}_C{index}"
+        const = Const(name, value, _int_text(rng, value))
+        # A constant defined by an earlier one.
+        earlier = [c for c in state.definitions if isinstance(c, Const) and c.value == value]
+        if earlier and rng.random() < 0.5:
+            const = Const(name, value, earlier[0].name)
+        state.definitions.append(const)
+        {"small": state.small, "large": state.large, "label": state.labels}[role].append(
+            const
+        )
+
+
+def _size(state: _State, *, fixed: bool, opaque: bool = False) -> Size:
+    """A fixed length or a maximum: small mostly, boundaries and constants sometimes."""
+    rng = state.rng
+    roll = rng.random()
+    if state.options.zero_length and roll < 0.06:
+        return Size(0, "0")
+    usable = [c for c in state.small if c.value > 0 or state.options.zero_length]
+    if fixed:
+        if usable and roll < 0.2:
+            const = rng.choice(usable)
+            return Size(const.value, const.name)
+        if opaque:
+            value = rng.choice((1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 32, 33))
+        else:
+            value = rng.choice((1, 1, 2, 2, 3, 3, 4, 5, 7, 9, 13))
+        return Size(value, _int_text(rng, value))
+    if roll < 0.25:
+        return Size(None, "")
+    if roll < 0.4 and (usable or state.large):
+        const = rng.choice(usable + state.large)
+        return Size(const.value, const.name)
+    if roll < 0.55:
+        value = rng.choice((INT_MAX, INT_MAX + 1, UINT_MAX, 65536, 1000))
+        return Size(value, _int_text(rng, value))
+    value = rng.choice((1, 1, 2, 3, 4, 5, 8, 16, 64))
+    return Size(value, _int_text(rng, value))
+
+
+# -- declarations --------------------------------------------------------------
+
+
+def _primitive(state: _State) -> Ref:
+    rng = state.rng
+    pool = COMMON_PRIMITIVES if rng.random() < 0.6 else PRIMITIVES
+    return Ref(rng.choice(pool))
+
+
+def _named(state: _State, *, kinds: tuple[str, ...] | None = None) -> Ref | None:
+    """A reference to an earlier type, sometimes written ``struct X`` / ``enum X``."""
+    rng = state.rng
+    candidates = [t for t in state.types if kinds is None or t.kind in kinds]
+    if not candidates:
+        return None
+    # Recent types more often: they nest the earlier ones.
+    chosen = candidates[-1 - min(int(rng.expovariate(0.5)), len(candidates) - 1)]
+    if chosen.kind in ("struct", "enum") and rng.random() < 0.2:
+        return Ref(f"{chosen.kind} {chosen.name}", chosen.name)
+    return Ref(chosen.name, chosen.name)
+
+
+def _element(state: _State) -> Ref:
+    if state.rng.random() < 0.55:
+        named = _named(state)
+        if named is not None:
+            return named
+    return _primitive(state)
+
+
+def _decl(state: _State, name: str, *, owner: str | None, arm: bool = False) -> Decl:
+    """A field, arm or typedef body of any kind; ``owner`` may be referenced by pointer."""
+    rng = state.rng
+    roll = rng.random()
+    if arm and roll < 0.15:
+        return Decl("void", None)
+    roll = rng.random()
+    if roll < 0.35:
+        return Decl("plain", name, _element(state))
+    if roll < 0.45:
+        return Decl("fixed_array", name, _element(state), _size(state, fixed=True))
+    if roll < 0.57:
+        return Decl("var_array", name, _element(state), _size(state, fixed=False))
+    if roll < 0.72:
+        return Decl("optional", name, _optional_target(state, owner))
+    if roll < 0.79:
+        return Decl("fixed_opaque", name, size=_size(state, fixed=True, opaque=True))
+    if roll < 0.88:
+        return Decl("var_opaque", name, size=_size(state, fixed=False))
+    return Decl("string", name, size=_size(state, fixed=False))
+
+
+def _optional_target(state: _State, owner: str | None) -> Ref:
+    """What ``T *x`` points at: the owner itself, a struct defined later, or any type."""
+    rng = state.rng
+    roll = rng.random()
+    if owner is not None and roll < 0.25:
+        return Ref(owner, owner)  # a linked list or tree through the owner
+    if owner is not None and roll < 0.35:
+        # Mutual recursion: a struct defined later that will refer back to us.
+        later = state.fresh("r")
+        state.pending.append(later)
+        return Ref(f"struct {later}", later)
+    return _element(state)
+
+
+def _field_name(state: _State, used: set[str], index: int) -> str:
+    rng = state.rng
+    name = f"m{index}"
+    roll = rng.random()
+    if state.options.python_names and roll < 0.3:
+        name = rng.choice(FIELD_NAME_POOL)
+    elif roll < 0.4 and state.types:
+        name = rng.choice(state.types).name  # a field named like a type
+    if name in used:
+        name = f"m{index}"
+    while name in used:
+        name += "_"
+    used.add(name)
+    return name
+
+
+def _fields(state: _State, owner: str) -> tuple[Decl, ...]:
+    rng = state.rng
+    roll = rng.random()
+    # Mostly short; sometimes past the inlining and run limits of the marshallers.
+    count = rng.randint(1, 5) if roll < 0.75 else rng.randint(6, 16)
+    used: set[str] = set()
+    fields: list[Decl] = []
+    run = rng.random() < 0.2  # a long run of fixed-size items
+    for index in range(count):
+        name = _field_name(state, used, index)
+        if run and rng.random() < 0.8:
+            fields.append(Decl("plain", name, _primitive(state)))
+        else:
+            fields.append(_decl(state, name, owner=owner))
+    return tuple(fields)
+
+
+# -- definitions -------------------------------------------------------------------
+
+
+def _struct(state: _State, name: str | None = None) -> None:
+    if name is None:
+        name = state.bare_or(TYPE_NAME_POOL, 0.12, state.fresh("s"))
+    fields = _fields(state, name)
+    state.definitions.append(Struct(name, fields))
+    state.types.append(_Type(name, "struct"))
+
+
+def _enum(state: _State) -> None:
+    rng = state.rng
+    name = state.bare_or(TYPE_NAME_POOL, 0.1, state.fresh("e"))
+    members: list[Member] = []
+    values: set[int] = set()
+    implicit_ok = True
+    for index in range(rng.randint(1, 6)):
+        member_name = state.bare_or(
+            MEMBER_NAME_POOL, 0.08, state.fresh("M").upper()
+        )
+        roll = rng.random()
+        if roll < 0.12 and members and implicit_ok:
+            # No value: the previous one plus one, as in C.
+            value = members[-1].value + 1
+            if value > INT_MAX or value in values:
+                value = rng.randint(-50, 50)
+                while value in values:
+                    value += 7
+                text = _int_text(rng, value)
+            else:
+                text = ""
+        elif roll < 0.2 and members:
+            source = rng.choice(members)  # an alias of an earlier member
+            value, text = source.value, source.name
+        elif roll < 0.28 and state.labels:
+            const = rng.choice(state.labels)
+            value, text = const.value, const.name
+        else:
+            value = rng.choice(
+                (rng.randint(-20, 20), rng.randint(INT_MIN, INT_MAX), INT_MIN, INT_MAX)
+            )
+            text = _int_text(rng, value)
+        values.add(value)
+        members.append(Member(member_name, value, text))
+    state.definitions.append(Enum(name, tuple(members)))
+    state.types.append(_Type(name, "enum", "enum", tuple(members)))
+
+
+def _typedef(state: _State) -> None:
+    rng = state.rng
+    name = state.bare_or(TYPE_NAME_POOL, 0.1, state.fresh("t"))
+    roll = rng.random()
+    disc_types = [t for t in state.types if t.disc is not None]
+    if roll < 0.25 and disc_types:
+        # A typedef chain over something a union can switch on.
+        target = rng.choice(disc_types)
+        decl = Decl("plain", name, Ref(target.name, target.name))
+        state.definitions.append(Typedef(name, decl))
+        state.types.append(_Type(name, "typedef", target.disc, target.members))
+        return
+    if roll < 0.35:
+        spelling = rng.choice(tuple(DISCRIMINANT_PRIMITIVES))
+        decl = Decl("plain", name, Ref(spelling))
+        state.definitions.append(Typedef(name, decl))
+        state.types.append(_Type(name, "typedef", DISCRIMINANT_PRIMITIVES[spelling]))
+        return
+    decl = _decl(state, name, owner=None)
+    if decl.kind == "void":  # pragma: no cover - _decl gives void only for arms
+        decl = Decl("plain", name, _primitive(state))
+    state.definitions.append(Typedef(name, decl))
+    state.types.append(_Type(name, "typedef"))
+
+
+def _union(state: _State) -> None:
+    rng = state.rng
+    name = state.bare_or(TYPE_NAME_POOL, 0.12, state.fresh("u"))
+    disc_name = _field_name(state, set(), 0)
+    disc_ref, disc_kind, members = _discriminant(state)
+    labels = _label_pool(state, disc_kind, members)
+    rng.shuffle(labels)
+    arms: list[Arm] = []
+    used: set[str] = {disc_name} if rng.random() < 0.8 else set()
+    while labels and len(arms) < rng.randint(1, 5):
+        take = 1 if rng.random() < 0.6 else rng.randint(2, 3)
+        chosen, labels = labels[:take], labels[take:]
+        arm_name = _field_name(state, used, len(arms) + 1)
+        arms.append(Arm(tuple(chosen), _decl(state, arm_name, owner=name, arm=True)))
+    default: Decl | None = None
+    roll = rng.random()
+    if roll < 0.25:
+        default = Decl("void", None)
+    elif roll < 0.5 or not arms:
+        default = _decl(state, _field_name(state, used, 0), owner=name, arm=True)
+    state.definitions.append(
+        Union_(name, Decl("plain", disc_name, disc_ref), tuple(arms), default)
+    )
+    state.types.append(_Type(name, "union"))
+
+
+def _discriminant(state: _State) -> tuple[Ref, str, tuple[Member, ...]]:
+    rng = state.rng
+    named = [t for t in state.types if t.disc is not None]
+    if named and rng.random() < 0.5:
+        chosen = rng.choice(named)
+        assert chosen.disc is not None
+        return Ref(chosen.name, chosen.name), chosen.disc, chosen.members
+    spelling = rng.choice(tuple(DISCRIMINANT_PRIMITIVES))
+    return Ref(spelling), DISCRIMINANT_PRIMITIVES[spelling], ()
+
+
+def _label_pool(state: _State, kind: str, members: tuple[Member, ...]) -> list[Label]:
+    """Distinct case labels a discriminant of this kind can take."""
+    rng = state.rng
+    labels: dict[int, Label] = {}
+    if kind == "bool":
+        for value, text in ((1, "TRUE"), (0, "FALSE")):
+            labels[value] = Label(value, text if rng.random() < 0.8 else str(value))
+        return list(labels.values())
+    if kind == "enum":
+        for member in members:
+            labels.setdefault(member.value, Label(member.value, member.name))
+        return list(labels.values())
+    for _ in range(rng.randint(1, 8)):
+        if kind == "int":
+            if state.labels and rng.random() < 0.2:
+                const = rng.choice(state.labels)
+                labels.setdefault(const.value, Label(const.value, const.name))
+                continue
+            value = rng.choice(
+                (rng.randint(-5, 10), rng.randint(INT_MIN, INT_MAX), INT_MIN, INT_MAX, -1)
+            )
+            # rpcgen reads negative labels only in decimal.
+            text = str(value) if value < 0 else _int_text(rng, value)
+        else:
+            value = rng.choice((rng.randint(0, 10), rng.randint(0, UINT_MAX), UINT_MAX, 2**31))
+            text = _int_text(rng, value)
+        labels.setdefault(value, Label(value, text))
+    return list(labels.values())

@@ -1,0 +1,452 @@
+"""Run random schemas through xdrgen and rpcgen's C, batch by batch.
+
+A batch is many schemas in one ``.x`` (their names are disjoint), so one
+``xdrgen check``, one ``xdrgen generate`` and one rpcgen + gcc build serve all
+of them.  When a batch-wide step fails, the batch is split in halves until the
+schemas that fail it are found; the others still run.
+
+Per schema, for its types in turn:
+
+- valid encodings drawn by ``xdr_values.Encodings`` go through both sides
+  (``rules.check_valid_encoding``);
+- values built in Python (``schemafuzz.values``) are encoded by the generated
+  code and read back by rpcgen's C (``rules.check_value``);
+- damaged encodings (``xdr_values.mutations``) are accepted and rejected alike
+  up to the documented deviations (``rules.check_damaged``, ``Scanner``);
+- lone hostile lengths are refused by both (``rules.check_hostile_lengths``).
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from reference.harness import generate_module
+from reference.rpcgen_ref import Reference, ReferenceError, build_reference
+from reference.rules import (
+    check_damaged,
+    check_hostile_lengths,
+    check_valid_encoding,
+    check_value,
+)
+from schemafuzz.generate import Options, generate_schema
+from schemafuzz.schema import Schema, render_batch
+from schemafuzz.values import Values
+from xdr_values import Encodings, Scanner, mutations
+
+#: rpcgen's inline code for fixed arrays of ``bool`` names the C type ``bool``,
+#: which does not exist; mapping it to ``bool_t`` (what every other path uses)
+#: makes those files compile.  -O0: the reference's speed does not matter here.
+REFERENCE_CFLAGS = ("-O0", "-Dbool=bool_t")
+
+#: Stages, in the order a schema goes through them.
+STAGES = ("rpcgen", "check", "generate", "mypy", "valid", "value", "damaged", "hostile")
+
+
+@dataclass
+class Failure:
+    """One schema failing one stage: enough to reproduce it by hand."""
+
+    seed: int
+    stage: str
+    message: str
+    #: The ``.x`` text that failed (the schema alone, as it ran in its batch).
+    source: str
+    type_name: str | None = None
+    data: bytes | None = None
+    #: The shrunk ``.x``, when shrinking ran and got anywhere.
+    shrunk: str | None = None
+
+    def describe(self) -> str:
+        lines = [f"schema seed {self.seed}: {self.stage} failed"]
+        if self.type_name is not None:
+            lines.append(f"type: {self.type_name}")
+        if self.data is not None:
+            lines.append(f"bytes: {self.data.hex() or '(empty)'}")
+        lines += [f"error: {self.message}", "--- .x ---", self.source.rstrip()]
+        if self.shrunk is not None:
+            lines += ["--- shrunk .x ---", self.shrunk.rstrip()]
+        return "\n".join(lines)
+
+
+@dataclass
+class Limits:
+    """How much to run per schema."""
+
+    #: Valid encodings, built values and damaged encodings per schema (each).
+    values: int = 40
+    #: Run ``mypy --strict`` on the generated modules.
+    mypy: bool = False
+
+
+@dataclass
+class Totals:
+    schemas: int = 0
+    types: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
+
+    def add(self, other: Totals) -> None:
+        self.schemas += other.schemas
+        self.types += other.types
+        self.counts.update(other.counts)
+        self.seconds.update(other.seconds)
+        self.failures += other.failures
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        seconds = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(self.seconds.items()))
+        return (
+            f"{self.schemas} schemas, {self.types} types; checked: {counts}; "
+            f"time: {seconds}; {len(self.failures)} failures"
+        )
+
+
+@dataclass
+class Prepared:
+    """A group of schemas with its model, generated module and running reference."""
+
+    schemas: list[Schema]
+    x_file: Path
+    model: Any
+    module: ModuleType
+    reference: Reference
+
+
+class StageFailed(Exception):
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"{stage}: {message}")
+        self.stage = stage
+        self.message = message
+
+
+# -- preparing a group ---------------------------------------------------------------
+
+
+def _timed(totals: Totals, stage: str) -> Callable[[], None]:
+    started = time.perf_counter()
+
+    def done() -> None:
+        totals.seconds[stage] += time.perf_counter() - started
+
+    return done
+
+
+def xdrgen_check(x_file: Path) -> str | None:
+    """``xdrgen check`` through the CLI, as a user runs it: None or its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "xdrgen.cli", "check", str(x_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return (result.stdout + result.stderr)[-4000:]
+    return None
+
+
+def prepare(schemas: list[Schema], workdir: Path, totals: Totals) -> Prepared:
+    """Check, generate and build one group; raises StageFailed naming the stage."""
+    from xdrgen.frontend import load
+
+    x_file = workdir / f"fuzz_{schemas[0].seed}_{len(schemas)}.x"
+    x_file.write_text(render_batch(schemas), encoding="utf-8")
+    done = _timed(totals, "rpcgen")
+    try:
+        reference = build_reference(x_file, cflags=REFERENCE_CFLAGS)
+    except ReferenceError as error:
+        raise StageFailed("rpcgen", str(error)[-4000:]) from None
+    finally:
+        done()
+    try:
+        done = _timed(totals, "check")
+        problem = xdrgen_check(x_file)
+        done()
+        if problem is not None:
+            raise StageFailed("check", problem)
+        done = _timed(totals, "generate")
+        try:
+            model = load(x_file)
+            module = generate_module(x_file, workdir / "out")
+        except (AssertionError, Exception) as error:  # noqa: BLE001 - reported as a failure
+            raise StageFailed("generate", f"{type(error).__name__}: {error}"[-4000:]) from None
+        finally:
+            done()
+    except StageFailed:
+        reference.close()
+        raise
+    return Prepared(schemas, x_file, model, module, reference)
+
+
+def _groups(
+    schemas: list[Schema], workdir: Path, totals: Totals
+) -> Iterator[Prepared]:
+    """Prepared groups covering ``schemas``; failing schemas become failures."""
+    try:
+        yield prepare(schemas, workdir, totals)
+        return
+    except StageFailed as failed:
+        if len(schemas) == 1:
+            totals.failures.append(
+                Failure(schemas[0].seed, failed.stage, failed.message, schemas[0].render())
+            )
+            return
+    middle = len(schemas) // 2
+    yield from _groups(schemas[:middle], workdir, totals)
+    yield from _groups(schemas[middle:], workdir, totals)
+
+
+# -- mypy ---------------------------------------------------------------------------
+
+
+def mypy_problems(module_file: Path, cache_dir: Path) -> str | None:
+    """``mypy --strict`` on one generated module: None when clean, else its report."""
+    from mypy import api
+
+    stdout, stderr, status = api.run(
+        [
+            "--strict",
+            "--python-version=3.11",
+            "--config-file=",
+            f"--cache-dir={cache_dir}",
+            "--no-error-summary",
+            str(module_file),
+        ]
+    )
+    if status == 0:
+        return None
+    return (stdout + stderr)[-4000:]
+
+
+def _mypy_group(
+    prepared: Prepared, schemas: list[Schema], workdir: Path, totals: Totals
+) -> None:
+    """mypy over the group's module; on errors, find the schemas that cause them."""
+    module_file = Path(prepared.module.__file__ or "")
+    done = _timed(totals, "mypy")
+    problem = mypy_problems(module_file, workdir / ".mypy_cache")
+    done()
+    totals.counts["mypy modules"] += 1
+    if problem is None:
+        return
+    if len(schemas) == 1:
+        totals.failures.append(Failure(schemas[0].seed, "mypy", problem, schemas[0].render()))
+        return
+    middle = len(schemas) // 2
+    for half in (schemas[:middle], schemas[middle:]):
+        try:
+            sub = prepare(half, workdir, totals)
+        except StageFailed as failed:  # pragma: no cover - passed as part of the whole
+            raise AssertionError(f"a half of a prepared group fails {failed}") from None
+        try:
+            _mypy_group(sub, half, workdir, totals)
+        finally:
+            sub.reference.close()
+
+
+# -- checks ----------------------------------------------------------------------------
+
+
+def _hypothesis_settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def _draw_checks(
+    schema: Schema,
+    strategy_of: Callable[[str], st.SearchStrategy[bytes]],
+    check: Callable[[str, bytes], None],
+    examples: int,
+    salt: int,
+) -> tuple[int, tuple[str, bytes, BaseException] | None]:
+    """Run ``check`` on ``examples`` drawn encodings over the schema's types."""
+    types = schema.type_names()
+    ran = 0
+    current: list[tuple[str, bytes]] = []
+
+    @hypothesis_seed(schema.seed * 16 + salt)
+    @_hypothesis_settings(examples)
+    @given(st.sampled_from(types).flatmap(lambda t: st.tuples(st.just(t), strategy_of(t))))
+    def run(case: tuple[str, bytes]) -> None:
+        nonlocal ran
+        ran += 1
+        current[:] = [case]
+        check(*case)
+
+    try:
+        run()
+    except Exception as error:  # noqa: BLE001 - reported as a failure
+        type_name, data = current[0] if current else ("?", b"")
+        return ran, (type_name, data, error)
+    return ran, None
+
+
+def _message(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) < 4000 else text[:4000] + " ..."
+
+
+def check_schema(
+    prepared: Prepared, schema: Schema, limits: Limits, totals: Totals
+) -> list[Failure]:
+    """All runtime checks of one schema of a prepared group."""
+    reference, module, model = prepared.reference, prepared.module, prepared.model
+    failures: list[Failure] = []
+    source = schema.render()
+
+    def fail(stage: str, type_name: str | None, data: bytes | None, error: BaseException) -> None:
+        failures.append(Failure(schema.seed, stage, _message(error), source, type_name, data))
+
+    def codec(type_name: str) -> Any:
+        return module.XDR_TYPES[type_name]
+
+    encodings = Encodings(model)
+    scanner = Scanner(model)
+
+    done = _timed(totals, "valid")
+    ran, failed = _draw_checks(
+        schema,
+        encodings.of,
+        lambda t, data: check_valid_encoding(reference, codec(t), t, data),
+        limits.values,
+        0,
+    )
+    done()
+    totals.counts["valid"] += ran
+    if failed is not None:
+        fail("valid", *failed)
+
+    done = _timed(totals, "value")
+    values = Values(model, module, random.Random(schema.seed))
+    types = schema.type_names()
+    for index in range(limits.values):
+        type_name = types[index % len(types)]
+        value = None
+        try:
+            value = values.of(type_name)
+            check_value(reference, codec(type_name), type_name, value)
+        except Exception as error:  # noqa: BLE001 - reported as a failure
+            data = None
+            try:
+                data = codec(type_name).encode(value)
+            except Exception:  # noqa: BLE001 - the encode itself failed
+                pass
+            fail("value", type_name, data, error)
+            break
+        totals.counts["value"] += 1
+    done()
+
+    done = _timed(totals, "damaged")
+    ran, failed = _draw_checks(
+        schema,
+        lambda t: mutations(encodings.of(t)),
+        lambda t, data: check_damaged(reference, codec(t), scanner, t, data),
+        limits.values,
+        1,
+    )
+    done()
+    totals.counts["damaged"] += ran
+    if failed is not None:
+        fail("damaged", *failed)
+
+    done = _timed(totals, "hostile")
+    for type_name in types:
+        try:
+            check_hostile_lengths(reference, codec(type_name), scanner, type_name)
+        except Exception as error:  # noqa: BLE001 - reported as a failure
+            fail("hostile", type_name, None, error)
+            break
+        totals.counts["hostile"] += 1
+    done()
+    return failures
+
+
+# -- batches -------------------------------------------------------------------------
+
+
+def schemas_for(seeds: Sequence[int], options: Options) -> list[Schema]:
+    """The schemas of ``seeds`` as one batch (bare names unique across it)."""
+    taken: set[str] = set()
+    return [generate_schema(seed, options, taken) for seed in seeds]
+
+
+def run_batch(
+    seeds: Sequence[int],
+    options: Options = Options(),
+    limits: Limits = Limits(),
+    workdir: Path | None = None,
+) -> Totals:
+    """Generate, prepare and check one batch of schemas; never raises for a defect."""
+    totals = Totals()
+    schemas = schemas_for(seeds, options)
+    totals.schemas = len(schemas)
+    totals.types = sum(len(s.type_names()) for s in schemas)
+    with tempfile.TemporaryDirectory(prefix="schemafuzz-") as tmp:
+        work = workdir or Path(tmp)
+        for prepared in _groups(schemas, work, totals):
+            try:
+                for schema in prepared.schemas:
+                    totals.failures += check_schema(prepared, schema, limits, totals)
+                if limits.mypy:
+                    _mypy_group(prepared, prepared.schemas, work, totals)
+            finally:
+                prepared.reference.close()
+    return totals
+
+
+# -- reproducing and shrinking -----------------------------------------------------------
+
+
+def failures_of(schema: Schema, limits: Limits, stages: frozenset[str] | None = None) -> list[Failure]:
+    """Run one schema on its own; its failures (only ``stages`` when given)."""
+    totals = Totals()
+    with tempfile.TemporaryDirectory(prefix="schemafuzz-one-") as tmp:
+        work = Path(tmp)
+        try:
+            prepared = prepare([schema], work, totals)
+        except StageFailed as failed:
+            return [Failure(schema.seed, failed.stage, failed.message, schema.render())]
+        try:
+            wanted = stages or frozenset(STAGES)
+            if wanted & {"valid", "value", "damaged", "hostile"}:
+                totals.failures += check_schema(prepared, schema, limits, totals)
+            if "mypy" in wanted:
+                _mypy_group(prepared, [schema], work, totals)
+        finally:
+            prepared.reference.close()
+    return [f for f in totals.failures if stages is None or f.stage in stages]
+
+
+def shrink_failure(
+    failure: Failure, schema: Schema, limits: Limits, *, budget: float = 300.0
+) -> tuple[Schema, int]:
+    """The smallest variant of ``schema`` that still fails ``failure``'s stage."""
+    from schemafuzz.shrink import shrink
+
+    stages = frozenset({failure.stage})
+    # More values per probe: the failing value itself does not survive a change of schema.
+    probe_limits = Limits(values=max(limits.values, 200), mypy=failure.stage == "mypy")
+    return shrink(
+        schema,
+        lambda candidate: bool(failures_of(candidate, probe_limits, stages)),
+        budget=budget,
+    )
