@@ -159,12 +159,16 @@ def xdrgen_check(x_file: Path) -> str | None:
     return None
 
 
-def prepare(schemas: list[Schema], workdir: Path, totals: Totals) -> Prepared:
-    """Check, generate and build one group; raises StageFailed naming the stage."""
+def prepare_file(
+    x_file: Path, workdir: Path, totals: Totals
+) -> tuple[Any, ModuleType, Reference]:
+    """rpcgen + gcc, ``xdrgen check``, the model and the generated module of one file.
+
+    Raises StageFailed naming the first stage that fails: rpcgen first, so that a
+    schema rpcgen rejects is reported as the fuzzer's own mistake, not xdrgen's.
+    """
     from xdrgen.frontend import load
 
-    x_file = workdir / f"fuzz_{schemas[0].seed}_{len(schemas)}.x"
-    x_file.write_text(render_batch(schemas), encoding="utf-8")
     done = _timed(totals, "rpcgen")
     try:
         reference = build_reference(x_file, cflags=REFERENCE_CFLAGS)
@@ -182,13 +186,21 @@ def prepare(schemas: list[Schema], workdir: Path, totals: Totals) -> Prepared:
         try:
             model = load(x_file)
             module = generate_module(x_file, workdir / "out")
-        except (AssertionError, Exception) as error:  # noqa: BLE001 - reported as a failure
+        except Exception as error:  # noqa: BLE001 - reported as a failure
             raise StageFailed("generate", f"{type(error).__name__}: {error}"[-4000:]) from None
         finally:
             done()
     except StageFailed:
         reference.close()
         raise
+    return model, module, reference
+
+
+def prepare(schemas: list[Schema], workdir: Path, totals: Totals) -> Prepared:
+    """Check, generate and build one group; raises StageFailed naming the stage."""
+    x_file = workdir / f"fuzz_{schemas[0].seed}_{len(schemas)}.x"
+    x_file.write_text(render_batch(schemas), encoding="utf-8")
+    model, module, reference = prepare_file(x_file, workdir, totals)
     return Prepared(schemas, x_file, model, module, reference)
 
 
@@ -213,23 +225,31 @@ def _groups(
 # -- mypy ---------------------------------------------------------------------------
 
 
-def mypy_problems(module_file: Path, cache_dir: Path) -> str | None:
-    """``mypy --strict`` on one generated module: None when clean, else its report."""
-    from mypy import api
+def mypy_problems(module_files: Sequence[Path], cache_dir: Path) -> str | None:
+    """``mypy --strict`` on generated modules: None when clean, else its report.
 
-    stdout, stderr, status = api.run(
+    A child process, so that mypy's memory (hundreds of MB on a large batch) is
+    returned when it ends.
+    """
+    result = subprocess.run(
         [
+            sys.executable,
+            "-m",
+            "mypy",
             "--strict",
             "--python-version=3.11",
             "--config-file=",
             f"--cache-dir={cache_dir}",
             "--no-error-summary",
-            str(module_file),
-        ]
+            *map(str, module_files),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    if status == 0:
+    if result.returncode == 0:
         return None
-    return (stdout + stderr)[-4000:]
+    return (result.stdout + result.stderr)[-4000:]
 
 
 def _mypy_group(
@@ -238,7 +258,7 @@ def _mypy_group(
     """mypy over the group's module; on errors, find the schemas that cause them."""
     module_file = Path(prepared.module.__file__ or "")
     done = _timed(totals, "mypy")
-    problem = mypy_problems(module_file, workdir / ".mypy_cache")
+    problem = mypy_problems([module_file], workdir / ".mypy_cache")
     done()
     totals.counts["mypy modules"] += 1
     if problem is None:
@@ -272,18 +292,18 @@ def _hypothesis_settings(examples: int) -> settings:
 
 
 def _draw_checks(
-    schema: Schema,
+    types: list[str],
+    seed: int,
     strategy_of: Callable[[str], st.SearchStrategy[bytes]],
     check: Callable[[str, bytes], None],
     examples: int,
     salt: int,
 ) -> tuple[int, tuple[str, bytes, BaseException] | None]:
-    """Run ``check`` on ``examples`` drawn encodings over the schema's types."""
-    types = schema.type_names()
+    """Run ``check`` on ``examples`` encodings drawn over ``types``."""
     ran = 0
     current: list[tuple[str, bytes]] = []
 
-    @hypothesis_seed(schema.seed * 16 + salt)
+    @hypothesis_seed(seed * 16 + salt)
     @_hypothesis_settings(examples)
     @given(st.sampled_from(types).flatmap(lambda t: st.tuples(st.just(t), strategy_of(t))))
     def run(case: tuple[str, bytes]) -> None:
@@ -309,12 +329,34 @@ def check_schema(
     prepared: Prepared, schema: Schema, limits: Limits, totals: Totals
 ) -> list[Failure]:
     """All runtime checks of one schema of a prepared group."""
-    reference, module, model = prepared.reference, prepared.module, prepared.model
+    return check_types(
+        prepared.model,
+        prepared.module,
+        prepared.reference,
+        schema.type_names(),
+        schema.seed,
+        schema.render(),
+        limits,
+        totals,
+    )
+
+
+def check_types(
+    model: Any,
+    module: ModuleType,
+    reference: Reference,
+    types: list[str],
+    seed: int,
+    source: str,
+    limits: Limits,
+    totals: Totals,
+) -> list[Failure]:
+    """Valid encodings, built values, damaged encodings and hostile lengths for
+    ``types`` of one generated module against rpcgen's C (``seed`` seeds the draws)."""
     failures: list[Failure] = []
-    source = schema.render()
 
     def fail(stage: str, type_name: str | None, data: bytes | None, error: BaseException) -> None:
-        failures.append(Failure(schema.seed, stage, _message(error), source, type_name, data))
+        failures.append(Failure(seed, stage, _message(error), source, type_name, data))
 
     def codec(type_name: str) -> Any:
         return module.XDR_TYPES[type_name]
@@ -324,7 +366,8 @@ def check_schema(
 
     done = _timed(totals, "valid")
     ran, failed = _draw_checks(
-        schema,
+        types,
+        seed,
         encodings.of,
         lambda t, data: check_valid_encoding(reference, codec(t), t, data),
         limits.values,
@@ -336,8 +379,7 @@ def check_schema(
         fail("valid", *failed)
 
     done = _timed(totals, "value")
-    values = Values(model, module, random.Random(schema.seed))
-    types = schema.type_names()
+    values = Values(model, module, random.Random(seed))
     for index in range(limits.values):
         type_name = types[index % len(types)]
         value = None
@@ -357,7 +399,8 @@ def check_schema(
 
     done = _timed(totals, "damaged")
     ran, failed = _draw_checks(
-        schema,
+        types,
+        seed,
         lambda t: mutations(encodings.of(t)),
         lambda t, data: check_damaged(reference, codec(t), scanner, t, data),
         limits.values,

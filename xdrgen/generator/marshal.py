@@ -288,6 +288,9 @@ class FunctionBody:
         self._counter = 0
         self.depth = 0
         self.current_union_type = ""
+        #: Union value variables, declared with the type of every arm: mypy cannot
+        #: range-test them, so range-checked items go through a temporary.
+        self.union_values: set[str] = set()
 
     def tmp(self, prefix: str) -> str:
         while True:
@@ -525,7 +528,7 @@ class FunctionBody:
         """Pack ``items`` (ending with the discriminant) and the arm of union ``u``."""
         view = view_of(decl.kind, decl.type, decl.size)
         fx = fixed_of(self.ctx, view) if view.kind != "void" else None
-        if fx is not None:
+        if fx is not None and not self.arm_needs_narrowing(fx, view):
             pack(items + [(fx, f"{u}.value", path.attr(decl.name or ""))])
             return
         pack(items)
@@ -802,7 +805,11 @@ class FunctionBody:
         view = view_of(decl.kind, decl.type, decl.size)
         if label is not None:
             fx = fixed_of(self.ctx, view)
-            if fx is not None and view.kind != "void":
+            if (
+                fx is not None
+                and view.kind != "void"
+                and not self.arm_needs_narrowing(fx, view)
+            ):
                 # Pack the discriminant (a constant here) with the arm in one call.
                 s_fmt = "i" if signed else "I"
                 fused = Fixed(
@@ -835,7 +842,7 @@ class FunctionBody:
         if view.kind == "void":
             return
         fx = fixed_of(self.ctx, view)
-        if fx is not None:
+        if fx is not None and not self.arm_needs_narrowing(fx, view):
             self.encode_run([(fx, f"{x}.value", path.attr(decl.name or ""))])
             return
         value = self.tmp("u")
@@ -844,11 +851,25 @@ class FunctionBody:
             if arm_type == self.current_union_type:
                 self.emit(f"{value} = {x}.value")
             else:
-                # The attribute holds any arm's type; this arm's is narrower.
-                self.emit(
-                    f"{value}: {arm_type} = {x}.value  # type: ignore[assignment]"
-                )
+                # The attribute holds any arm's type; this arm's is narrower.  When
+                # the arm is a number, mypy may find the other arms' types fit it
+                # (bool and enums are ints, ints are floats): the ignore is unused.
+                numeric = {"int", "float"} & set(arm_type.split(" | "))
+                codes = "assignment, unused-ignore" if numeric else "assignment"
+                self.emit(f"{value}: {arm_type} = {x}.value  # type: ignore[{codes}]")
         self.encode(view, value, path.attr(decl.name or ""))
+
+    def arm_needs_narrowing(self, fx: Fixed, view: View) -> bool:
+        """Whether arm ``view``'s guard must see a local of the arm's own type.
+
+        ``.value`` is typed with every arm's type; ``len(...)`` and range tests
+        type-check only on the arm's (membership tests work on any object).
+        """
+        return (
+            fx.enc_guard is not None
+            and " not in " not in fx.enc_guard
+            and py_type_of_view(self.ctx, view) != self.current_union_type
+        )
 
     # ------------------------------------------------------------------ decode
 
@@ -1125,7 +1146,9 @@ class FunctionBody:
         # there afterwards: a failed test discards the whole value being decoded,
         # and skipping the temporaries saves a store and a load per item.
         direct = all(
-            fx.dec_conv is None or fx.dec_conv[0] == "range" for fx, _, _ in run
+            fx.dec_conv is None
+            or (fx.dec_conv[0] == "range" and target not in self.union_values)
+            for fx, target, _ in run
         )
         targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
         names = lead + targets + list(trail)
@@ -1458,6 +1481,7 @@ class FunctionBody:
         else:
             dv = decoded
         self.emit(f"{val}: {self.union_value_type(d)}")
+        self.union_values.add(val)
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]

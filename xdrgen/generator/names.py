@@ -58,9 +58,12 @@ FUNCTION_LOCALS = frozenset(
     "api b buf data e exc f head jump k mark n nxt o off q r v what".split()
 )
 
-#: Module-level names that are reserved even though Python would accept them:
-#: ``mro`` cannot be an ``enum`` member.
-_MODULE_RESERVED = GENERATED_PUBLIC | PYTHON_BUILTINS | FUNCTION_LOCALS | {"mro"}
+#: Module-level names reserved for the generated module: ``annotations`` is
+#: imported from ``__future__``.
+_MODULE_RESERVED = GENERATED_PUBLIC | PYTHON_BUILTINS | FUNCTION_LOCALS | {"annotations"}
+#: Member names an ``enum.IntEnum`` cannot have: ``mro`` raises at import; mypy
+#: takes ``name`` and ``value`` for Enum's own properties.
+_ENUM_RESERVED = _MODULE_RESERVED | {"mro", "name", "value"}
 
 
 def _escaped(name: str, reserved: frozenset[str] | set[str]) -> str:
@@ -81,6 +84,11 @@ def _escaped(name: str, reserved: frozenset[str] | set[str]) -> str:
 def py_name(name: str) -> str:
     """A module-level name (type, constant, enum member) as Python spells it."""
     return _escaped(name, _MODULE_RESERVED)
+
+
+def enum_member_name(name: str) -> str:
+    """An enum member inside its ``IntEnum`` class (its module-level alias is ``py_name``)."""
+    return _escaped(name, _ENUM_RESERVED)
 
 
 def field_name(name: str) -> str:

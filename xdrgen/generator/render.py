@@ -31,7 +31,12 @@ from xdrgen.generator.marshal import (
     union_value_type,
 )
 from xdrgen.generator.resources import template_dir
-from xdrgen.generator.names import field_name, py_name, union_disc_name
+from xdrgen.generator.names import (
+    enum_member_name,
+    field_name,
+    py_name,
+    union_disc_name,
+)
 from xdrgen.generator.views import View, recursive_types, view_of, view_of_type
 from xdrgen.model import (
     ConstantDef,
@@ -165,7 +170,8 @@ class ModuleRenderer:
         self.defined.add(name)
         members = [
             {
-                "name": py_name(m.name),
+                "name": enum_member_name(m.name),
+                "alias": py_name(m.name),
                 "value": _int_literal(m.value, m.text),
                 "doc": _comment_lines(m.doc),
             }
@@ -174,7 +180,7 @@ class ModuleRenderer:
         aliases = [
             line
             for m in members
-            for line in assignment(0, str(m["name"]), f"{name}.{m['name']}")
+            for line in assignment(0, str(m["alias"]), f"{name}.{m['name']}")
         ]
         return self.render(
             "enum.py.j2",
