@@ -140,8 +140,8 @@ class Options:
     zero_length: bool = False
     #: Bare names from the pools above (otherwise every name is prefixed).
     python_names: bool = True
-    min_definitions: int = 3
-    max_definitions: int = 10
+    min_definitions: int = 4
+    max_definitions: int = 14
 
 
 @dataclass
@@ -171,6 +171,8 @@ class _State:
     #: Struct names referenced forward (``struct X *p``) that must still be defined.
     pending: list[str] = field(default_factory=list)
     counter: int = 0
+    #: The rarer primitive spellings this schema draws more often.
+    favourites: tuple[str, ...] = ()
 
     def fresh(self, letter: str) -> str:
         self.counter += 1
@@ -195,6 +197,10 @@ def generate_schema(
     """The schema of ``seed``; bare names it takes are added to ``taken``."""
     rng = random.Random(seed)
     state = _State(rng, options, f"f{seed}", taken if taken is not None else set())
+    # Favourites rotate with the seed: any run of 10 consecutive seeds favours
+    # each rarer spelling once.
+    rare = [p for p in PRIMITIVES if p not in COMMON_PRIMITIVES]
+    state.favourites = tuple(rare[(2 * seed + k) % len(rare)] for k in range(2))
     _constants(state)
     count = rng.randint(options.min_definitions, options.max_definitions)
     makers = (_enum, _struct, _struct, _union, _union, _typedef, _typedef)
@@ -280,8 +286,14 @@ def _size(state: _State, *, fixed: bool, opaque: bool = False) -> Size:
 
 def _primitive(state: _State) -> Ref:
     rng = state.rng
-    pool = COMMON_PRIMITIVES if rng.random() < 0.6 else PRIMITIVES
-    return Ref(rng.choice(pool))
+    roll = rng.random()
+    if roll < 0.45:
+        return Ref(rng.choice(COMMON_PRIMITIVES))
+    if roll < 0.95:
+        # Each schema favours a few rarer spellings, so that every spelling meets
+        # every shape (array, optional, arm...) within a few hundred schemas.
+        return Ref(rng.choice(state.favourites))
+    return Ref(rng.choice(PRIMITIVES))
 
 
 def _named(state: _State, *, kinds: tuple[str, ...] | None = None) -> Ref | None:
@@ -290,6 +302,9 @@ def _named(state: _State, *, kinds: tuple[str, ...] | None = None) -> Ref | None
     candidates = [t for t in state.types if kinds is None or t.kind in kinds]
     if not candidates:
         return None
+    enums = [t for t in candidates if t.kind == "enum"]
+    if enums and rng.random() < 0.15:
+        candidates = enums  # enums are small: without this they are rarely used
     # Recent types more often: they nest the earlier ones.
     chosen = candidates[-1 - min(int(rng.expovariate(0.5)), len(candidates) - 1)]
     if chosen.kind in ("struct", "enum") and rng.random() < 0.2:
@@ -297,8 +312,8 @@ def _named(state: _State, *, kinds: tuple[str, ...] | None = None) -> Ref | None
     return Ref(chosen.name, chosen.name)
 
 
-def _element(state: _State) -> Ref:
-    if state.rng.random() < 0.55:
+def _element(state: _State, named_share: float = 0.55) -> Ref:
+    if state.rng.random() < named_share:
         named = _named(state)
         if named is not None:
             return named
@@ -312,17 +327,17 @@ def _decl(state: _State, name: str, *, owner: str | None, arm: bool = False) -> 
     if arm and roll < 0.15:
         return Decl("void", None)
     roll = rng.random()
-    if roll < 0.35:
+    if roll < 0.3:
         return Decl("plain", name, _element(state))
-    if roll < 0.45:
-        return Decl("fixed_array", name, _element(state), _size(state, fixed=True))
+    if roll < 0.43:
+        return Decl("fixed_array", name, _element(state, 0.45), _size(state, fixed=True))
     if roll < 0.57:
-        return Decl("var_array", name, _element(state), _size(state, fixed=False))
+        return Decl("var_array", name, _element(state, 0.45), _size(state, fixed=False))
     if roll < 0.72:
         return Decl("optional", name, _optional_target(state, owner))
-    if roll < 0.79:
+    if roll < 0.8:
         return Decl("fixed_opaque", name, size=_size(state, fixed=True, opaque=True))
-    if roll < 0.88:
+    if roll < 0.89:
         return Decl("var_opaque", name, size=_size(state, fixed=False))
     return Decl("string", name, size=_size(state, fixed=False))
 
@@ -331,13 +346,15 @@ def _optional_target(state: _State, owner: str | None) -> Ref:
     """What ``T *x`` points at: the owner itself, a struct defined later, or any type."""
     rng = state.rng
     roll = rng.random()
-    if owner is not None and roll < 0.25:
+    if owner is not None and roll < 0.2:
         return Ref(owner, owner)  # a linked list or tree through the owner
-    if owner is not None and roll < 0.35:
+    if owner is not None and roll < 0.28:
         # Mutual recursion: a struct defined later that will refer back to us.
         later = state.fresh("r")
         state.pending.append(later)
         return Ref(f"struct {later}", later)
+    if roll < 0.65:
+        return _primitive(state)
     return _element(state)
 
 
@@ -362,6 +379,8 @@ def _fields(state: _State, owner: str) -> tuple[Decl, ...]:
     roll = rng.random()
     # Mostly short; sometimes past the inlining and run limits of the marshallers.
     count = rng.randint(1, 5) if roll < 0.75 else rng.randint(6, 16)
+    if roll < 0.12:
+        count = 1  # a struct of one field: the field is first and last
     used: set[str] = set()
     fields: list[Decl] = []
     run = rng.random() < 0.2  # a long run of fixed-size items

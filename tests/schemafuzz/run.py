@@ -19,14 +19,7 @@ if __package__ in (None, ""):
 
 from schemafuzz.coverage import Coverage  # noqa: E402
 from schemafuzz.generate import Options, generate_schema  # noqa: E402
-from schemafuzz.runner import (  # noqa: E402
-    Limits,
-    Totals,
-    failures_of,
-    run_batch,
-    schemas_for,
-    shrink_failure,
-)
+from schemafuzz.runner import Limits, Totals, explain, run_batch, schemas_for  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,35 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         for failure in result.failures:
-            _report(failure, batch, options, limits, args.shrink)
+            print("=" * 78)
+            print(explain(failure, batch, options, limits, args.shrink), flush=True)
     elapsed = time.monotonic() - started
     print(f"total: {totals.summary()}; {elapsed:.0f}s")
     missing = coverage.missing()
     print(f"constructs: {len(coverage.seen)} seen" + (f", never drawn: {missing}" if missing else ""))
     return 1 if totals.failures else 0
-
-
-def _report(
-    failure: object, batch: list[int], options: Options, limits: Limits, budget: float
-) -> None:
-    from schemafuzz.runner import Failure
-
-    assert isinstance(failure, Failure)
-    print("=" * 78)
-    schema = generate_schema(failure.seed, options)
-    alone = failures_of(schema, limits, frozenset({failure.stage}))
-    if not alone:
-        print(
-            f"(fails only inside its batch: rerun with --seed {batch[0]} "
-            f"--schemas {len(batch)} --batch {len(batch)})"
-        )
-    elif budget > 0:
-        shrunk, probes = shrink_failure(failure, schema, limits, budget=budget)
-        if shrunk.render() != schema.render():
-            failure.shrunk = shrunk.render()
-        print(f"(shrunk with {probes} probes)")
-    print(failure.describe())
-    print(flush=True)
 
 
 if __name__ == "__main__":

@@ -302,6 +302,8 @@ def _draw_checks(
     """Run ``check`` on ``examples`` encodings drawn over ``types``."""
     ran = 0
     current: list[tuple[str, bytes]] = []
+    if examples <= 0:
+        return 0, None
 
     @hypothesis_seed(seed * 16 + salt)
     @_hypothesis_settings(examples)
@@ -493,3 +495,28 @@ def shrink_failure(
         lambda candidate: bool(failures_of(candidate, probe_limits, stages)),
         budget=budget,
     )
+
+
+def explain(
+    failure: Failure,
+    batch: Sequence[int],
+    options: Options,
+    limits: Limits,
+    budget: float,
+) -> str:
+    """``failure`` described for a person: reproduced alone and shrunk when possible."""
+    schema = generate_schema(failure.seed, options)
+    alone = failures_of(schema, limits, frozenset({failure.stage}))
+    lines = []
+    if not alone:
+        lines.append(
+            f"(fails only inside its batch: rerun with --seed {batch[0]} "
+            f"--schemas {len(batch)} --batch {len(batch)})"
+        )
+    elif budget > 0:
+        shrunk, probes = shrink_failure(failure, schema, limits, budget=budget)
+        if shrunk.render() != schema.render():
+            failure.shrunk = shrunk.render()
+        lines.append(f"(shrunk with {probes} probes)")
+    lines.append(failure.describe())
+    return "\n".join(lines)
