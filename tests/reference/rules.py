@@ -60,6 +60,15 @@ def check_value(
     if equal:
         assert decoded == value, ("xdrgen decode", data.hex(), decoded, value)
     assert codec.encode(decoded) == data, ("xdrgen re-encode", data.hex())
+    # The framing entry points: appending after other bytes, reading at an offset
+    # with bytes after the value.
+    buffer = bytearray(b"\xa5" * 4)
+    codec.encode_into(buffer, value)
+    assert buffer == b"\xa5" * 4 + data, ("xdrgen encode_into", data.hex(), buffer.hex())
+    framed = b"\x5a" * 8 + data + b"\x00\x00\x00\x07"
+    again, end = codec.decode_from(memoryview(framed), 8)
+    assert end == 8 + len(data), ("xdrgen decode_from", data.hex(), end)
+    assert codec.encode(again) == data, ("xdrgen decode_from", data.hex())
     return data
 
 

@@ -97,14 +97,15 @@ class Totals:
     schemas: int = 0
     types: int = 0
     counts: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
 
     def add(self, other: Totals) -> None:
         self.schemas += other.schemas
         self.types += other.types
         self.counts.update(other.counts)
-        self.seconds.update(other.seconds)
+        for stage, seconds in other.seconds.items():
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
         self.failures += other.failures
 
     def summary(self) -> str:
@@ -141,7 +142,9 @@ def _timed(totals: Totals, stage: str) -> Callable[[], None]:
     started = time.perf_counter()
 
     def done() -> None:
-        totals.seconds[stage] += time.perf_counter() - started
+        totals.seconds[stage] = (
+            totals.seconds.get(stage, 0.0) + time.perf_counter() - started
+        )
 
     return done
 

@@ -134,8 +134,8 @@ class Values:
         if roll < 0.5:
             raw = bytes(rng.randint(0x20, 0x7E) for _ in range(length))
         elif roll < 0.75:
-            raw = "".join(chr(rng.choice((0xE9, 0x4E2D, 0x1F600))) for _ in range(length))
-            raw = raw.encode()[:length]  # may cut a character: invalid UTF-8 too
+            text = "".join(chr(rng.choice((0xE9, 0x4E2D, 0x1F600))) for _ in range(length))
+            raw = text.encode()[:length]  # may cut a character: invalid UTF-8 too
         else:
             raw = bytes(rng.randint(1, 255) for _ in range(length))
         return raw.decode("utf-8", "surrogateescape")
