@@ -1757,6 +1757,8 @@ def _enc_demo_item_node(buf: bytearray, v: demo_item_node) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("demo_item_node", _chain("next", k))
+        except Exception as e:
+            raise _efail("demo_item_node", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:

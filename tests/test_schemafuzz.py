@@ -61,10 +61,13 @@ def test_generated_modules_pass_mypy_strict() -> None:
     assert totals.counts["mypy modules"] == 1
 
 
-def test_ci_seeds_draw_every_construct_of_the_checklist() -> None:
+def test_generator_draws_every_construct_of_the_checklist() -> None:
+    """Within 600 seeds (generation only; the CI run above takes the first 150, long
+    runs take thousands): a generator change cannot quietly drop a construct."""
     coverage = Coverage()
-    for schema in schemas_for(SEEDS, Options()):
-        coverage.add(schema)
+    for start in range(1, 601, 150):
+        for schema in schemas_for(range(start, start + 150), Options()):
+            coverage.add(schema)
     assert coverage.missing() == []
     assert len(CHECKLIST) > 200
 

@@ -174,3 +174,21 @@ def test_d9_optional_data_of_optional_data_keeps_every_byte(
     assert codec.encode([]) == struct.pack(">I", 0)
     assert codec.encode([7]) == struct.pack(">III", 1, 1, 7)
     _agree(item.reference, item.codec("holder"), "holder", m.holder([None], 5))
+
+
+def test_d11_a_wrong_next_node_is_reported_at_its_place_in_the_list(
+    loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from xdrgen.runtime.errors import XdrEncodeError
+
+    m, item = _m(loaded, "fuzz_linked_list_wrong_next.x", tmp_path_factory)
+    codec = item.codec("node")
+    _agree(item.reference, codec, "node", m.node(7, 1, m.node(None, 2, None)))
+    for broken, path in (
+        (m.node(None, 1, object()), "next"),
+        (m.node(None, 1, m.node(None, 2, 5)), "next.next"),
+        (object(), ""),
+    ):
+        with pytest.raises(XdrEncodeError) as info:
+            codec.encode(broken)
+        assert info.value.path == path and info.value.type_name == "node"

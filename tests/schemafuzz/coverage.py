@@ -49,6 +49,9 @@ def _checklist() -> frozenset[str]:
         "builtin field name", "field named like a type", "keyword enum member",
         "long struct", "struct in union arm", "union in struct",
         "array of union", "optional union",
+        # Paths of the marshallers (xdrgen/generator/marshal.py): iterative linked
+        # lists, look-ahead decoding of arrays of string-led structs, inlining depth.
+        "linked list", "array of string-led struct", "nested 3 deep",
     }
     return frozenset(items)
 
@@ -146,6 +149,18 @@ class Coverage:
             if decl.name in defs:
                 see["field named like a type"] += 1
 
+    def _depth(self, d: Definition, defs: dict[str, Definition], seen: frozenset[str]) -> int:
+        """How many structs/unions deep a definition nests through plain fields and arms."""
+        if d.name in seen or not isinstance(d, (Struct, Union_)):
+            return 0
+        decls = d.fields if isinstance(d, Struct) else tuple(a.decl for a in d.arms)
+        inner = [
+            self._depth(defs[decl.ref.target], defs, seen | {d.name})
+            for decl in decls
+            if decl.kind == "plain" and decl.ref is not None and decl.ref.target in defs
+        ]
+        return 1 + max(inner, default=0)
+
     def _literal(self, text: str) -> None:
         if text.startswith(("0x", "-0x")):
             self.seen["hex literal"] += 1
@@ -194,6 +209,15 @@ class Coverage:
             ]
             if len(selfrefs) >= 2:
                 see["tree"] += 1
+            if d.fields[-1] in selfrefs:
+                see["linked list"] += 1
+            for decl in d.fields:
+                if decl.kind == "var_array" and decl.ref is not None:
+                    element = defs.get(decl.ref.target or "")
+                    if isinstance(element, Struct) and element.fields[0].kind == "string":
+                        see["array of string-led struct"] += 1
+            if self._depth(d, defs, frozenset()) >= 3:
+                see["nested 3 deep"] += 1
         elif isinstance(d, Union_):
             self._type_name(d.name)
             disc = d.disc

@@ -384,9 +384,13 @@ def _fields(state: _State, owner: str) -> tuple[Decl, ...]:
     used: set[str] = set()
     fields: list[Decl] = []
     run = rng.random() < 0.2  # a long run of fixed-size items
+    # A string first: arrays of such structs decode with look-ahead (marshal.py).
+    string_led = rng.random() < 0.12
     for index in range(count):
         name = _field_name(state, used, index)
-        if run and rng.random() < 0.8:
+        if string_led and index == 0:
+            fields.append(Decl("string", name, size=_size(state, fixed=False)))
+        elif run and rng.random() < 0.8:
             fields.append(Decl("plain", name, _primitive(state)))
         else:
             fields.append(_decl(state, name, owner=owner))

@@ -45,6 +45,7 @@ from reference.rules import (
 from schemafuzz.generate import Options, generate_schema
 from schemafuzz.schema import Schema, render_batch
 from schemafuzz.values import Values
+from test_generate_encode_fuzz import fuzz_value
 from xdr_values import Encodings, Scanner, mutations
 
 #: rpcgen's inline code for fixed arrays of ``bool`` names the C type ``bool``,
@@ -53,7 +54,9 @@ from xdr_values import Encodings, Scanner, mutations
 REFERENCE_CFLAGS = ("-O0", "-Dbool=bool_t")
 
 #: Stages, in the order a schema goes through them.
-STAGES = ("rpcgen", "check", "generate", "mypy", "valid", "value", "damaged", "hostile")
+STAGES = (
+    "rpcgen", "check", "generate", "mypy", "valid", "value", "wrong", "damaged", "hostile"
+)
 
 
 @dataclass
@@ -88,6 +91,8 @@ class Limits:
 
     #: Valid encodings, built values and damaged encodings per schema (each).
     values: int = 40
+    #: Built values per schema broken in many ways (``test_generate_encode_fuzz``).
+    wrong: int = 4
     #: Run ``mypy --strict`` on the generated modules.
     mypy: bool = False
 
@@ -402,6 +407,21 @@ def check_types(
         totals.counts["value"] += 1
     done()
 
+    done = _timed(totals, "wrong")
+    # Wrong values: each built value broken in a few places, one at a time (None, a
+    # wrong class, out-of-range numbers, overlong lists, cycles...): encoding must
+    # raise an XdrEncodeError naming the place, or give bytes that decode.
+    wrong_rng = random.Random(seed)
+    for index in range(min(limits.wrong, len(types) * 4)):
+        type_name = types[index % len(types)]
+        try:
+            tried = fuzz_value(codec(type_name), values.of(type_name), wrong_rng)
+        except Exception as error:  # noqa: BLE001 - reported as a failure
+            fail("wrong", type_name, None, error)
+            break
+        totals.counts["wrong"] += tried
+    done()
+
     done = _timed(totals, "damaged")
     ran, failed = _draw_checks(
         types,
@@ -475,7 +495,7 @@ def failures_of(schema: Schema, limits: Limits, stages: frozenset[str] | None = 
             return [Failure(schema.seed, failed.stage, failed.message, schema.render())]
         try:
             wanted = stages or frozenset(STAGES)
-            if wanted & {"valid", "value", "damaged", "hostile"}:
+            if wanted & {"valid", "value", "wrong", "damaged", "hostile"}:
                 totals.failures += check_schema(prepared, schema, limits, totals)
             if "mypy" in wanted:
                 _mypy_group(prepared, [schema], work, totals)

@@ -398,6 +398,14 @@ class ModuleRenderer:
                     enc.emit("jump <<= 1")
         with enc.block("except _XdrError as e:"):
             enc.emit(f'raise e.within({string_literal(d.name)}, _chain("{tail}", k))')
+        with enc.block("except Exception as e:"):
+            # A "node" that is no node at all (its fields are read outside any
+            # handler of their own): the error names its place in the list.
+            enc.emit_call(
+                "raise _efail(",
+                [string_literal(d.name), f'_chain("{tail}", k)', "e"],
+                ") from None",
+            )
         dec.emit(f"head = o = _new({name})")
         dec.emit("k = 0")
         with dec.block("try:"):
