@@ -1375,14 +1375,14 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
             )
         except Exception as e:
             raise _erun("demo_item", "", _R15, v, e) from None
-        if v.dimensions is None:
+        try:
+            x3 = v.dimensions
+        except Exception as e:
+            raise _efail("demo_item", "dimensions", e) from None
+        if x3 is None:
             buf += _FALSE
         else:
             buf += _TRUE
-            try:
-                x3 = v.dimensions
-            except Exception as e:
-                raise _efail("demo_item", "dimensions", e) from None
             try:
                 buf += _S3.pack(x3.width_m, x3.height_m, x3.weight_kg)
                 if x3.width_m != x3.width_m:

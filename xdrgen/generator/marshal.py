@@ -343,6 +343,13 @@ class FunctionBody:
             self.encode_bytes(view, x, path)
         elif k == "optional":
             assert view.element is not None
+            if "." in x or "[" in x:
+                # Read once, under a handler naming the field: the holder may be a
+                # value of the wrong type (an inlined struct is only a local here).
+                local = self.tmp("x")
+                with self.guarded(self.efail(path)):
+                    self.emit(f"{local} = {x}")
+                x = local
             with self.block(f"if {x} is None:"):
                 self.emit("buf += _FALSE")
             with self.block("else:"):
