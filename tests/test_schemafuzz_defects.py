@@ -213,3 +213,20 @@ def test_d12_optional_field_of_a_wrong_inlined_value_is_located(
         with pytest.raises(XdrEncodeError) as info:
             codec.encode(broken)
         assert info.value.path.startswith(place), (info.value.path, place)
+
+
+def test_d13_a_value_that_holds_itself_is_reported_where_it_is_wrong(
+    loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from xdrgen.runtime.errors import XdrEncodeError
+
+    m, item = _m(loaded, "fuzz_cyclic_value.x", tmp_path_factory)
+    codec = item.codec("holder")
+    value = m.holder(m.flag(True, b"x" * 9), m.flag(False, b"y" * 9), b"abcd", None, 5)
+    _agree(item.reference, codec, "holder", value)
+    value.m0 = value
+    # The error message shows the wrong value: its repr must end (``...`` for the cycle).
+    assert repr(value).startswith("holder(m0=..., m1=flag(")
+    with pytest.raises(XdrEncodeError) as info:
+        codec.encode(value)
+    assert info.value.path.startswith("m0"), str(info.value)

@@ -215,19 +215,37 @@ def prepare(schemas: list[Schema], workdir: Path, totals: Totals) -> Prepared:
 def _groups(
     schemas: list[Schema], workdir: Path, totals: Totals
 ) -> Iterator[Prepared]:
-    """Prepared groups covering ``schemas``; failing schemas become failures."""
+    """Prepared groups covering ``schemas``; failing schemas become failures.
+
+    A group that fails while each of its halves passes is a failure too (of the
+    schemas together), reported under its first seed with the whole ``.x``.
+    """
     try:
         yield prepare(schemas, workdir, totals)
         return
     except StageFailed as failed:
-        if len(schemas) == 1:
-            totals.failures.append(
-                Failure(schemas[0].seed, failed.stage, failed.message, schemas[0].render())
-            )
-            return
+        whole = failed
+    if len(schemas) == 1:
+        totals.failures.append(
+            Failure(schemas[0].seed, whole.stage, whole.message, schemas[0].render())
+        )
+        return
+    before = len(totals.failures)
     middle = len(schemas) // 2
     yield from _groups(schemas[:middle], workdir, totals)
     yield from _groups(schemas[middle:], workdir, totals)
+    if len(totals.failures) == before:
+        totals.failures.append(_together(schemas, whole.stage, whole.message))
+
+
+def _together(schemas: list[Schema], stage: str, message: str) -> Failure:
+    seeds = f"{schemas[0].seed}..{schemas[-1].seed}"
+    return Failure(
+        schemas[0].seed,
+        stage,
+        f"only the schemas {seeds} together fail: {message}",
+        render_batch(schemas),
+    )
 
 
 # -- mypy ---------------------------------------------------------------------------
@@ -274,6 +292,7 @@ def _mypy_group(
     if len(schemas) == 1:
         totals.failures.append(Failure(schemas[0].seed, "mypy", problem, schemas[0].render()))
         return
+    before = len(totals.failures)
     middle = len(schemas) // 2
     for half in (schemas[:middle], schemas[middle:]):
         try:
@@ -284,6 +303,8 @@ def _mypy_group(
             _mypy_group(sub, half, workdir, totals)
         finally:
             sub.reference.close()
+    if len(totals.failures) == before:
+        totals.failures.append(_together(schemas, "mypy", problem))
 
 
 # -- checks ----------------------------------------------------------------------------

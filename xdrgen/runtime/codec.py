@@ -14,6 +14,7 @@ raise :class:`~xdrgen.runtime.errors.XdrError` subclasses.
 
 from __future__ import annotations
 
+import reprlib
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -414,6 +415,9 @@ class XdrStruct:
         names: tuple[str, ...] = self.__slots__
         return all(getattr(self, n) == getattr(other, n) for n in names)
 
+    # A value can hold itself (a cycle the encoder then reports): its repr, which
+    # error messages show, writes "..." there instead of recursing without end.
+    @reprlib.recursive_repr()
     def __repr__(self) -> str:
         names: tuple[str, ...] = self.__slots__
         fields = ", ".join(f"{n}={getattr(self, n, '<unset>')!r}" for n in names)
