@@ -230,3 +230,14 @@ def test_d13_a_value_that_holds_itself_is_reported_where_it_is_wrong(
     with pytest.raises(XdrEncodeError) as info:
         codec.encode(value)
     assert info.value.path.startswith("m0"), str(info.value)
+
+
+def test_d14_aliases_naming_later_or_renamed_types_import(
+    loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    m, item = _m(loaded, "fuzz_forward_aliases.x", tmp_path_factory)
+    # Forward references are strings; so is an alias of one (``arr | None``).
+    assert m.class_ptr == "class_ | None" and m.maybe_arr == "arr | None"
+    value = m.list_([1, 2], None, m.class_(3), [m.later(4)])
+    _agree(item.reference, item.codec("list"), "list", value)
+    _agree(item.reference, item.codec("list"), "list", m.list_([], [7], None, None))

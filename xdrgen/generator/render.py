@@ -101,6 +101,9 @@ class ModuleRenderer:
             recursive=recursive_types(aggregates), module_names=_module_names(module)
         )
         self.defined: set[str] = set()
+        #: Python names of the module's types; typedef aliases written as strings.
+        self.type_names = {py_name(name) for name in module.types}
+        self.quoted: set[str] = set()
         #: Aliases already emitted for names a class's own attributes hide.
         self.shadow_aliases: set[str] = set()
 
@@ -270,15 +273,16 @@ class ModuleRenderer:
         name = py_name(d.name)
         decl = d.declaration
         target = self.type_expr(decl.kind, decl.type, decl.size)
-        pending = {
-            n
-            for n in self.names_in(target)
-            if n in self.module.types and py_name(n) not in self.defined
-        }
+        tokens = self.names_in(target)
+        # Tokens are Python names (``class_`` for .x ``class``; ``list`` is the builtin).
+        pending = {n for n in tokens if n in self.type_names and n not in self.defined}
         pending.discard(name)
         self.defined.add(name)
-        if pending or name in self.names_in(target):
+        # A quoted alias is a str at run time: ``alias | None`` would fail, so an
+        # alias that names one is quoted too.
+        if pending or name in tokens or tokens & self.quoted:
             target = string_literal(target)
+            self.quoted.add(name)
         return self.render(
             "typedef.py.j2", doc=_comment_lines(d.doc), name=name, target=target
         )
