@@ -241,3 +241,25 @@ def test_d14_aliases_naming_later_or_renamed_types_import(
     value = m.list_([1, 2], None, m.class_(3), [m.later(4)])
     _agree(item.reference, item.codec("list"), "list", value)
     _agree(item.reference, item.codec("list"), "list", m.list_([], [7], None, None))
+
+
+def test_d15_a_wrong_value_in_a_fused_union_is_reported_at_the_union(
+    loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from xdrgen.runtime.errors import XdrEncodeError
+
+    m, item = _m(loaded, "fuzz_run_handler_holders.x", tmp_path_factory)
+    codec = item.codec("s2")
+    value = m.s2(b"a", 1.5, m.u1(7, -3), 4, m.u1(0x80000000, [1, 2]))
+    _agree(item.reference, codec, "s2", value)
+    # The struct itself where the union belongs: its m0 (bytes) is read as the
+    # discriminant, the default arm's value is missing.  The error handler must
+    # not fail again while explaining it.
+    value.pr = value
+    with pytest.raises(XdrEncodeError) as info:
+        codec.encode(value)
+    assert info.value.path.startswith("pr"), str(info.value)
+    value.pr = m.u1(7, "x")
+    with pytest.raises(XdrEncodeError) as info:
+        codec.encode(value)
+    assert info.value.path == "pr.one", str(info.value)

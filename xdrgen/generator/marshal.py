@@ -107,7 +107,7 @@ class ModuleContext:
     enum_maps: dict[str, str] = field(default_factory=dict)  # enum key -> map name
     enum_checks: dict[str, str] = field(default_factory=dict)
     enum_sources: dict[str, str] = field(default_factory=dict)  # map name -> class expr
-    run_infos: list[tuple[str, list[str], list[str], list[str] | None]] = field(
+    run_infos: list[tuple[str, list[str], list[str], list[str] | None, bool]] = field(
         default_factory=list
     )
     #: (fixed tail format, decode?) -> name of its LengthFormats.
@@ -165,10 +165,15 @@ class ModuleContext:
         return self.enum_checks[self.cls(named)]
 
     def run_info(
-        self, paths: list[str], checks: list[str], names: list[str] | None
+        self,
+        paths: list[str],
+        checks: list[str],
+        names: list[str] | None,
+        *,
+        holders: bool = False,
     ) -> str:
         name = f"_R{len(self.run_infos)}"
-        self.run_infos.append((name, paths, checks, names))
+        self.run_infos.append((name, paths, checks, names, holders))
         return name
 
     def inlinable(self, view: View) -> bool:
@@ -667,15 +672,21 @@ class FunctionBody:
     ) -> list[tuple[str, list[str], str]]:
         prefix, rests = self.run_prefix(run)
         objs = {x.rpartition(".")[0] for _, x, _ in run}
+        holders = False
         if len(objs) == 1 and all("." in x for _, x, _ in run):
-            names = [x.rpartition(".")[2] for _, x, _ in run]
+            names: list[str] | None = [x.rpartition(".")[2] for _, x, _ in run]
             source = objs.pop()
         else:
-            names = None
-            source = (
-                "(" + ", ".join(x for _, x, _ in run) + (",)" if len(run) == 1 else ")")
-            )
-        info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], names)
+            # Several objects: pass the holders, not ``x.attr`` (which may be what
+            # failed, and would raise again inside the handler).
+            split = [_holder_and_name(x) for _, x, _ in run]
+            holders = any(name for _, name in split)
+            names = [name for _, name in split] if holders else None
+            items = [holder for holder, _ in split] if holders else [x for _, x, _ in run]
+            source = "(" + ", ".join(items) + (",)" if len(items) == 1 else ")")
+        info = self.ctx.run_info(
+            rests, [fx.check for fx, _, _ in run], names, holders=holders
+        )
         return [
             (
                 "raise _erun(",
@@ -1528,6 +1539,14 @@ class FunctionBody:
 
     def union_value_type(self, d: UnionDef) -> str:
         return union_value_type(self.ctx, d)
+
+
+def _holder_and_name(x: str) -> tuple[str, str]:
+    """``("x3", "value")`` for ``x3.value``; ``(x, "")`` for a local or a constant."""
+    holder, dot, name = x.rpartition(".")
+    if dot and holder.isidentifier():
+        return holder, name
+    return x, ""
 
 
 def range_test(fx: Fixed, value: str) -> str:

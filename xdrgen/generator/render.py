@@ -573,12 +573,14 @@ class ModuleRenderer:
                     ")",
                 )
             )
-        for rname, paths, checks, names in self.ctx.run_infos:
+        for rname, paths, checks, names, holders in self.ctx.run_infos:
             args = [
                 string_literal(" ".join(paths)),
                 string_literal(" ".join(names)) if names else "None",
             ]
             args += checks
+            if holders:
+                args.append("holders=True")
             lines.extend(bracketed(0, f"{rname} = _RunInfo(", args, ")"))
         return "\n".join(lines)
 
