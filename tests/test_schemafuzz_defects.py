@@ -91,7 +91,7 @@ def _m(loaded: dict[str, Loaded], name: str, tmp: pytest.TempPathFactory) -> tup
     return item.module, item
 
 
-def test_d3_types_named_like_builtins_do_not_shadow_them(
+def test_d6_types_named_like_builtins_do_not_shadow_them(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     m, item = _m(loaded, "fuzz_builtin_names.x", tmp_path_factory)
@@ -104,7 +104,7 @@ def test_d3_types_named_like_builtins_do_not_shadow_them(
     assert m.XDR_TYPES["set"].decode(data) == value
 
 
-def test_d4_fields_named_like_types_keep_annotations_meaningful(
+def test_d7_fields_named_like_types_keep_annotations_meaningful(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     m, item = _m(loaded, "fuzz_shadowed_annotations.x", tmp_path_factory)
@@ -117,7 +117,7 @@ def test_d4_fields_named_like_types_keep_annotations_meaningful(
     _agree(item.reference, item.codec("value"), "value", chain)
 
 
-def test_d5_d6_reserved_names_and_their_underscored_forms_stay_apart(
+def test_d8_d9_reserved_names_and_their_underscored_forms_stay_apart(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     m, item = _m(loaded, "fuzz_escaped_names.x", tmp_path_factory)
@@ -130,7 +130,7 @@ def test_d5_d6_reserved_names_and_their_underscored_forms_stay_apart(
     assert m.order.class__ == m.class__ == 3 and m.class_ == 2
 
 
-def test_d7_types_named_like_generated_locals(
+def test_d10_types_named_like_generated_locals(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     m, item = _m(loaded, "fuzz_local_names.x", tmp_path_factory)
@@ -139,7 +139,7 @@ def test_d7_types_named_like_generated_locals(
     _agree(item.reference, item.codec("x1"), "x1", m.x1(2, m.e_(9)))
 
 
-def test_d8_u_char_and_u_short_have_the_c_range(
+def test_d11_u_char_and_u_short_have_the_c_range(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from xdrgen.runtime.errors import XdrDecodeError, XdrEncodeError
@@ -160,7 +160,7 @@ def test_d8_u_char_and_u_short_have_the_c_range(
     assert info.value.offset == 0
 
 
-def test_d9_optional_data_of_optional_data_keeps_every_byte(
+def test_d12_optional_data_of_optional_data_keeps_every_byte(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     m, item = _m(loaded, "fuzz_optional_optional.x", tmp_path_factory)
@@ -176,7 +176,7 @@ def test_d9_optional_data_of_optional_data_keeps_every_byte(
     _agree(item.reference, item.codec("holder"), "holder", m.holder([None], 5))
 
 
-def test_d11_a_wrong_next_node_is_reported_at_its_place_in_the_list(
+def test_d14_a_wrong_next_node_is_reported_at_its_place_in_the_list(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from xdrgen.runtime.errors import XdrEncodeError
@@ -198,7 +198,7 @@ def test_d11_a_wrong_next_node_is_reported_at_its_place_in_the_list(
         assert info.value.type_name == "node"
 
 
-def test_d12_optional_field_of_a_wrong_inlined_value_is_located(
+def test_d15_optional_field_of_a_wrong_inlined_value_is_located(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from xdrgen.runtime.errors import XdrEncodeError
@@ -215,7 +215,7 @@ def test_d12_optional_field_of_a_wrong_inlined_value_is_located(
         assert info.value.path.startswith(place), (info.value.path, place)
 
 
-def test_d13_a_value_that_holds_itself_is_reported_where_it_is_wrong(
+def test_d16_a_value_that_holds_itself_is_reported_where_it_is_wrong(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from xdrgen.runtime.errors import XdrEncodeError
@@ -232,7 +232,7 @@ def test_d13_a_value_that_holds_itself_is_reported_where_it_is_wrong(
     assert info.value.path.startswith("m0"), str(info.value)
 
 
-def test_d14_aliases_naming_later_or_renamed_types_import(
+def test_d17_aliases_naming_later_or_renamed_types_import(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     m, item = _m(loaded, "fuzz_forward_aliases.x", tmp_path_factory)
@@ -243,7 +243,7 @@ def test_d14_aliases_naming_later_or_renamed_types_import(
     _agree(item.reference, item.codec("list"), "list", m.list_([], [7], None, None))
 
 
-def test_d15_a_wrong_value_in_a_fused_union_is_reported_at_the_union(
+def test_d18_a_wrong_value_in_a_fused_union_is_reported_at_the_union(
     loaded: dict[str, Loaded], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from xdrgen.runtime.errors import XdrEncodeError
