@@ -53,7 +53,7 @@ def _variants(definition: Definition) -> Iterator[Definition]:
         if definition.default is not None and arms:
             yield Union_(definition.name, definition.disc, arms, None)
         for index in range(len(arms)):
-            if len(arms) > 1 or definition.default is not None:
+            if len(arms) > 1:  # rpcgen (and RFC 4506) want at least one case
                 yield Union_(
                     definition.name,
                     definition.disc,

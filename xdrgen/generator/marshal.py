@@ -1589,6 +1589,18 @@ def py_type_of_view(ctx: ModuleContext, view: View) -> str:
     return f"list[{py_type_of_view(ctx, view.element)}]"
 
 
+def _top_level_parts(annotation: str) -> list[str]:
+    """``list[int | None] | None`` -> ``["list[int | None]", "None"]``."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(annotation):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth == 0 and annotation.startswith(" | ", index):
+            parts.append(annotation[start:index])
+            start = index + 3
+    parts.append(annotation[start:])
+    return parts
+
+
 def union_value_type(ctx: ModuleContext, d: UnionDef) -> str:
     decls = [a.declaration for a in d.arms] + (
         [d.default] if d.default is not None else []
@@ -1596,7 +1608,7 @@ def union_value_type(ctx: ModuleContext, d: UnionDef) -> str:
     types: list[str] = []
     for decl in decls:
         t = py_type_of_view(ctx, view_of(decl.kind, decl.type, decl.size))
-        for part in t.split(" | ") if not t.startswith("list[") else [t]:
+        for part in _top_level_parts(t):
             if part not in types:
                 types.append(part)
     if "None" in types:
