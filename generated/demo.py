@@ -3819,24 +3819,31 @@ PROCEDURE_TABLES: dict[str, _ProcedureTable] = {
 import asyncio as _asyncio
 import collections as _collections
 import threading as _threading
-import weakref as _weakref
 from collections.abc import AsyncIterator as _AsyncIterator
 from collections.abc import Callable as _Callable
 from typing import Generic as _Generic
 from typing import TypeVar as _TypeVar
 
+from xdrgen.runtime.errors import XdrError as _XdrError
 from xdrgen.runtime.virnet import events as _ev
 from xdrgen.runtime.virnet.aio import AsyncConnection as _AsyncConnection
 from xdrgen.runtime.virnet.aio import AsyncStream as _AsyncStream
+from xdrgen.runtime.virnet.aio import EventSubscription as _EventSubscription
 from xdrgen.runtime.virnet.constants import VIR_ERR_RPC as _VIR_ERR_RPC
 from xdrgen.runtime.virnet.constants import VIR_FROM_RPC as _VIR_FROM_RPC
 from xdrgen.runtime.virnet.core import StreamDirection as _StreamDirection
-from xdrgen.runtime.virnet.errors import LibvirtError as _LibvirtError
+from xdrgen.runtime.virnet.daemon_errors import reported as _reported
+from xdrgen.runtime.virnet.daemon_errors import undecodable_arguments as _undecodable
+from xdrgen.runtime.virnet.daemon_errors import unencodable_reply as _unencodable
+from xdrgen.runtime.virnet.daemon_errors import unknown_procedure as _unknown_proc
 from xdrgen.runtime.virnet.errors import NotSupportedError as _NotSupportedError
+from xdrgen.runtime.virnet.errors import PayloadDecodeError as _PayloadDecodeError
 from xdrgen.runtime.virnet.errors import StreamStateError as _StreamStateError
-from xdrgen.runtime.virnet.errors import unknown_procedure_error as _unknown_proc
+from xdrgen.runtime.virnet.server import MAX_CLIENTS as _MAX_CLIENTS
+from xdrgen.runtime.virnet.server import MAX_REQUESTS as _MAX_REQUESTS
 from xdrgen.runtime.virnet.server import ServerConnection as _ServerConnection
 from xdrgen.runtime.virnet.server import ServerStream as _ServerStream
+from xdrgen.runtime.virnet.server import VirNetServer as _VirNetServer
 from xdrgen.runtime.virnet.server import serve_unix as _serve_unix
 from xdrgen.runtime.virnet.sync import Connection as _Connection
 from xdrgen.runtime.virnet.sync import Stream as _Stream
@@ -3855,24 +3862,48 @@ _Unsubscribe = _Callable[[], None]
 _Handlers = list[tuple[int | None, _Callable[[_Any], None]]]
 #: What libvirtd reports when its driver lacks a function (VIR_ERR_NO_SUPPORT).
 _NO_SUPPORT = 3
-_FROM_DOMAIN = 20
 _NO_SUPPORT_FORMAT = "this function is not supported by the connection driver: %s"
 
 
-def _unsupported(api: str) -> _NotSupportedError:
+def _unsupported(api: str, domain: int) -> _NotSupportedError:
     """The error libvirtd sends for a function its driver does not implement."""
     return _NotSupportedError(
         _NO_SUPPORT,
-        _FROM_DOMAIN,
+        domain,
         _NO_SUPPORT_FORMAT % api,
         2,
         _NO_SUPPORT_FORMAT,
         api,
+        None,
+        -1,
+        -1,
     )
 
 
-def _bad_payload(what: str, exc: Exception) -> _LibvirtError:
-    return _LibvirtError(_VIR_ERR_RPC, _VIR_FROM_RPC, f"cannot decode {what}: {exc}")
+def _encode_reply(
+    encode: _Callable[[_Any], bytes] | None, ret: _Any, proc: int
+) -> bytes:
+    """The ``_ret`` payload; a value that does not encode is answered as libvirtd does."""
+    if encode is None:
+        return b""
+    try:
+        return encode(ret)
+    except Exception as exc:  # wrong types, bad lengths, strings that are not UTF-8
+        raise _unencodable(f"the reply of procedure {proc}: {exc}") from None
+
+
+def _bad_reply(
+    proc: int, exc: _XdrError, stream: _Stream | _AsyncStream | None = None
+) -> _PayloadDecodeError:
+    """The error for a reply that does not decode; its stream, if any, is given up."""
+    error = _PayloadDecodeError(f"reply to procedure {proc}", exc, proc)
+    if stream is not None:
+        stream.discard(error)
+    return error
+
+
+def _bad_event(proc: int, exc: _XdrError) -> _PayloadDecodeError:
+    return _PayloadDecodeError(f"event procedure {proc}", exc, proc)
 
 
 class _EventRouter:
@@ -3919,8 +3950,8 @@ class _EventRouter:
         decode, routed = self._decoders[message.proc]
         try:
             value = decode(message.payload)
-        except Exception as exc:
-            self.bad_events.append(exc)
+        except _XdrError as exc:
+            self.bad_events.append(_bad_event(message.proc, exc))
             return
         wanted = value.callbackID if routed else None
         for callback_id, handler in handlers:
@@ -3929,6 +3960,49 @@ class _EventRouter:
                     handler(value)
                 except Exception as exc:
                     self.bad_events.append(exc)
+
+
+class _EventIterator(_Generic[_T]):
+    """What ``<event>_events()`` returns: subscribed when made, so no event is missed.
+
+    Yields the decoded events of one procedure (of one callbackID when asked).
+    An event that does not decode lands in ``bad_events``; the iteration goes on.
+    """
+
+    def __init__(
+        self,
+        subscription: _EventSubscription,
+        decode: _Callable[[_Buffer], _T],
+        proc: int,
+        callback_id: int | None,
+        bad_events: _collections.deque[Exception],
+    ) -> None:
+        self._subscription = subscription
+        self._decode = decode
+        self._proc = proc
+        self._callback_id = callback_id
+        self._bad_events = bad_events
+
+    def __aiter__(self) -> _EventIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        while True:
+            message = await self._subscription.__anext__()
+            try:
+                value: _Any = self._decode(message.payload)
+            except _XdrError as exc:
+                self._bad_events.append(_bad_event(self._proc, exc))
+                continue
+            if self._callback_id is None or value.callbackID == self._callback_id:
+                return value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop receiving these events."""
+        self._subscription.close()
+
+    async def aclose(self) -> None:
+        self._subscription.close()
 
 
 _DEMO_PROGRAM = 0x44454D4F
@@ -4074,7 +4148,10 @@ class DemoClient:
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        return _DEMO_R1(ret)
+        try:
+            return _DEMO_R1(ret)
+        except _XdrError as exc:
+            raise _bad_reply(1, exc) from exc
 
     def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4084,7 +4161,10 @@ class DemoClient:
         ret = self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4093,7 +4173,10 @@ class DemoClient:
         ret = self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
@@ -4103,7 +4186,10 @@ class DemoClient:
         ret = self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4112,7 +4198,10 @@ class DemoClient:
         ret = self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4122,7 +4211,10 @@ class DemoClient:
         ret = self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4131,7 +4223,10 @@ class DemoClient:
         ret = self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
@@ -4141,7 +4236,10 @@ class DemoClient:
         ret = self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4150,7 +4248,10 @@ class DemoClient:
         ret = self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     def item_set_value(
         self,
@@ -4301,23 +4402,22 @@ class DemoAsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._conn.close()
 
-    async def _iterate(
-        self, proc: int, callback_id: int | None
-    ) -> _AsyncIterator[_Any]:
-        decode, routed = _DEMO_EVENTS[proc]
-        async for message in self._conn.events():
-            if message.proc != proc or message.prog != _DEMO_PROGRAM:
-                continue
-            value = decode(message.payload)
-            if callback_id is None or (routed and value.callbackID == callback_id):
-                yield value
+    def _iterate(self, proc: int, callback_id: int | None) -> _EventIterator[_Any]:
+        decode, _routed = _DEMO_EVENTS[proc]
+        program = _DEMO_PROGRAM
+        subscription = self._conn.events(lambda m: m.proc == proc and m.prog == program)
+        bad = self._events.bad_events
+        return _EventIterator(subscription, decode, proc, callback_id, bad)
 
     async def connect_get_version(
         self, *, rpc_timeout: float | None = None
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = await self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        return _DEMO_R1(ret)
+        try:
+            return _DEMO_R1(ret)
+        except _XdrError as exc:
+            raise _bad_reply(1, exc) from exc
 
     async def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4327,7 +4427,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     async def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4336,7 +4439,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     async def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
@@ -4346,7 +4452,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     async def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4355,7 +4464,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     async def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4365,7 +4477,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     async def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4374,7 +4489,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     async def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
@@ -4384,7 +4502,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     async def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4393,7 +4514,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     async def item_set_value(
         self,
@@ -4502,7 +4626,7 @@ class DemoAsyncClient:
         return self._events.subscribe(9, handler, None)
 
     def item_event_changed_events(self) -> _AsyncIterator[demo_item_event_changed_msg]:
-        """Every DEMO_PROC_ITEM_EVENT_CHANGED event from now on, until the connection ends."""
+        """Every DEMO_PROC_ITEM_EVENT_CHANGED event from this call on, until the connection ends."""
         return self._iterate(9, None)
 
 
@@ -4533,10 +4657,10 @@ class DemoStreamCall(_Generic[_T]):
         """Open the stream and reply with ``ret``; returns the stream."""
         if self.stream is not None:
             raise _StreamStateError(f"stream call {self.call.serial} already accepted")
+        payload = _encode_reply(self._encode, ret, self.call.proc)
         direction = _BOTH if two_way else self._direction
         stream = self.connection.open_stream(self.call, direction, sparse)
         self.stream = stream
-        payload = b"" if self._encode is None else self._encode(ret)
         self.connection.reply(self.call, payload)
         return stream
 
@@ -4556,43 +4680,43 @@ class DemoHandler:
 
     async def connect_get_version(self) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
-        raise _unsupported("virConnectGetVersion")
+        raise _unsupported("virConnectGetVersion", 20)
 
     async def item_create(self, args: demo_item_create_args) -> demo_item_create_ret:
         """DEMO_PROC_ITEM_CREATE (2)."""
-        raise _unsupported("virItemCreate")
+        raise _unsupported("virItemCreate", 20)
 
     async def item_lookup_by_name(
         self, args: demo_item_lookup_by_name_args
     ) -> demo_item_lookup_by_name_ret:
         """DEMO_PROC_ITEM_LOOKUP_BY_NAME (3)."""
-        raise _unsupported("virItemLookupByName")
+        raise _unsupported("virItemLookupByName", 20)
 
     async def item_list(self, args: demo_item_list_args) -> demo_item_list_ret:
         """DEMO_PROC_ITEM_LIST (4)."""
-        raise _unsupported("virItemList")
+        raise _unsupported("virItemList", 20)
 
     async def item_get_counters(
         self, args: demo_item_get_counters_args
     ) -> demo_item_get_counters_ret:
         """DEMO_PROC_ITEM_GET_COUNTERS (5)."""
-        raise _unsupported("virItemGetCounters")
+        raise _unsupported("virItemGetCounters", 20)
 
     async def item_set_value(self, args: demo_item_set_value_args) -> None:
         """DEMO_PROC_ITEM_SET_VALUE (6)."""
-        raise _unsupported("virItemSetValue")
+        raise _unsupported("virItemSetValue", 20)
 
     async def item_upload(
         self, call: DemoStreamCall[None], args: demo_item_upload_args
     ) -> None:
         """DEMO_PROC_ITEM_UPLOAD (7)."""
-        raise _unsupported("virItemUpload")
+        raise _unsupported("virItemUpload", 20)
 
     async def item_download(
         self, call: DemoStreamCall[None], args: demo_item_download_args
     ) -> None:
         """DEMO_PROC_ITEM_DOWNLOAD (8)."""
-        raise _unsupported("virItemDownload")
+        raise _unsupported("virItemDownload", 20)
 
     def emit_item_event_changed(self, msg: demo_item_event_changed_msg) -> None:
         """Send a DEMO_PROC_ITEM_EVENT_CHANGED event to this handler's client."""
@@ -4601,7 +4725,7 @@ class DemoHandler:
 
 
 #: DEMO dispatch: number -> (handler method, args decoder, ret encoder,
-#: stream: 0 none, 1 server sends, 2 server receives).
+#: stream: 0 none, 1 server sends, 2 server receives, 3 both ways).
 _DEMO_DISPATCH: dict[int, _DispatchEntry] = {
     1: ("connect_get_version", None, _DEMO_RE1, 0),
     2: ("item_create", _DEMO_AD2, _DEMO_RE2, 0),
@@ -4619,17 +4743,14 @@ class DemoServer:
 
     def __init__(self, handler_factory: _Callable[[], DemoHandler]) -> None:
         self._factory = handler_factory
-        self._handlers: _weakref.WeakKeyDictionary[_ServerConnection, DemoHandler] = (
-            _weakref.WeakKeyDictionary()
-        )
 
     def handler_for(self, connection: _ServerConnection) -> DemoHandler:
-        """The connection's handler, made on its first call."""
-        handler = self._handlers.get(connection)
-        if handler is None:
+        """The connection's handler, made on its first call (dropped when it closes)."""
+        handler = connection.handler
+        if not isinstance(handler, DemoHandler):
             handler = self._factory()
             handler.connection = connection
-            self._handlers[connection] = handler
+            connection.handler = handler
         return handler
 
     async def __call__(
@@ -4645,22 +4766,830 @@ class DemoServer:
             try:
                 args = (decode(call.payload),)
             except _XdrError as exc:
-                what = f"the arguments of procedure {call.proc}"
-                raise _bad_payload(what, exc) from None
+                what = f"the arguments of procedure {call.proc}: {exc}"
+                raise _undecodable(what) from None
         if stream:
-            direction = _SEND if stream == 1 else _RECEIVE
+            direction = _SEND if stream == 1 else (_RECEIVE if stream == 2 else _BOTH)
             stream_call = DemoStreamCall(connection, call, encode, direction)
             await method(stream_call, *args)
             if stream_call.stream is None:
-                raise _LibvirtError(
+                raise _reported(
                     _VIR_ERR_RPC,
                     _VIR_FROM_RPC,
                     f"stream procedure {call.proc} returned without accepting the stream",
                 )
             return None
         ret = await method(*args)
-        return b"" if encode is None else encode(ret)
+        return _encode_reply(encode, ret, call.proc)
 
-    async def serve_unix(self, path: str) -> _asyncio.AbstractServer:
-        """Listen on a unix socket (libvirtd's protocol; keepalive PINGs answered)."""
-        return await _serve_unix(path, self, {_DEMO_PROGRAM: _DEMO_VERSION})
+    async def serve_unix(
+        self,
+        path: str,
+        *,
+        max_clients: int = _MAX_CLIENTS,
+        max_requests: int = _MAX_REQUESTS,
+    ) -> _VirNetServer:
+        """Listen on a unix socket (libvirtd's protocol; keepalive PINGs answered).
+
+        ``max_clients`` connections are served at once (more wait, as with
+        libvirtd), each with at most ``max_requests`` calls running.
+        """
+        return await _serve_unix(
+            path,
+            self,
+            {_DEMO_PROGRAM: _DEMO_VERSION},
+            max_clients=max_clients,
+            max_requests=max_requests,
+        )
+
+
+# ---------------------------------------------------------------------------
+# ONC RPC (RFC 5531): per program version, a blocking and an asyncio client, a
+# handler base class and a server.  The runtime (xdrgen.runtime.oncrpc, and
+# with it asyncio and threading) is imported when a client or a server is
+# made, not when this module is imported.
+
+from collections.abc import Callable as _OncCallable
+from collections.abc import Iterable as _OncIterable
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+from xdrgen.runtime.errors import XdrTrailingDataError as _XdrTrailing
+
+if _TYPE_CHECKING:
+    from xdrgen.runtime.oncrpc.aio import AsyncClient as _OncAsyncClient
+    from xdrgen.runtime.oncrpc.dispatch import GeneratedEntry as _OncEntry
+    from xdrgen.runtime.oncrpc.dispatch import Service as _OncService
+    from xdrgen.runtime.oncrpc.dispatch import ServiceProvider as _OncProvider
+    from xdrgen.runtime.oncrpc.server import RpcServer as _OncServer
+    from xdrgen.runtime.oncrpc.sync import Client as _OncClient
+
+
+def _onc_void(data: _Buffer) -> None:
+    """The results of a void procedure: nothing."""
+    if len(data):
+        raise _XdrTrailing(f"{len(data)} bytes where the result is void", offset=0)
+
+
+# DEMO_RPC_PROGRAM version 1: argument and result codecs, bound once.
+_DEMO_RPC_PROGRAM_1_E1_1: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "int"
+].encode_into
+_DEMO_RPC_PROGRAM_1_D1_1: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["int"].decode_from
+)
+_DEMO_RPC_PROGRAM_1_E1_2: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "int"
+].encode_into
+_DEMO_RPC_PROGRAM_1_D1_2: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["int"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_1_A1(arg1: int, arg2: int) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_1_E1_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_1_E1_2(buffer, arg2)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_1_AD1(data: _Buffer) -> tuple[int, int]:
+    arg1, offset = _DEMO_RPC_PROGRAM_1_D1_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_1_D1_2(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2
+
+
+_DEMO_RPC_PROGRAM_1_R1: _OncCallable[[_Buffer], int] = _PRIMITIVE_CODECS["int"].decode
+_DEMO_RPC_PROGRAM_1_RE1: _OncCallable[[int], bytes] = _PRIMITIVE_CODECS["int"].encode
+_DEMO_RPC_PROGRAM_1_A2: _OncCallable[[demo_name], bytes] = XDR_TYPES["demo_name"].encode
+_DEMO_RPC_PROGRAM_1_D2: _OncCallable[[_Buffer], demo_name] = XDR_TYPES[
+    "demo_name"
+].decode
+
+
+def _DEMO_RPC_PROGRAM_1_AD2(data: _Buffer) -> tuple[demo_name]:
+    return (_DEMO_RPC_PROGRAM_1_D2(data),)
+
+
+_DEMO_RPC_PROGRAM_1_R2: _OncCallable[[_Buffer], demo_lookup_result] = XDR_TYPES[
+    "demo_lookup_result"
+].decode
+_DEMO_RPC_PROGRAM_1_RE2: _OncCallable[[demo_lookup_result], bytes] = XDR_TYPES[
+    "demo_lookup_result"
+].encode
+
+
+class DemoRpcProgram1Client:
+    """Blocking client of DEMO_RPC_PROGRAM version 1 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 1
+
+    def __init__(self, connection: _OncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1Client:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_tcp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1Client:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_udp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    def connect_unix(cls, path: str, **options: _Any) -> DemoRpcProgram1Client:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_unix(path, 536895213, 1, **options))
+
+    @classmethod
+    def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram1Client:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.create(host, 536895213, 1, transport, **options))
+
+    @property
+    def connection(self) -> _OncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> DemoRpcProgram1Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return self._conn.call(
+            1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_1_R1
+        )
+
+    def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return self._conn.call(
+            2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_1_R2
+        )
+
+
+class DemoRpcProgram1AsyncClient:
+    """asyncio client of DEMO_RPC_PROGRAM version 1 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 1
+
+    def __init__(self, connection: _OncAsyncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    async def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_tcp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    async def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_udp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    async def connect_unix(
+        cls, path: str, **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_unix(path, 536895213, 1, **options))
+
+    @classmethod
+    async def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.create(host, 536895213, 1, transport, **options))
+
+    @property
+    def connection(self) -> _OncAsyncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    async def __aenter__(self) -> DemoRpcProgram1AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    async def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    async def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return await self._conn.call(
+            1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_1_R1
+        )
+
+    async def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return await self._conn.call(
+            2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_1_R2
+        )
+
+
+class DemoRpcProgram1Handler:
+    """Server side of DEMO_RPC_PROGRAM version 1: override the procedures you serve.
+
+    Each method is a coroutine taking the decoded arguments and returning the
+    result (None for void).  Procedures not overridden answer PROC_UNAVAIL;
+    NULL (procedure 0) is answered by the server without a method.
+    ``xdrgen.runtime.oncrpc.current_call()`` describes the call being served
+    (credential, client address).  Raise an xdrgen.runtime.oncrpc error
+    (SystemErr, GarbageArgs, AuthError, ...) to answer with it; any other
+    exception answers SYSTEM_ERR.
+    """
+
+    async def demo_add(self, arg1: int, arg2: int) -> int:
+        """DEMO_ADD (1)."""
+        raise NotImplementedError("DEMO_ADD")
+
+    async def demo_lookup(self, arg: demo_name) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        raise NotImplementedError("DEMO_LOOKUP")
+
+
+#: DEMO_RPC_PROGRAM version 1: number -> (method, args decoder, result encoder).
+_DEMO_RPC_PROGRAM_1_DISPATCH: dict[int, _OncEntry] = {
+    1: ("demo_add", _DEMO_RPC_PROGRAM_1_AD1, _DEMO_RPC_PROGRAM_1_RE1),
+    2: ("demo_lookup", _DEMO_RPC_PROGRAM_1_AD2, _DEMO_RPC_PROGRAM_1_RE2),
+}
+
+
+class DemoRpcProgram1Server:
+    """Serves a DemoRpcProgram1Handler on TCP and UDP (``serve``), or as a service of a larger RpcServer."""
+
+    program = 536895213
+    version = 1
+
+    def __init__(self, handler: DemoRpcProgram1Handler) -> None:
+        self.handler = handler
+
+    def service(self) -> _OncService:
+        """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
+        from xdrgen.runtime.oncrpc.dispatch import Service
+
+        return Service.of_handler(
+            536895213,
+            1,
+            self.handler,
+            DemoRpcProgram1Handler,
+            _DEMO_RPC_PROGRAM_1_DISPATCH,
+            "DEMO_RPC_PROGRAM version 1",
+        )
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        tcp_port: int | None = 0,
+        udp_port: int | None = 0,
+        register: bool | str = False,
+        also: _OncIterable[_OncProvider] = (),
+        **options: _Any,
+    ) -> _OncServer:
+        """Start serving (port 0: any free port; None: not on that transport).
+
+        ``register``: True (RPCB SET) or "pmap" (portmap SET) registers with
+        rpcbind, undone when the returned server closes.  ``also``: other
+        program versions (their Server objects) served on the same sockets.
+        Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
+        """
+        from xdrgen.runtime.oncrpc.server import RpcServer
+
+        server = RpcServer(
+            [self.service(), *(other.service() for other in also)], **options
+        )
+        return await server.start(
+            host, tcp_port=tcp_port, udp_port=udp_port, register=register
+        )
+
+
+# DEMO_RPC_PROGRAM version 2: argument and result codecs, bound once.
+_DEMO_RPC_PROGRAM_2_E1_1: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "hyper"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D1_1: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["hyper"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E1_2: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "hyper"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D1_2: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["hyper"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_2_A1(arg1: int, arg2: int) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_2_E1_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_2_E1_2(buffer, arg2)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_2_AD1(data: _Buffer) -> tuple[int, int]:
+    arg1, offset = _DEMO_RPC_PROGRAM_2_D1_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_2_D1_2(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2
+
+
+_DEMO_RPC_PROGRAM_2_R1: _OncCallable[[_Buffer], int] = _PRIMITIVE_CODECS["hyper"].decode
+_DEMO_RPC_PROGRAM_2_RE1: _OncCallable[[int], bytes] = _PRIMITIVE_CODECS["hyper"].encode
+_DEMO_RPC_PROGRAM_2_A2: _OncCallable[[demo_name], bytes] = XDR_TYPES["demo_name"].encode
+_DEMO_RPC_PROGRAM_2_D2: _OncCallable[[_Buffer], demo_name] = XDR_TYPES[
+    "demo_name"
+].decode
+
+
+def _DEMO_RPC_PROGRAM_2_AD2(data: _Buffer) -> tuple[demo_name]:
+    return (_DEMO_RPC_PROGRAM_2_D2(data),)
+
+
+_DEMO_RPC_PROGRAM_2_R2: _OncCallable[[_Buffer], demo_lookup_result] = XDR_TYPES[
+    "demo_lookup_result"
+].decode
+_DEMO_RPC_PROGRAM_2_RE2: _OncCallable[[demo_lookup_result], bytes] = XDR_TYPES[
+    "demo_lookup_result"
+].encode
+_DEMO_RPC_PROGRAM_2_E3_1: _OncCallable[[bytearray, demo_name], None] = XDR_TYPES[
+    "demo_name"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D3_1: _OncCallable[[_Buffer, int], tuple[demo_name, int]] = (
+    XDR_TYPES["demo_name"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E3_2: _OncCallable[[bytearray, demo_kind], None] = XDR_TYPES[
+    "demo_kind"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D3_2: _OncCallable[[_Buffer, int], tuple[demo_kind, int]] = (
+    XDR_TYPES["demo_kind"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E3_3: _OncCallable[[bytearray, bool], None] = _PRIMITIVE_CODECS[
+    "bool"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D3_3: _OncCallable[[_Buffer, int], tuple[bool, int]] = (
+    _PRIMITIVE_CODECS["bool"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_2_A3(arg1: demo_name, arg2: demo_kind, arg3: bool) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_2_E3_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_2_E3_2(buffer, arg2)
+    _DEMO_RPC_PROGRAM_2_E3_3(buffer, arg3)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_2_AD3(data: _Buffer) -> tuple[demo_name, demo_kind, bool]:
+    arg1, offset = _DEMO_RPC_PROGRAM_2_D3_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_2_D3_2(data, offset)
+    arg3, offset = _DEMO_RPC_PROGRAM_2_D3_3(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2, arg3
+
+
+_DEMO_RPC_PROGRAM_2_R3: _OncCallable[[_Buffer], demo_item_ptr] = XDR_TYPES[
+    "demo_item_ptr"
+].decode
+_DEMO_RPC_PROGRAM_2_RE3: _OncCallable[[demo_item_ptr], bytes] = XDR_TYPES[
+    "demo_item_ptr"
+].encode
+_DEMO_RPC_PROGRAM_2_E4_1: _OncCallable[[bytearray, demo_option], None] = XDR_TYPES[
+    "demo_option"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D4_1: _OncCallable[[_Buffer, int], tuple[demo_option, int]] = (
+    XDR_TYPES["demo_option"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E4_2: _OncCallable[[bytearray, demo_limit], None] = XDR_TYPES[
+    "demo_limit"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D4_2: _OncCallable[[_Buffer, int], tuple[demo_limit, int]] = (
+    XDR_TYPES["demo_limit"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_2_A4(arg1: demo_option, arg2: demo_limit) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_2_E4_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_2_E4_2(buffer, arg2)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_2_AD4(data: _Buffer) -> tuple[demo_option, demo_limit]:
+    arg1, offset = _DEMO_RPC_PROGRAM_2_D4_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_2_D4_2(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2
+
+
+_DEMO_RPC_PROGRAM_2_R5: _OncCallable[[_Buffer], demo_maybe_name] = XDR_TYPES[
+    "demo_maybe_name"
+].decode
+_DEMO_RPC_PROGRAM_2_RE5: _OncCallable[[demo_maybe_name], bytes] = XDR_TYPES[
+    "demo_maybe_name"
+].encode
+
+
+class DemoRpcProgram2Client:
+    """Blocking client of DEMO_RPC_PROGRAM version 2 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 2
+
+    def __init__(self, connection: _OncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2Client:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_tcp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2Client:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_udp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    def connect_unix(cls, path: str, **options: _Any) -> DemoRpcProgram2Client:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_unix(path, 536895213, 2, **options))
+
+    @classmethod
+    def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram2Client:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.create(host, 536895213, 2, transport, **options))
+
+    @property
+    def connection(self) -> _OncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> DemoRpcProgram2Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return self._conn.call(
+            1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_2_R1
+        )
+
+    def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return self._conn.call(
+            2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_2_R2
+        )
+
+    def demo_find(
+        self,
+        arg1: demo_name,
+        arg2: demo_kind,
+        arg3: bool,
+        *,
+        rpc_timeout: float | None = None,
+    ) -> demo_item_ptr:
+        """DEMO_FIND (3)."""
+        return self._conn.call(
+            3,
+            _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3),
+            rpc_timeout,
+            _DEMO_RPC_PROGRAM_2_R3,
+        )
+
+    def demo_configure(
+        self, arg1: demo_option, arg2: demo_limit, *, rpc_timeout: float | None = None
+    ) -> None:
+        """DEMO_CONFIGURE (4)."""
+        self._conn.call(4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout, _onc_void)
+
+    def demo_first_name(self, *, rpc_timeout: float | None = None) -> demo_maybe_name:
+        """DEMO_FIRST_NAME (5)."""
+        return self._conn.call(5, b"", rpc_timeout, _DEMO_RPC_PROGRAM_2_R5)
+
+
+class DemoRpcProgram2AsyncClient:
+    """asyncio client of DEMO_RPC_PROGRAM version 2 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 2
+
+    def __init__(self, connection: _OncAsyncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    async def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_tcp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    async def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_udp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    async def connect_unix(
+        cls, path: str, **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_unix(path, 536895213, 2, **options))
+
+    @classmethod
+    async def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.create(host, 536895213, 2, transport, **options))
+
+    @property
+    def connection(self) -> _OncAsyncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    async def __aenter__(self) -> DemoRpcProgram2AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    async def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    async def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return await self._conn.call(
+            1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_2_R1
+        )
+
+    async def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return await self._conn.call(
+            2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_2_R2
+        )
+
+    async def demo_find(
+        self,
+        arg1: demo_name,
+        arg2: demo_kind,
+        arg3: bool,
+        *,
+        rpc_timeout: float | None = None,
+    ) -> demo_item_ptr:
+        """DEMO_FIND (3)."""
+        return await self._conn.call(
+            3,
+            _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3),
+            rpc_timeout,
+            _DEMO_RPC_PROGRAM_2_R3,
+        )
+
+    async def demo_configure(
+        self, arg1: demo_option, arg2: demo_limit, *, rpc_timeout: float | None = None
+    ) -> None:
+        """DEMO_CONFIGURE (4)."""
+        await self._conn.call(
+            4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout, _onc_void
+        )
+
+    async def demo_first_name(
+        self, *, rpc_timeout: float | None = None
+    ) -> demo_maybe_name:
+        """DEMO_FIRST_NAME (5)."""
+        return await self._conn.call(5, b"", rpc_timeout, _DEMO_RPC_PROGRAM_2_R5)
+
+
+class DemoRpcProgram2Handler:
+    """Server side of DEMO_RPC_PROGRAM version 2: override the procedures you serve.
+
+    Each method is a coroutine taking the decoded arguments and returning the
+    result (None for void).  Procedures not overridden answer PROC_UNAVAIL;
+    NULL (procedure 0) is answered by the server without a method.
+    ``xdrgen.runtime.oncrpc.current_call()`` describes the call being served
+    (credential, client address).  Raise an xdrgen.runtime.oncrpc error
+    (SystemErr, GarbageArgs, AuthError, ...) to answer with it; any other
+    exception answers SYSTEM_ERR.
+    """
+
+    async def demo_add(self, arg1: int, arg2: int) -> int:
+        """DEMO_ADD (1)."""
+        raise NotImplementedError("DEMO_ADD")
+
+    async def demo_lookup(self, arg: demo_name) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        raise NotImplementedError("DEMO_LOOKUP")
+
+    async def demo_find(
+        self, arg1: demo_name, arg2: demo_kind, arg3: bool
+    ) -> demo_item_ptr:
+        """DEMO_FIND (3)."""
+        raise NotImplementedError("DEMO_FIND")
+
+    async def demo_configure(self, arg1: demo_option, arg2: demo_limit) -> None:
+        """DEMO_CONFIGURE (4)."""
+        raise NotImplementedError("DEMO_CONFIGURE")
+
+    async def demo_first_name(self) -> demo_maybe_name:
+        """DEMO_FIRST_NAME (5)."""
+        raise NotImplementedError("DEMO_FIRST_NAME")
+
+
+#: DEMO_RPC_PROGRAM version 2: number -> (method, args decoder, result encoder).
+_DEMO_RPC_PROGRAM_2_DISPATCH: dict[int, _OncEntry] = {
+    1: ("demo_add", _DEMO_RPC_PROGRAM_2_AD1, _DEMO_RPC_PROGRAM_2_RE1),
+    2: ("demo_lookup", _DEMO_RPC_PROGRAM_2_AD2, _DEMO_RPC_PROGRAM_2_RE2),
+    3: ("demo_find", _DEMO_RPC_PROGRAM_2_AD3, _DEMO_RPC_PROGRAM_2_RE3),
+    4: ("demo_configure", _DEMO_RPC_PROGRAM_2_AD4, None),
+    5: ("demo_first_name", None, _DEMO_RPC_PROGRAM_2_RE5),
+}
+
+
+class DemoRpcProgram2Server:
+    """Serves a DemoRpcProgram2Handler on TCP and UDP (``serve``), or as a service of a larger RpcServer."""
+
+    program = 536895213
+    version = 2
+
+    def __init__(self, handler: DemoRpcProgram2Handler) -> None:
+        self.handler = handler
+
+    def service(self) -> _OncService:
+        """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
+        from xdrgen.runtime.oncrpc.dispatch import Service
+
+        return Service.of_handler(
+            536895213,
+            2,
+            self.handler,
+            DemoRpcProgram2Handler,
+            _DEMO_RPC_PROGRAM_2_DISPATCH,
+            "DEMO_RPC_PROGRAM version 2",
+        )
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        tcp_port: int | None = 0,
+        udp_port: int | None = 0,
+        register: bool | str = False,
+        also: _OncIterable[_OncProvider] = (),
+        **options: _Any,
+    ) -> _OncServer:
+        """Start serving (port 0: any free port; None: not on that transport).
+
+        ``register``: True (RPCB SET) or "pmap" (portmap SET) registers with
+        rpcbind, undone when the returned server closes.  ``also``: other
+        program versions (their Server objects) served on the same sockets.
+        Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
+        """
+        from xdrgen.runtime.oncrpc.server import RpcServer
+
+        server = RpcServer(
+            [self.service(), *(other.service() for other in also)], **options
+        )
+        return await server.start(
+            host, tcp_port=tcp_port, udp_port=udp_port, register=register
+        )

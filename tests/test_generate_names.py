@@ -14,6 +14,7 @@ import pytest
 from test_generate_helpers import DEMO_X, generated_text
 from xdrgen.generator.names import (
     FUNCTION_LOCALS,
+    GENERATED_PUBLIC,
     PYTHON_BUILTINS,
     enum_member_name,
     field_name,
@@ -24,19 +25,45 @@ from xdrgen.generator.names import (
 TEMPORARY = re.compile(r"^[a-z]{1,2}\d+$")
 
 
-def _function_locals(text: str) -> set[str]:
-    """Parameters and assigned names of the module-level functions of ``text``."""
+def _user_names(tree: ast.Module) -> set[str]:
+    """Module-level names the .x's definitions become (not the generated code's own)."""
     names: set[str] = set()
-    for node in ast.parse(text).body:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names.add(node.name)
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return {n for n in names if not n.startswith("_") and n not in GENERATED_PUBLIC}
+
+
+def _function_locals(text: str) -> set[str]:
+    """Parameters and assigned names of the module-level functions of ``text`` that
+    read a name of the .x's definitions in their body (those a same-named local
+    would hide)."""
+    tree = ast.parse(text)
+    user = _user_names(tree)
+    names: set[str] = set()
+    for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
             continue
-        for sub in ast.walk(node):
+        local = {a.arg for a in node.args.args + node.args.kwonlyargs}
+        loads: set[str] = set()
+        # The body only: a signature's annotations are read outside the function.
+        for sub in (n for statement in node.body for n in ast.walk(statement)):
             if isinstance(sub, (ast.FunctionDef, ast.Lambda)):
-                names.update(a.arg for a in sub.args.args + sub.args.kwonlyargs)
+                local.update(a.arg for a in sub.args.args + sub.args.kwonlyargs)
             elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                names.add(sub.id)
+                local.add(sub.id)
+            elif isinstance(sub, ast.Name):
+                loads.add(sub.id)
             elif isinstance(sub, ast.ExceptHandler) and sub.name:
-                names.add(sub.name)
+                local.add(sub.name)
+        if loads & user:
+            names |= local
     return {name for name in names if not name.startswith("_")}
 
 

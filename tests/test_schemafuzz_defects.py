@@ -110,7 +110,7 @@ def test_d7_fields_named_like_types_keep_annotations_meaningful(
     m, item = _m(loaded, "fuzz_shadowed_annotations.x", tmp_path_factory)
     # mypy sees the annotations through module-level aliases (the mypy test above);
     # at run time the classes behave as before.
-    assert m._A_foo == "foo" and m._A_list == "list"
+    assert m._T_foo is str and m._T_list is list
     value = m.holder("a", "b", b"\x01", "c", ["d", "e"])
     _agree(item.reference, item.codec("holder"), "holder", value)
     chain = m.value(1, m.value(1, m.value(2)))

@@ -36,9 +36,7 @@ class Primitive(enum.Enum):
 @dataclass(eq=False, slots=True)
 class PrimitiveType:
     primitive: Primitive
-    #: The spelling in the source when it was an rpcgen alias (``u_int``, ``int64_t``...);
-    #: rpcgen's narrow types as ``char``, ``short``, ``unsigned char`` or
-    #: ``unsigned short`` (also for ``u_char``, ``u_short``): it decides their range.
+    #: The spelling in the source when it was an rpcgen alias (``u_int``, ``int64_t``...).
     spelling: str | None = None
 
 
@@ -86,9 +84,11 @@ class MemberAnnotations:
 
 @dataclass(eq=False, slots=True)
 class Declaration:
-    """One RFC 4506 declaration: a struct field, a union arm, a typedef body."""
+    """One RFC 4506 declaration: a struct field, a union arm, a typedef body, or a
+    procedure's argument or result (:data:`Parameter`)."""
 
-    name: str | None  # None only for VOID
+    #: None for VOID, and for a procedure argument or result written without a name.
+    name: str | None
     kind: DeclKind
     #: Element type; None for opaque, string and void.
     type: TypeRef | None
@@ -113,6 +113,9 @@ class ConstantDef:
     doc: str | None = None
     #: The right-hand side as written (``0x20008086``, ``OTHER_CONST``, ``-1``).
     text: str = ""
+    #: Defined by a ``%#define NAME VALUE`` pass-through line (C for rpcgen's output,
+    #: in any of its views) rather than by ``const``.
+    c_define: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -191,16 +194,38 @@ class TypedefDef:
 
 TypeDefinition = Union[EnumDef, StructDef, UnionDef, TypedefDef]
 
+#: What a procedure takes or returns: a :class:`Declaration` whose ``kind`` is
+#:
+#: - ``PLAIN``: a type (``type``), the only form RFC 5531 has and the only one
+#:   libvirt / libguestfs procedure tables use;
+#: - ``STRING``: ``string`` (``size`` UNBOUNDED: rpcgen's ``xdr_wrapstring``), or
+#:   ``string<n>`` among several arguments (rpcgen -N);
+#: - ``OPTIONAL``: ``T *name`` among several arguments (rpcgen -N): optional data.
+#:
+#: ``name`` is the argument's name when the .x gives one (``void F(int count)``),
+#: else None.  A lone argument is always sent as rpcgen sends it: ``T *`` as plain
+#: ``T`` and ``string<n>`` without its bound (the resolver warns).  Several arguments
+#: go on the wire one after the other.
+Parameter = Declaration
+
+
+def plain_parameter(ref: TypeRef, pos: Position) -> Parameter:
+    """The :data:`Parameter` for a plain type (RFC 5531's only form)."""
+    return Declaration(None, DeclKind.PLAIN, ref, None, pos)
+
 
 @dataclass(eq=False, slots=True)
 class ProcedureDef:
-    """A procedure of an RFC 5531 ``program`` version."""
+    """A procedure of an RFC 5531 ``program`` version.
+
+    Arguments and result are :class:`Declaration` s (see :data:`Parameter`).
+    """
 
     name: str
     number: int
-    #: Argument types; empty for ``void``.
-    args: list[TypeRef]
-    result: TypeRef | None  # None for void
+    #: Arguments in order; empty for ``void``.
+    args: list[Parameter]
+    result: Parameter | None  # None for void
     pos: Position
     doc: str | None = None
 
@@ -225,10 +250,19 @@ class ProgramDef:
 
 @dataclass(eq=False, slots=True)
 class Passthrough:
-    """A ``%`` line: C text for rpcgen's output, kept with its position."""
+    """A ``%`` line: C text for rpcgen's output, kept with its position.
+
+    rpcgen takes such a line between any two tokens, also inside a struct, union,
+    enum or program, and prints it before the definition it is in.  The model does
+    the same: ``XdrModule.definitions`` lists it just before that definition.
+    """
 
     text: str
     pos: Position
+    #: Empty for a line of the RPC_XDR view (what xdrgen reads).  Otherwise the rpcgen
+    #: views whose conditional blocks hold the line (``("RPC_HDR",)``): xdrgen keeps such
+    #: lines for their ``%#define`` constants only (docs/preprocessing.md).
+    other_views: tuple[str, ...] = ()
 
 
 Definition = Union[
@@ -258,25 +292,66 @@ class AclRule:
 
 
 @dataclass(frozen=True, slots=True)
+class OptionalArgument:
+    """A field of a procedure's argument struct that is optional, flagged by one bit.
+
+    libguestfs sends every field but sets bit ``bit`` of the header's
+    ``optargs_bitmask`` only for the optional arguments the caller gave.
+    """
+
+    field: str
+    bit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deprecation:
+    """A procedure that should no longer be used."""
+
+    #: The procedure to use instead (its method name), if there is one.
+    replacement: str | None = None
+    #: Free text for documentation and the warning.
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcedureAnnotations:
-    """libvirt's ``/** @name: value */`` procedure annotations, validated."""
+    """Procedure annotations, validated: libvirt's ``/** @name: value */`` comments
+    and the keys of a procedure-annotation file (``--annotations``)."""
 
     generate: str | None = None  # both | server | client | none
     priority: str | None = None  # high | low
     acl: tuple[AclRule, ...] = ()
     aclfilter: tuple[AclRule, ...] = ()
-    readstream: int | None = None  # 1-based argument that is the stream
+    #: 1-based argument that is the stream the client reads (libguestfs: FileOut).
+    readstream: int | None = None
+    #: 1-based argument that is the stream the client writes (libguestfs: FileIn).
+    #: Both set (to the same argument): a two-way stream.
     writestream: int | None = None
     sparseflag: str | None = None
+    optargs: tuple[OptionalArgument, ...] = ()
+    deprecated: Deprecation | None = None
 
     @property
     def stream(self) -> str | None:
-        """'read' (daemon to client), 'write' (client to daemon) or None."""
+        """'read' (daemon to client), 'write' (client to daemon), 'both' or None."""
         if self.readstream is not None:
-            return "read"
+            return "both" if self.writestream is not None else "read"
         if self.writestream is not None:
             return "write"
         return None
+
+    @property
+    def stream_arg(self) -> int | None:
+        """The 1-based argument that is the stream, if any."""
+        return self.readstream if self.readstream is not None else self.writestream
+
+    @property
+    def optargs_mask(self) -> int:
+        """Every bit an optional argument of this procedure may set."""
+        mask = 0
+        for optarg in self.optargs:
+            mask |= 1 << optarg.bit
+        return mask
 
 
 @dataclass(eq=False, slots=True)
@@ -286,9 +361,10 @@ class Procedure:
     #: The constant naming the number: ``REMOTE_PROC_CONNECT_OPEN`` (an RFC name for programs).
     constant: str
     number: int
-    #: Argument types in order; empty means void.  libvirt and guestfs have at most one.
-    args: list[TypeRef]
-    result: TypeRef | None
+    #: Arguments in order (see :data:`Parameter`); empty means void.  libvirt and
+    #: guestfs have at most one, always PLAIN.
+    args: list[Parameter]
+    result: Parameter | None
     #: libvirt's ``<x>_<name>_msg`` (the body of an event MESSAGE), if defined.
     event: TypeRef | None
     pos: Position
@@ -318,11 +394,15 @@ class ProcedureTable:
 
 @dataclass(eq=False, slots=True)
 class ImportedModule:
-    """Another ``.x`` whose definitions this one uses (``--import``)."""
+    """Another ``.x`` whose definitions this one uses (``--import``), or the runtime's
+    module of RPC-library types XDR cannot describe (``netbuf``: ``package`` is set)."""
 
     source: Path
     module_name: str
     model: XdrModule
+    #: Where the generated module imports it from: None for a sibling module (``from .
+    #: import name``), ``"xdrgen.runtime"`` for :mod:`xdrgen.runtime.rpclib`.
+    package: str | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -331,9 +411,11 @@ class XdrModule:
 
     source: Path
     source_sha256: str
-    #: Definitions of this file in source order (nested inline definitions come just
-    #: before the definition that contains them).
+    #: Definitions of this file in source order.  Nested inline definitions, and ``%``
+    #: lines written inside a definition, come just before the definition that contains
+    #: them; the constant of a ``%#define`` line comes just after its Passthrough.
     definitions: list[Definition]
+    #: ``const`` definitions and ``%#define`` constants (``ConstantDef.c_define``).
     constants: dict[str, ConstantDef]
     types: dict[str, TypeDefinition]
     programs: list[ProgramDef]
@@ -341,6 +423,9 @@ class XdrModule:
     imports: list[ImportedModule] = field(default_factory=list)
     #: External constants (``-D``, ``--constants-from``) that this file actually used.
     external_constants: dict[str, int] = field(default_factory=dict)
+    #: Names from ``<rpc/rpc.h>`` (the RFC 5531 auth flavors) that this file used and
+    #: does not define itself; the generated module defines them too.
+    builtin_constants: dict[str, ConstantDef] = field(default_factory=dict)
     #: Every file read to build this model: the source, its includes, the C headers.
     inputs: list[Path] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
@@ -350,6 +435,8 @@ class XdrModule:
             return self.constants[name].value
         if name in self.external_constants:
             return self.external_constants[name]
+        if name in self.builtin_constants:
+            return self.builtin_constants[name].value
         for imported in self.imports:
             try:
                 return imported.model.constant_value(name)

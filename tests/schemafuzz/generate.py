@@ -110,7 +110,8 @@ TYPE_NAME_POOL = (
     "match", "case_", "self", "cls", "value", "data", "off", "v", "e", "n",
     "x", "b", "d", "x1", "from_", "class_", "XDR_TYPES_", "self_", "d2", "n3", "b4", "Any", "TypeAlias", "IntEnum",
     "Enum", "Codec", "XdrStruct", "XdrUnion", "XDR_TYPES", "PROCEDURES",
-    "PROCEDURE_TABLES", "Buffer", "Invalid",
+    "PROCEDURE_TABLES", "Buffer", "Invalid", "head", "o", "r", "k", "f", "q", "mark",
+    "jump", "nxt", "arg1", "buffer", "offset",
 )
 #: Field and discriminant names that collide with Python (struct member names are
 #: scoped to their struct in C, so these may repeat across schemas).

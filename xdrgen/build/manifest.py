@@ -69,6 +69,12 @@ def options_record(
         "imports": [portable_path(p, root) for p in options.imports],
         "include_dirs": [portable_path(p, root) for p in options.include_dirs],
         "cpp": options.system_cpp,
+        "libvirt_api": [portable_path(p, root) for p in options.libvirt_api],
+        **(
+            {"annotations": [portable_path(p, root) for p in options.annotations]}
+            if options.annotations
+            else {}
+        ),
     }
 
 

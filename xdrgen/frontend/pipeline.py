@@ -88,16 +88,21 @@ def load_module(
             _loading=_loading + (resolved_path,),
         )
         imports.append(ImportedModule(other, module_name_for(other), model))
-    spec, _lexer = parse(pre.text, str(path))
+    spec, _lexer = parse(pre.text, str(path), pre.other_view_lines)
     resolver = Resolver(
         spec,
         source=path,
         source_text=source_bytes,
         external_constants=externals,
         imports=imports,
-        inputs=list(pre.files) + header_files,
+        inputs=list(pre.files) + header_files + _existing(options.libvirt_api),
     )
-    return resolver.resolve()
+    module = resolver.resolve()
+    if options.annotations:
+        from xdrgen.frontend.annotation_file import apply_annotation_files
+
+        apply_annotation_files(module, options.annotations)
+    return module
 
 
 def module_name_for(path: Path) -> str:
@@ -107,3 +112,11 @@ def module_name_for(path: Path) -> str:
 
 
 __all__ = ["load_module", "module_name_for", "XdrgenError", "Diagnostic"]
+
+
+def _existing(paths: tuple[Path, ...]) -> list[Path]:
+    """Extra input files the generator reads (``--libvirt-api``); each must exist."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise error(f"{path}: no such file (--libvirt-api)")
+    return [Path(p) for p in paths]

@@ -293,9 +293,9 @@ class FunctionBody:
         self._counter = 0
         self.depth = 0
         self.current_union_type = ""
-        #: Union value variables, declared with the type of every arm: mypy cannot
-        #: range-test them, so range-checked items go through a temporary.
-        self.union_values: set[str] = set()
+        #: Union values declared with every arm's type: a range test there needs a
+        #: temporary of the arm's own type, or mypy rejects it (issue 10, D4).
+        self.wide_targets: set[str] = set()
 
     def tmp(self, prefix: str) -> str:
         while True:
@@ -540,7 +540,7 @@ class FunctionBody:
         """Pack ``items`` (ending with the discriminant) and the arm of union ``u``."""
         view = view_of(decl.kind, decl.type, decl.size)
         fx = fixed_of(self.ctx, view) if view.kind != "void" else None
-        if fx is not None and not self.arm_needs_narrowing(fx, view):
+        if fx is not None and not (fx.enc_guard and self.guard_needs_arm_type(fx, view)):
             pack(items + [(fx, f"{u}.value", path.attr(decl.name or ""))])
             return
         pack(items)
@@ -816,6 +816,18 @@ class FunctionBody:
                 if len(self.lines) == before:
                     self.emit("pass")
 
+    def guard_needs_arm_type(self, fx: Fixed, view: View) -> bool:
+        """Whether mypy needs ``fx``'s guard to see this arm's type (issue 10, D2):
+        ``len()`` and range tests fail on the union's ``bytes | None`` or ``int | str``."""
+        assert fx.enc_guard is not None
+        if "len(" not in fx.enc_guard and "<=" not in fx.enc_guard:
+            return False  # membership tests take any type
+        arm_type = py_type_of_view(self.ctx, view)
+        others = set(_top_level_parts(self.current_union_type)) - {arm_type}
+        if arm_type == "int":
+            others.discard("bool")  # bool is an int: the union is assignable
+        return bool(others)
+
     def encode_arm(
         self, decl: object, label: str | None, x: str, path: Path, signed: bool = False
     ) -> None:
@@ -823,11 +835,7 @@ class FunctionBody:
         view = view_of(decl.kind, decl.type, decl.size)
         if label is not None:
             fx = fixed_of(self.ctx, view)
-            if (
-                fx is not None
-                and view.kind != "void"
-                and not self.arm_needs_narrowing(fx, view)
-            ):
+            if fx is not None and view.kind != "void":
                 # Pack the discriminant (a constant here) with the arm in one call.
                 s_fmt = "i" if signed else "I"
                 fused = Fixed(
@@ -844,12 +852,20 @@ class FunctionBody:
                         [(fx, f"{x}.value", path.attr(decl.name or ""))]
                     )
                 ):
+                    arm_value = f"{x}.value"
+                    if fx.enc_guard and self.guard_needs_arm_type(fx, view):
+                        # len() / range tests need this arm's type, not the union's.
+                        arm_value = self.tmp("u")
+                        arm_type = py_type_of_view(self.ctx, view)
+                        self.emit(
+                            f"{arm_value}: {arm_type} = {x}.value  # type: ignore[assignment]"
+                        )
                     if fx.enc_guard:
-                        with self.block(fx.enc_guard.format(x=f"{x}.value")):
+                        with self.block(fx.enc_guard.format(x=arm_value)):
                             self.emit("raise _Invalid")
                     self.emit_call(
                         f"buf += {s}.pack(",
-                        [label, fx.enc_expr.format(x=f"{x}.value")],
+                        [label, fx.enc_expr.format(x=arm_value)],
                         ")",
                     )
                     if fx.float32:
@@ -860,9 +876,10 @@ class FunctionBody:
         if view.kind == "void":
             return
         fx = fixed_of(self.ctx, view)
-        if fx is not None and not self.arm_needs_narrowing(fx, view):
+        if fx is not None and not (fx.enc_guard and self.guard_needs_arm_type(fx, view)):
             self.encode_run([(fx, f"{x}.value", path.attr(decl.name or ""))])
             return
+        # A guard that needs the arm's type: through the narrowed local below.
         value = self.tmp("u")
         arm_type = py_type_of_view(self.ctx, view)
         with self.guarded(self.efail(path)):
@@ -876,18 +893,6 @@ class FunctionBody:
                 codes = "assignment, unused-ignore" if numeric else "assignment"
                 self.emit(f"{value}: {arm_type} = {x}.value  # type: ignore[{codes}]")
         self.encode(view, value, path.attr(decl.name or ""))
-
-    def arm_needs_narrowing(self, fx: Fixed, view: View) -> bool:
-        """Whether arm ``view``'s guard must see a local of the arm's own type.
-
-        ``.value`` is typed with every arm's type; ``len(...)`` and range tests
-        type-check only on the arm's (membership tests work on any object).
-        """
-        return (
-            fx.enc_guard is not None
-            and " not in " not in fx.enc_guard
-            and py_type_of_view(self.ctx, view) != self.current_union_type
-        )
 
     # ------------------------------------------------------------------ decode
 
@@ -1165,8 +1170,8 @@ class FunctionBody:
         # and skipping the temporaries saves a store and a load per item.
         direct = all(
             fx.dec_conv is None
-            or (fx.dec_conv[0] == "range" and target not in self.union_values)
-            for fx, target, _ in run
+            or (fx.dec_conv[0] == "range" and t not in self.wide_targets)
+            for fx, t, _ in run
         )
         targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
         names = lead + targets + list(trail)
@@ -1498,8 +1503,10 @@ class FunctionBody:
             self.decode_run([(fx, dv, dpath)])
         else:
             dv = decoded
-        self.emit(f"{val}: {self.union_value_type(d)}")
-        self.union_values.add(val)
+        utype = self.union_value_type(d)
+        self.emit(f"{val}: {utype}")
+        if set(_top_level_parts(utype)) - {"int", "bool"}:
+            self.wide_targets.add(val)
         first = True
         for arm in d.arms:
             labels = [str(label.value) for label in arm.labels]

@@ -51,12 +51,11 @@ PYTHON_BUILTINS = frozenset(
 )
 
 
-#: Variables and parameters of generated functions that are not underscore names.
-#: A module-level type of the same name would be hidden inside them (tests check
-#: that this list covers every generated function: tests/test_generate_names.py).
-FUNCTION_LOCALS = frozenset(
-    "api b buf data e exc f head jump k mark n nxt o off q r v what".split()
-)
+#: Variables and parameters of generated functions that read the .x's names in
+#: their bodies (``_new(T)``, local annotations): a module-level type of the same
+#: name would be hidden inside them.  tests/test_generate_names.py checks that this
+#: covers every such function; temporaries (``x1``) avoid the module's names instead.
+FUNCTION_LOCALS = frozenset("buf data e f head k n o off q r v".split())
 
 #: Module-level names reserved for the generated module: ``annotations`` is
 #: imported from ``__future__``.

@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from xdrgen import __version__
-from xdrgen.generator import rpc
+from xdrgen.generator import guestfs_stubs, oncrpc_stubs, rpc
 from xdrgen.generator.layout import (
     LINE,
     assignment,
@@ -39,10 +39,12 @@ from xdrgen.generator.names import (
 )
 from xdrgen.generator.views import View, recursive_types, view_of, view_of_type
 from xdrgen.model import (
+    UNBOUNDED,
     ConstantDef,
     DeclKind,
     EnumDef,
     NamedType,
+    Parameter,
     PrimitiveType,
     ProcedureTable,
     StructDef,
@@ -53,6 +55,8 @@ from xdrgen.model import (
 )
 
 GENERATOR = "xdrgen"
+
+_WORD = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")
 
 
 def make_environment() -> jinja2.Environment:
@@ -104,8 +108,6 @@ class ModuleRenderer:
         #: Python names of the module's types; typedef aliases written as strings.
         self.type_names = {py_name(name) for name in module.types}
         self.quoted: set[str] = set()
-        #: Aliases already emitted for names a class's own attributes hide.
-        self.shadow_aliases: set[str] = set()
 
     # -------------------------------------------------------------- helpers
 
@@ -124,33 +126,6 @@ class ModuleRenderer:
                 return f"list[{element}]"  # optional data of optional data
             return f"{element} | None"
         return py_type_of_view(self.ctx, view_of(kind, ref, size))
-
-    def unshadowed(
-        self, annotations: list[str], attrs: set[str]
-    ) -> tuple[list[str], list[str]]:
-        """``annotations`` of a class with attributes ``attrs``, made safe to read
-        in the class body, and the alias lines that must precede the class.
-
-        mypy resolves the annotations of a class body and of its methods' signatures
-        in the class scope, where a field named ``list`` or ``foo`` hides the builtin
-        or the type ``foo`` of the same name; such names are written through a
-        module-level alias ``_A_<name>`` instead.
-        """
-        new: list[str] = []
-
-        def alias(match: re.Match[str]) -> str:
-            name = match.group(0)
-            if name not in attrs:
-                return name
-            if name not in self.shadow_aliases:
-                self.shadow_aliases.add(name)
-                new.extend(
-                    assignment(0, f"_A_{name}: _TypeAlias", string_literal(name))
-                )
-            return f"_A_{name}"
-
-        safe = [_NAME_TOKEN.sub(alias, text) for text in annotations]
-        return safe, new
 
     def names_in(self, text: str) -> set[str]:
         out = set()
@@ -193,23 +168,41 @@ class ModuleRenderer:
             aliases=aliases,
         )
 
+    def unshadowed(self, annotation: str, attrs: set[str]) -> str:
+        """``annotation`` for use in a class whose attributes are ``attrs``: in a class
+        body, a field named like a type (crypt.x's ``des_dir des_dir;``, a field named
+        ``list``) hides that type from mypy, so such names go through a module alias."""
+
+        def alias(match: re.Match[str]) -> str:
+            word = match.group()
+            if word not in attrs:
+                return word
+            self.type_aliases.setdefault(word, f"_T_{word}")
+            return self.type_aliases[word]
+
+        return _WORD.sub(alias, annotation)
+
+    def type_alias_section(self) -> str:
+        return "\n".join(
+            f"{alias}: _TypeAlias = {word}" for word, alias in self.type_aliases.items()
+        )
+
     def struct_section(self, d: StructDef) -> str:
         name = py_name(d.name)
         self.defined.add(name)
+        attrs = [field_name(f.name or "") for f in d.fields]
         fields: list[dict[str, str | list[str]]] = []
         for f in d.fields:
             assert f.name is not None
             fields.append(
                 {
                     "attr": field_name(f.name),
-                    "type": self.type_expr(f.kind, f.type, f.size),
+                    "type": self.unshadowed(
+                        self.type_expr(f.kind, f.type, f.size), set(attrs)
+                    ),
                     "doc": _comment_lines(f.doc),
                 }
             )
-        attrs = [field_name(f.name or "") for f in d.fields]
-        types, aliases = self.unshadowed([str(f["type"]) for f in fields], set(attrs))
-        for item, safe in zip(fields, types):
-            item["type"] = safe
         slots = bracketed(
             4, "__slots__ = (", [string_literal(a) for a in attrs], ")", literal=True
         )
@@ -217,29 +210,27 @@ class ModuleRenderer:
             slots = [f"    __slots__ = ({string_literal(attrs[0])},)"]
         params = ["self"] + [f"{f['attr']}: {f['type']}" for f in fields]
         signature = bracketed(4, "def __init__(", params, ") -> None:", is_def=True)
-        return _after_aliases(
-            aliases,
-            self.render(
-                "struct.py.j2",
-                name=name,
-                doc=docstring(4, d.doc),
-                slots=slots,
-                fields=fields,
-                signature=signature,
-            ),
+        return self.render(
+            "struct.py.j2",
+            name=name,
+            doc=docstring(4, d.doc),
+            slots=slots,
+            fields=fields,
+            signature=signature,
         )
 
     def union_section(self, d: UnionDef) -> str:
         name = py_name(d.name)
         self.defined.add(name)
         disc = union_disc_name(d.discriminant.name or "")
-        disc_type = self.type_expr(
-            d.discriminant.kind, d.discriminant.type, d.discriminant.size
+        attrs = {disc, "value"}
+        disc_type = self.unshadowed(
+            self.type_expr(
+                d.discriminant.kind, d.discriminant.type, d.discriminant.size
+            ),
+            attrs,
         )
-        value_type = union_value_type(self.ctx, d)
-        (disc_type, value_type), aliases = self.unshadowed(
-            [disc_type, value_type], {disc, "value"}
-        )
+        value_type = self.unshadowed(union_value_type(self.ctx, d), attrs)
         arms = []
         for arm in d.arms:
             labels = "/".join(label.name or str(label.value) for label in arm.labels)
@@ -254,19 +245,16 @@ class ModuleRenderer:
         if "None" not in value_type.split(" | "):
             params[-1] = f"value: {value_type}"
         signature = bracketed(4, "def __init__(", params, ") -> None:", is_def=True)
-        return _after_aliases(
-            aliases,
-            self.render(
-                "union.py.j2",
-                name=name,
-                doc=docstring(4, d.doc),
-                disc=disc,
-                disc_type=disc_type,
-                disc_note=disc_note,
-                value_type=value_type,
-                arms_note=arms_note,
-                signature=signature,
-            ),
+        return self.render(
+            "union.py.j2",
+            name=name,
+            doc=docstring(4, d.doc),
+            disc=disc,
+            disc_type=disc_type,
+            disc_note=disc_note,
+            value_type=value_type,
+            arms_note=arms_note,
+            signature=signature,
         )
 
     def typedef_section(self, d: TypedefDef) -> str:
@@ -293,11 +281,21 @@ class ModuleRenderer:
         name = py_name(d.name)
         ctx = self.ctx
         pytype = name
+        names = (f"_enc_{name}", f"_dec_{name}")
+        named = NamedType(d.name, d)
+        extra: list[str] = []
+        if isinstance(d, (EnumDef, TypedefDef)):
+            if isinstance(d, TypedefDef):
+                decl = d.declaration
+                view = view_of(decl.kind, decl.type, decl.size)
+            else:
+                view = view_of_type(named)
+            if isinstance(d, TypedefDef) and view.kind == "var_opaque":
+                extra = self.opaque_fast_encode(d, view)
+            return self.view_functions(names, d.name, pytype, view, extra)
         # Bodies sit one level in: inside the catch-all ``try`` (see _net).
         enc = FunctionBody(ctx, d.name, indent=8)
         dec = FunctionBody(ctx, d.name, indent=8)
-        extra: list[str] = []
-        named = NamedType(d.name, d)
         if isinstance(d, StructDef):
             tail = self.tail_self_reference(d)
             if tail is not None:
@@ -308,41 +306,40 @@ class ModuleRenderer:
                 dec.decode_struct_fields(d, "o", FieldPath())
                 dec.emit("return o, off")
                 extra = self.fast_paths(d)
-        elif isinstance(d, UnionDef):
+        else:
             enc.encode_union_body(d, "v", FieldPath())
             dec.depth = 1
             dec.decode_union_body(View("union", named=named), "r", FieldPath())
             dec.emit("return r, off")
-        else:
-            if isinstance(d, TypedefDef):
-                decl = d.declaration
-                view = view_of(decl.kind, decl.type, decl.size)
-            else:
-                view = view_of_type(named)
-            enc.depth = 1
-            dec.depth = 1
-            enc.encode(view, "v", FieldPath())
-            dec.decode(view, "r", FieldPath())
-            dec.emit("return r, off")
-            if isinstance(d, TypedefDef) and view.kind == "var_opaque":
-                extra = self.opaque_fast_encode(d, view)
+        return self.functions_text(names, d.name, pytype, enc, dec, extra)
+
+    def functions_text(
+        self,
+        names: tuple[str, str],
+        type_name: str,
+        pytype: str,
+        enc: FunctionBody,
+        dec: FunctionBody,
+        extra: list[str] = [],
+    ) -> str:
+        """The encoder and decoder functions (each inside its catch-all), then ``extra``."""
         if not enc.lines:
             enc.emit("pass")
         parts = [
             "\n".join(
                 [
-                    *_def(f"_enc_{name}", ["buf: bytearray", f"v: {pytype}"], "None"),
-                    *_net(enc.lines, _enc_net(d.name)),
+                    *_def(names[0], ["buf: bytearray", f"v: {pytype}"], "None"),
+                    *_net(enc.lines, _enc_net(type_name)),
                 ]
             ),
             "\n".join(
                 [
                     *_def(
-                        f"_dec_{name}",
+                        names[1],
                         ["data: _Buffer", "off: int"],
                         f"tuple[{pytype}, int]",
                     ),
-                    *_net(dec.lines, _dec_net(d.name)),
+                    *_net(dec.lines, _dec_net(type_name)),
                 ]
             ),
             *extra,
@@ -351,6 +348,24 @@ class ModuleRenderer:
             self.render("functions.py.j2", signature=[], body=p.splitlines())
             for p in parts
         )
+
+    def view_functions(
+        self,
+        names: tuple[str, str],
+        type_name: str,
+        pytype: str,
+        view: View,
+        extra: list[str] = [],
+    ) -> str:
+        """Encoder and decoder of a declaration seen as ``view`` (a typedef's body)."""
+        enc = FunctionBody(self.ctx, type_name, indent=8)
+        dec = FunctionBody(self.ctx, type_name, indent=8)
+        enc.depth = 1
+        dec.depth = 1
+        enc.encode(view, "v", FieldPath())
+        dec.decode(view, "r", FieldPath())
+        dec.emit("return r, off")
+        return self.functions_text(names, type_name, pytype, enc, dec, extra)
 
     def tail_self_reference(self, d: StructDef) -> str | None:
         """The last field's name when it is optional data of the struct itself (a list)."""
@@ -613,6 +628,40 @@ class ModuleRenderer:
             return f"_imp_{ref.imported_from.module_name}.XDR_TYPES[{string_literal(ref.name)}]"
         return f"XDR_TYPES[{string_literal(ref.name)}]"
 
+    def param_codec_expr(self, param: Parameter | None) -> str:
+        """The codec of a procedure argument or result (see model.Parameter)."""
+        if param is None:
+            return "None"
+        if param.kind is DeclKind.PLAIN:
+            return self.codec_expr(param.type)
+        return self.param_codecs[_param_key(param)][0]
+
+    def param_codec_section(self) -> str:
+        """Codecs of the procedure arguments and results that are no type name
+        (``string``, ``string<n>``, ``T *``): made like a typedef's, named privately."""
+        self.param_codecs: dict[tuple[str, int | None, str], tuple[str, str]] = {}
+        for table in self.module.procedure_tables:
+            for proc in table.procedures:
+                for param in [*proc.args, proc.result]:
+                    if param is None or param.kind is DeclKind.PLAIN:
+                        continue
+                    key = _param_key(param)
+                    if key not in self.param_codecs:
+                        number = len(self.param_codecs)
+                        shown = _param_spelling(param)
+                        self.param_codecs[key] = (f"_PARAM{number}", shown)
+                        self._param_decls.append((number, param))
+        parts = []
+        for number, param in self._param_decls:
+            codec, shown = self.param_codecs[_param_key(param)]
+            pytype = self.type_expr(param.kind, param.type, param.size)
+            names = (f"_penc{number}", f"_pdec{number}")
+            view = view_of(param.kind, param.type, param.size)
+            parts.append(self.view_functions(names, shown, pytype, view))
+            args = [string_literal(shown), names[0], names[1]]
+            parts.append("\n".join(bracketed(0, f"{codec}: _Codec[{pytype}] = _Codec(", args, ")")))
+        return "\n\n\n".join(parts)
+
     def table_section(self, table: ProcedureTable) -> str:
         lines: list[str] = []
         defined = set(self.module.constants) | set(self.module.external_constants)
@@ -635,12 +684,12 @@ class ModuleRenderer:
                 string_literal(proc.constant),
                 string_literal(proc.method_name),
             ]
-            arg_codecs = [self.codec_expr(a) for a in proc.args]
+            arg_codecs = [self.param_codec_expr(a) for a in proc.args]
             if len(arg_codecs) == 1:
                 args.append(f"({arg_codecs[0]},)")
             else:
                 args.append("(" + ", ".join(arg_codecs) + ")")
-            args.append(self.codec_expr(proc.result))
+            args.append(self.param_codec_expr(proc.result))
             args.append(self.codec_expr(proc.event))
             for key in ("generate", "priority", "sparseflag"):
                 value = getattr(ann, key)
@@ -650,20 +699,18 @@ class ModuleRenderer:
                 value = getattr(ann, key)
                 if value is not None:
                     args.append(f"{key}={value}")
+            if ann.optargs:
+                pairs = [f"({string_literal(o.field)}, {o.bit})" for o in ann.optargs]
+                args.append(_tuple_argument("optargs", pairs))
+            if ann.deprecated is not None:
+                args.append("deprecated=True")
+                if ann.deprecated.replacement:
+                    args.append(f"replaced_by={string_literal(ann.deprecated.replacement)}")
             for key in ("acl", "aclfilter"):
                 rules = getattr(ann, key)
                 if rules:
                     texts = [string_literal(_acl_text(r)) for r in rules]
-                    one = f"{key}=({', '.join(texts)}{',' if len(texts) == 1 else ''})"
-                    if len(one) + 9 > LINE and len(texts) > 1:
-                        one = "\n".join(
-                            [
-                                f"{key}=(",
-                                *(f"            {t}," for t in texts),
-                                "        )",
-                            ]
-                        )
-                    args.append(one)
+                    args.append(_tuple_argument(key, texts))
             lines.extend(_call_lines(4, "_ProcedureInfo(", args, "),"))
         lines.append(")")
         return "\n".join(lines)
@@ -703,8 +750,13 @@ class ModuleRenderer:
 
     def render_module(self) -> str:
         self.fast: dict[str, tuple[str, str]] = {}
+        self._param_decls: list[tuple[int, Parameter]] = []
+        self.type_aliases: dict[str, str] = {}
         sections: list[str] = []
-        pending_simple: list[str] = []
+        # Names of <rpc/rpc.h> the file used come first, as the C header has them.
+        pending_simple: list[str] = [
+            self.constant_section(c) for c in self.module.builtin_constants.values()
+        ]
 
         def flush() -> None:
             if pending_simple:
@@ -726,27 +778,38 @@ class ModuleRenderer:
                 flush()
                 sections.append(self.union_section(definition))
         flush()
+        if self.type_aliases:
+            sections.append(self.type_alias_section())
         functions = [
             self.function_section(d)
             for d in self.module.types.values()
             if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef))
         ]
+        # Before module_constants(): their marshallers register formats and run infos.
+        params = self.param_codec_section()
         constants = self.module_constants()
         if constants:
             sections.append(constants)
         sections.extend(functions)
         sections.append(self.registry())
+        if params:
+            sections.append(params)
         sections.append(self.tables())
         context: dict[str, object] = {"module_name": self.module_name, "renderer": self}
         sections.extend(
             s.rstrip("\n")
             for s in rpc.render_rpc_sections(self.env, self.module, context)
         )
+        sections.extend(
+            guestfs_stubs.render_guestfs_sections(self.env, self.module, context)
+        )
+        sections.extend(oncrpc_stubs.render_oncrpc_sections(self.env, self.module, context))
         imports = sorted(
             {
-                (f"_imp_{imp.module_name}", imp.module_name)
+                (f"_imp_{imp.module_name}", imp.module_name, imp.package or ".")
                 for imp in self.module.imports
-            }
+            },
+            key=lambda entry: (entry[2] == ".", entry),  # absolute ones first
         )
         text = self.render(
             "module.py.j2",
@@ -761,6 +824,27 @@ class ModuleRenderer:
             first_is_definition=_starts_with_definition(sections[0]),
         )
         return text + "\n"
+
+
+def _param_key(param: Parameter) -> tuple[str, int | None, str]:
+    ref = param.type
+    target = ""
+    if isinstance(ref, NamedType):
+        module = ref.imported_from.module_name if ref.imported_from is not None else ""
+        target = f"{module}.{ref.name}"
+    elif ref is not None:
+        target = ref.primitive.value
+    return (param.kind.value, param.size, target)
+
+
+def _param_spelling(param: Parameter) -> str:
+    """How the .x writes the parameter's type: ``string<>``, ``string<64>``, ``T *``."""
+    if param.kind is DeclKind.STRING:
+        return f"string<{param.size_text or ''}>" if param.size != UNBOUNDED else "string<>"
+    ref = param.type
+    assert param.kind is DeclKind.OPTIONAL and ref is not None
+    name = ref.name if isinstance(ref, NamedType) else (ref.spelling or ref.primitive.value)
+    return f"{name} *"
 
 
 def _enc_net(type_name: str) -> list[str]:
@@ -806,17 +890,6 @@ def _module_names(module: XdrModule) -> frozenset[str]:
     return frozenset(names)
 
 
-#: A name in an annotation (not an attribute after a dot).
-_NAME_TOKEN = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
-
-
-def _after_aliases(aliases: list[str], section: str) -> str:
-    """A class section preceded by the alias lines it needs (black's two blank lines)."""
-    if not aliases:
-        return section
-    return "\n".join(aliases) + "\n\n\n" + section
-
-
 def _starts_with_definition(section: str) -> bool:
     for line in section.splitlines():
         if line.startswith("#"):
@@ -835,6 +908,14 @@ def _acl_text(rule: object) -> str:
     if rule.param is not None:
         text += f"::{rule.param}:{rule.value}"
     return text
+
+
+def _tuple_argument(key: str, texts: list[str]) -> str:
+    """``key=(a, b)`` as an argument of a ``_ProcedureInfo(...)`` call, exploded when long."""
+    one = f"{key}=({', '.join(texts)}{',' if len(texts) == 1 else ''})"
+    if len(one) + 9 <= LINE or len(texts) == 1:
+        return one
+    return "\n".join([f"{key}=(", *(f"            {t}," for t in texts), "        )"])
 
 
 def _hex(value: int) -> str:

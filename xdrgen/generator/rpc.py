@@ -28,11 +28,14 @@ from pathlib import Path
 import jinja2
 
 from xdrgen.generator.layout import LINE, bracketed
+from xdrgen.generator.layout import binding as layout_binding
+from xdrgen.generator.libvirt_api import LibvirtApi, unsupported_answer
 from xdrgen.generator.names import field_name, py_name
 from xdrgen.generator.views import view_of
 from xdrgen.model import (
     DeclKind,
     NamedType,
+    Parameter,
     PrimitiveType,
     Procedure,
     ProcedureTable,
@@ -72,7 +75,9 @@ class ProcView:
     name: str
     constant: str
     method: str
+    #: The public API libvirtd names when the function is unsupported, and its error domain.
     api_name: str
+    api_domain: int
     #: Class / type expression of the single argument, or None (void).
     args_type: str | None
     #: Parameters taking the argument's fields (a lone ``arg`` for non-structs).
@@ -107,6 +112,8 @@ class RpcRenderer:
         self.module = module
         self.renderer = context.get("renderer")
         self._header_constants: dict[str, int] | None = None
+        self._api: LibvirtApi | None = None
+        self._api_loaded = False
 
     # ------------------------------------------------------------ type helpers
 
@@ -120,6 +127,15 @@ class RpcRenderer:
 
     def ref_expr(self, ref: TypeRef) -> str:
         return self.type_expr(DeclKind.PLAIN, ref, None)
+
+    def param_expr(self, param: Parameter) -> str:
+        return self.type_expr(param.kind, param.type, param.size)
+
+    def param_codec_expr(self, param: Parameter) -> str:
+        if param.kind is DeclKind.PLAIN and param.type is not None:
+            return self.codec_expr(param.type)
+        codec_expr = getattr(self.renderer, "param_codec_expr")
+        return str(codec_expr(param))
 
     def codec_expr(self, ref: TypeRef) -> str:
         codec_expr = getattr(self.renderer, "codec_expr", None)
@@ -165,6 +181,14 @@ class RpcRenderer:
                     self._header_constants = {}
         return self._header_constants.get(name)
 
+    def libvirt_api(self) -> LibvirtApi | None:
+        """libvirt's API descriptions given with ``--libvirt-api`` (recorded as inputs), if any."""
+        if not self._api_loaded:
+            files = [Path(p) for p in self.module.inputs if Path(p).suffix == ".xml"]
+            self._api = LibvirtApi.load(files) if files else None
+            self._api_loaded = True
+        return self._api
+
     # ------------------------------------------------------------ procedures
 
     def proc_view(self, table: ProcedureTable, proc: Procedure, prefix: str) -> ProcView:
@@ -173,8 +197,9 @@ class RpcRenderer:
         args_struct = False
         flags_param: str | None = None
         if proc.args:
-            ref = proc.args[0]
-            args_type = self.ref_expr(ref)
+            param = proc.args[0]
+            args_type = self.param_expr(param)
+            ref = param.type if param.kind is DeclKind.PLAIN else None
             definition = ref.definition if isinstance(ref, NamedType) else None
             if isinstance(definition, StructDef):
                 args_struct = True
@@ -218,16 +243,18 @@ class RpcRenderer:
         if keyword.iskeyword(method) or method in _CLIENT_RESERVED or method in _HANDLER_RESERVED:
             method += "_"
         doc = f"{proc.constant} ({proc.number})."
+        unsupported = unsupported_answer(proc.name, self.libvirt_api())
         return ProcView(
             number=proc.number,
             name=proc.name,
             constant=proc.constant,
             method=method,
-            api_name="vir" + "".join(w.capitalize() for w in proc.name.split("_")),
+            api_name=unsupported.name,
+            api_domain=unsupported.error_domain,
             args_type=args_type,
             params=params,
             args_struct=args_struct,
-            ret_type=self.ref_expr(proc.result) if proc.result is not None else None,
+            ret_type=self.param_expr(proc.result) if proc.result is not None else None,
             stream=stream,
             sparse_expr=sparse_expr,
             sparse_option=sparse_option,
@@ -272,7 +299,7 @@ class RpcRenderer:
         if payload is not None:
             items.append(payload)
         if p.stream is not None:
-            direction = "_RECEIVE" if p.stream == "read" else "_SEND"
+            direction = {"read": "_RECEIVE", "write": "_SEND", "both": "_BOTH"}[p.stream]
             items.append(f"direction=_BOTH if two_way else {direction}")
             if p.sparse_expr is not None:
                 expr = p.sparse_expr
@@ -284,16 +311,27 @@ class RpcRenderer:
         if p.extra.get("prog"):
             items.append(f"prog={p.extra['prog']}")
         items.append("timeout=rpc_timeout")
+        # A reply that does not decode raises PayloadDecodeError (a VirNetError).
         if p.stream is not None:
             lines.extend(bracketed(8, f"ret, stream = {awaiting}self._conn.call_stream(", items, ")"))
             if p.ret_type is not None:
-                lines.append(f"        return {p.prefix}_R{p.number}(ret), stream")
+                lines += [
+                    "        try:",
+                    f"            return {p.prefix}_R{p.number}(ret), stream",
+                    "        except _XdrError as exc:",
+                    f"            raise _bad_reply({p.number}, exc, stream) from exc",
+                ]
             else:
                 lines.append("        return None, stream")
             return lines
         if p.ret_type is not None:
             lines.extend(bracketed(8, f"ret = {awaiting}self._conn.call(", items, ")"))
-            lines.append(f"        return {p.prefix}_R{p.number}(ret)")
+            lines += [
+                "        try:",
+                f"            return {p.prefix}_R{p.number}(ret)",
+                "        except _XdrError as exc:",
+                f"            raise _bad_reply({p.number}, exc) from exc",
+            ]
         else:
             lines.extend(bracketed(8, f"{awaiting}self._conn.call(", items, ")"))
         return lines
@@ -329,16 +367,10 @@ class RpcRenderer:
 
     def binding(self, target: str, annotation: str, value: str) -> list[str]:
         """``target: annotation = codecs["name"].attr`` split the way black splits it."""
-        head = f"{target}: {annotation} = "
-        if len(head) + len(value) <= LINE:
-            return [head + value]
-        base, sep, rest = value.partition("[")
-        key, sep2, attr = rest.partition("]")
-        if sep and sep2 and len(head) + len(base) + 1 <= LINE:
-            return [f"{head}{base}[", f"    {key}", f"]{attr}"]
-        if len(head) + 1 <= LINE and 4 + len(value) <= LINE:
-            return [f"{head}(", f"    {value}", ")"]
-        return fit([head + value], 0)  # the annotation itself must split: rare
+        lines = layout_binding(target, annotation, value)
+        if lines is not None:
+            return lines
+        return fit([f"{target}: {annotation} = {value}"], 0)  # the annotation itself must split
 
     def line(self, indent: int, text: str) -> str:
         """One statement from the templates, split as black would."""
@@ -380,12 +412,12 @@ class RpcRenderer:
         for p in procs:
             proc = by_number[p.number]
             if p.args_type is not None:
-                codec = self.codec_expr(proc.args[0])
+                codec = self.param_codec_expr(proc.args[0])
                 bindings += self.binding(f"{prefix}_A{p.number}", f"_Callable[[{p.args_type}], bytes]", f"{codec}.encode")
                 bindings += self.binding(f"{prefix}_AD{p.number}", f"_Callable[[_Buffer], {p.args_type}]", f"{codec}.decode")
             if p.ret_type is not None:
                 assert proc.result is not None
-                codec = self.codec_expr(proc.result)
+                codec = self.param_codec_expr(proc.result)
                 bindings += self.binding(f"{prefix}_R{p.number}", f"_Callable[[_Buffer], {p.ret_type}]", f"{codec}.decode")
                 bindings += self.binding(f"{prefix}_RE{p.number}", f"_Callable[[{p.ret_type}], bytes]", f"{codec}.encode")
             if p.event_type is not None:
