@@ -42,7 +42,8 @@ def _checklist() -> frozenset[str]:
         "stacked labels", "void arm", "no default", "default void", "default arm",
         "negative label", "label above 2^31", "constant label",
         "typedef chain", "self-recursive optional", "tree", "mutual recursion",
-        "bound <>", "bound 2^32-1", "constant bound", "struct keyword reference",
+        "bound <>", "bound 2^32-1", "bound <0>", "length [0]", "constant bound",
+        "struct keyword reference",
         "enum keyword reference", "negative enum value", "implicit enum value",
         "enum alias", "hex literal", "octal literal",
         "keyword type name", "builtin type name", "keyword field name",
@@ -138,6 +139,9 @@ class Coverage:
                 see["bound <>"] += 1
             elif decl.size.value == 2**32 - 1:
                 see["bound 2^32-1"] += 1
+            elif decl.size.value == 0:
+                fixed = decl.kind in ("fixed_array", "fixed_opaque")
+                see["length [0]" if fixed else "bound <0>"] += 1
             if text[:1].isalpha() or text[:1] == "_":
                 see["constant bound"] += 1
             self._literal(text)

@@ -137,8 +137,8 @@ _RECURSION_LIMIT = 4  # nesting of the declaration generator
 class Options:
     """What the generator draws; the defaults are what CI runs."""
 
-    #: ``<0>`` and ``[0]``, which main's front end rejects until the frontend work lands.
-    zero_length: bool = False
+    #: ``<0>`` and ``[0]`` (an array, opaque or string that can only be empty).
+    zero_length: bool = True
     #: Bare names from the pools above (otherwise every name is prefixed).
     python_names: bool = True
     min_definitions: int = 4

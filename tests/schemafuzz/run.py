@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         "--mypy", action="store_true", help="run mypy --strict on every generated module"
     )
     parser.add_argument(
-        "--zero-length", action="store_true", help="also draw <0> and [0] bounds"
+        "--no-zero-length", action="store_true", help="never draw <0> and [0] bounds"
     )
     parser.add_argument(
         "--shrink",
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    options = Options(zero_length=args.zero_length)
+    options = Options(zero_length=not args.no_zero_length)
     limits = Limits(values=args.values, mypy=args.mypy)
     if args.show:
         print(generate_schema(args.seed, options).render())
