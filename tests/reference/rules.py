@@ -18,7 +18,12 @@ OURS_ACCEPTS = frozenset({Deviation.STRING_NUL})
 
 #: Deviations after which rpcgen's re-encoding still equals its input.
 _REENCODES_AS_IS = frozenset(
-    {Deviation.TRAILING, Deviation.ENUM, Deviation.SIGNALLING_NAN}
+    {
+        Deviation.TRAILING,
+        Deviation.ENUM,
+        Deviation.SIGNALLING_NAN,
+        Deviation.EMPTY_ELEMENTS,
+    }
 )
 
 #: Length words that no small input can back: both sides refuse without allocating.

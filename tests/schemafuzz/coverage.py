@@ -10,8 +10,17 @@ import builtins
 import keyword
 from collections import Counter
 
-from schemafuzz.generate import PRIMITIVES
-from schemafuzz.schema import Decl, Definition, Enum, Schema, Struct, Typedef, Union_
+from schemafuzz.generate import PRIMITIVES, PROCEDURE_NAME_POOL
+from schemafuzz.schema import (
+    Decl,
+    Definition,
+    Enum,
+    Program,
+    Schema,
+    Struct,
+    Typedef,
+    Union_,
+)
 
 #: Shapes a declaration can have, as the checklist names them.
 SHAPES = ("prim", "enum", "struct", "union", "fixed_array", "var_array", "optional",
@@ -53,6 +62,10 @@ def _checklist() -> frozenset[str]:
         # Paths of the marshallers (xdrgen/generator/marshal.py): iterative linked
         # lists, look-ahead decoding of arrays of string-led structs, inlining depth.
         "linked list", "array of string-led struct", "nested 3 deep",
+        # Program blocks (rpcgen -N): the ONC RPC stubs and procedure tables.
+        "program", "two versions", "void procedure", "multi-argument procedure",
+        "string argument", "optional argument", "named argument", "string result",
+        "procedure named like a client method",
     }
     return frozenset(items)
 
@@ -263,6 +276,27 @@ class Coverage:
             if d.decl.ref is not None and isinstance(defs.get(d.decl.ref.target or ""), Typedef):
                 see["typedef chain"] += 1
             self._decl(d.decl, defs, d.name)
+        elif isinstance(d, Program):
+            see["program"] += 1
+            if len(d.versions) > 1:
+                see["two versions"] += 1
+            for version in d.versions:
+                for proc in version.procedures:
+                    if not proc.args and proc.result is None:
+                        see["void procedure"] += 1
+                    if len(proc.args) > 1:
+                        see["multi-argument procedure"] += 1
+                    if proc.name in PROCEDURE_NAME_POOL:
+                        see["procedure named like a client method"] += 1
+                    if proc.result is not None and proc.result.text == "string":
+                        see["string result"] += 1
+                    for arg in proc.args:
+                        if arg.text.startswith("string"):
+                            see["string argument"] += 1
+                        elif "*" in arg.text:
+                            see["optional argument"] += 1
+                        if arg.name:
+                            see["named argument"] += 1
         elif isinstance(d, Enum):
             self._type_name(d.name)
             for member in d.members:

@@ -39,12 +39,16 @@ from schemafuzz.schema import (
     Enum,
     Label,
     Member,
+    Param,
+    Procedure,
+    Program,
     Ref,
     Schema,
     Size,
     Struct,
     Typedef,
     Union_,
+    Version,
 )
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -130,7 +134,16 @@ MEMBER_NAME_POOL = (
     "PROCEDURES", "name", "value", "from", "class", "mro", "object",
 )
 
-_RECURSION_LIMIT = 4  # nesting of the declaration generator
+#: Procedure names that collide with the generated clients' and servers' own
+#: names once lower-cased (C macros: unique across a batch, like type names).
+PROCEDURE_NAME_POOL = (
+    "LIST", "CLOSE", "CONNECTION", "CONNECT_TCP", "CONNECT_UDP", "CONNECT_UNIX",
+    "CREATE", "SERVICE", "PROGRAM", "VERSION", "SELF", "ARG", "ARGS", "RPC_TIMEOUT",
+    "FROM", "CLASS", "NONE", "NAME", "STR", "TYPE", "VALUE", "DATA", "BYTES",
+    "HANDLER", "SERVER", "ENCODE", "DECODE", "XDR_TYPES", "PROCEDURES",
+)  # not CLIENT, CALL: libtirpc's C names (a macro of that name breaks the C)
+#: Argument names (C accepts Python's keywords and builtins).
+ARG_NAME_POOL = ("from", "class", "self", "arg", "args", "rpc_timeout", "list", "x", "data")
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,8 @@ class Options:
     python_names: bool = True
     min_definitions: int = 4
     max_definitions: int = 14
+    #: An RFC 5531 program block using the schema's types (rpcgen -N style).
+    programs: bool = True
 
 
 @dataclass
@@ -212,6 +227,8 @@ def generate_schema(
         rng.choice(makers)(state)
     while state.pending:
         _struct(state, state.pending.pop(0))
+    if options.programs and rng.random() < 0.5:
+        _program(state, seed)
     return Schema(seed, state.prefix, state.definitions)
 
 
@@ -537,3 +554,57 @@ def _label_pool(state: _State, kind: str, members: tuple[Member, ...]) -> list[L
             text = _int_text(rng, value)
         labels.setdefault(value, Label(value, text))
     return list(labels.values())
+
+
+# -- programs ------------------------------------------------------------------------
+
+
+def _param(state: _State, used: set[str], *, result: bool) -> Param:
+    """An argument (``T``, ``T name``, ``T *name``, ``string name<n>``) or a result."""
+    rng = state.rng
+    roll = rng.random()
+    name = ""
+    if not result and rng.random() < 0.4:
+        name = rng.choice(ARG_NAME_POOL) if rng.random() < 0.5 else f"a{len(used)}"
+        if name in used:
+            name = f"a{len(used)}"
+        used.add(name)
+    if roll < 0.12:
+        bound = "" if result or rng.random() < 0.5 else f"<{rng.choice((1, 8, 255))}>"
+        text = "string" if not name else f"string {name}{bound}"
+        return Param(text, name=name)
+    if not result and roll < 0.22 and state.types:
+        ref = _named(state) or _primitive(state)
+        if not name:
+            name = f"p{len(used)}"
+            used.add(name)
+        return Param(f"{ref.text} *{name}", ref.target, name)
+    ref = _element(state)
+    return Param(f"{ref.text} {name}".strip(), ref.target, name)
+
+
+def _program(state: _State, seed: int) -> None:
+    rng = state.rng
+    upper = state.prefix.upper()
+    versions: list[Version] = []
+    for v_index, number in enumerate(rng.sample((1, 2, 3, 7), rng.randint(1, 2))):
+        procedures: list[Procedure] = []
+        lowered: set[str] = set()  # rpcgen's C functions are <name lower-cased>_<version>
+        numbers = rng.sample(range(0, 12), rng.randint(1, 4))
+        for p_index, proc_number in enumerate(numbers):
+            name = state.bare_or(PROCEDURE_NAME_POOL, 0.2, f"{upper}_P{v_index}_{p_index}")
+            if name.lower() in lowered:
+                name = f"{upper}_P{v_index}_{p_index}"
+            lowered.add(name.lower())
+            if proc_number == 0 and rng.random() < 0.5:
+                procedures.append(Procedure(name, 0, (), None))  # the null procedure
+                continue
+            used: set[str] = set()
+            count = rng.choice((0, 1, 1, 1, 2, 3))
+            args = tuple(_param(state, used, result=False) for _ in range(count))
+            result = None if rng.random() < 0.2 else _param(state, used, result=True)
+            procedures.append(Procedure(name, proc_number, args, result))
+        versions.append(Version(f"{upper}_V{v_index}", number, tuple(procedures)))
+    state.definitions.append(
+        Program(f"{upper}_PROG", 0x20000000 + seed % 0x10000000, tuple(versions))
+    )

@@ -52,10 +52,13 @@ from xdr_values import Encodings, Scanner, mutations
 #: which does not exist; mapping it to ``bool_t`` (what every other path uses)
 #: makes those files compile.  -O0: the reference's speed does not matter here.
 REFERENCE_CFLAGS = ("-O0", "-Dbool=bool_t")
+#: Procedures may take several arguments (rpcgen's "new style").
+REFERENCE_RPCGEN_FLAGS = ("-N",)
 
 #: Stages, in the order a schema goes through them.
 STAGES = (
-    "rpcgen", "check", "generate", "mypy", "valid", "value", "wrong", "damaged", "hostile"
+    "rpcgen", "check", "generate", "mypy", "valid", "value", "wrong", "damaged",
+    "procedures", "hostile",
 )
 
 
@@ -179,7 +182,9 @@ def prepare_file(
 
     done = _timed(totals, "rpcgen")
     try:
-        reference = build_reference(x_file, cflags=REFERENCE_CFLAGS)
+        reference = build_reference(
+            x_file, cflags=REFERENCE_CFLAGS, rpcgen_flags=REFERENCE_RPCGEN_FLAGS
+        )
     except ReferenceError as error:
         raise StageFailed("rpcgen", str(error)[-4000:]) from None
     finally:
@@ -356,6 +361,72 @@ def _message(error: BaseException) -> str:
     return text if len(text) < 4000 else text[:4000] + " ..."
 
 
+class ProcedureMismatch(AssertionError):
+    def __init__(self, message: str, type_name: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+def check_procedures(
+    model: Any,
+    module: ModuleType,
+    reference: Reference,
+    values: Values,
+    seed: int,
+    per_procedure: int,
+) -> int:
+    """Arguments of the programs' procedures, encoded by the generated procedure
+    tables, against rpcgen -N's ``<proc>_<version>_argument`` struct (procedures of
+    two or more arguments); returns the number of argument lists checked."""
+    from xdrgen.generator.views import view_of
+
+    checked = 0
+    tables = {
+        (table.program, table.version): table
+        for table in module.PROCEDURE_TABLES.values()
+        if table.style == "oncrpc"
+    }
+    for program in model.programs:
+        if not program.name.startswith(f"F{seed}_"):
+            continue  # another schema's program in the same batch
+        for version in program.versions:
+            table = tables[(program.number, version.number)]
+            for proc in version.procedures:
+                info = table.procedures[proc.number]
+                if len(proc.args) != len(info.args):
+                    raise ProcedureMismatch(
+                        f"{proc.name}: {len(info.args)} argument codecs for "
+                        f"{len(proc.args)} arguments",
+                        proc.name,
+                    )
+                name = f"{proc.name.lower()}_{version.number}_argument"
+                if len(proc.args) < 2 or name not in reference.type_names:
+                    continue
+                for _ in range(per_procedure):
+                    args = [
+                        values._view(view_of(a.kind, a.type, a.size), 0)
+                        for a in proc.args
+                    ]
+                    data = b"".join(c.encode(v) for c, v in zip(info.args, args))
+                    theirs = reference.roundtrip(name, data)
+                    if not (theirs.decoded and theirs.reencoded == data):
+                        raise ProcedureMismatch(
+                            f"{proc.name}: rpcgen's {name} does not take the "
+                            f"arguments {args!r} as encoded: {data.hex()} ({theirs})",
+                            name,
+                        )
+                    offset = 0
+                    for codec, value in zip(info.args, args):
+                        _, offset = codec.decode_from(data, offset)
+                    if offset != len(data):
+                        raise ProcedureMismatch(
+                            f"{proc.name}: arguments decode to {offset} of {len(data)}",
+                            name,
+                        )
+                    checked += 1
+    return checked
+
+
 def check_schema(
     prepared: Prepared, schema: Schema, limits: Limits, totals: Totals
 ) -> list[Failure]:
@@ -457,6 +528,15 @@ def check_types(
     if failed is not None:
         fail("damaged", *failed)
 
+    done = _timed(totals, "procedures")
+    try:
+        totals.counts["procedures"] += check_procedures(
+            model, module, reference, values, seed, limits.values // 4
+        )
+    except Exception as error:  # noqa: BLE001 - reported as a failure
+        fail("procedures", getattr(error, "type_name", None), None, error)
+    done()
+
     done = _timed(totals, "hostile")
     for type_name in types:
         try:
@@ -518,7 +598,7 @@ def failures_of(schema: Schema, limits: Limits, stages: frozenset[str] | None = 
             return [Failure(schema.seed, failed.stage, failed.message, schema.render())]
         try:
             wanted = stages or frozenset(STAGES)
-            if wanted & {"valid", "value", "wrong", "damaged", "hostile"}:
+            if wanted & {"valid", "value", "wrong", "damaged", "procedures", "hostile"}:
                 totals.failures += check_schema(prepared, schema, limits, totals)
             if "mypy" in wanted:
                 _mypy_group(prepared, [schema], work, totals)

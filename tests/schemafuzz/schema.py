@@ -173,13 +173,77 @@ class Typedef:
         yield from self.decl.names_used()
 
 
-Definition = Union[Const, Enum, Struct, Union_, Typedef]
+@dataclass(frozen=True)
+class Param:
+    """A procedure argument or result as written: ``int``, ``s3 *p``, ``string nm<8>``."""
+
+    text: str
+    #: The schema type it names, if any.
+    target: str | None = None
+    #: The argument's name, when it has one.
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Procedure:
+    name: str
+    number: int
+    #: Empty: ``void``.
+    args: tuple[Param, ...]
+    #: None: ``void``.
+    result: Param | None
+
+    def render(self) -> str:
+        args = ", ".join(a.text for a in self.args) or "void"
+        result = self.result.text if self.result is not None else "void"
+        return f"        {result} {self.name}({args}) = {self.number};"
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    number: int
+    procedures: tuple[Procedure, ...]
+
+
+@dataclass(frozen=True)
+class Program:
+    """An RFC 5531 program (rpcgen -N: procedures may take several arguments)."""
+
+    name: str
+    number: int
+    versions: tuple[Version, ...]
+
+    def render(self) -> str:
+        lines = [f"program {self.name} {{"]
+        for version in self.versions:
+            lines.append(f"    version {version.name} {{")
+            lines += [proc.render() for proc in version.procedures]
+            lines.append(f"    }} = {version.number};")
+        lines.append(f"}} = {hex(self.number)};")
+        return "\n".join(lines)
+
+    def names_used(self) -> Iterator[str]:
+        for version in self.versions:
+            for proc in version.procedures:
+                for param in (*proc.args, proc.result):
+                    if param is not None and param.target is not None:
+                        yield param.target
+
+
+Definition = Union[Const, Enum, Struct, Union_, Typedef, Program]
 
 
 def names_defined(definition: Definition) -> list[str]:
-    """Identifiers a definition introduces (its name, and an enum's members)."""
+    """Identifiers a definition introduces (its name, an enum's members, a program's
+    versions and procedures)."""
     if isinstance(definition, Enum):
         return [definition.name, *(m.name for m in definition.members)]
+    if isinstance(definition, Program):
+        names = [definition.name]
+        for version in definition.versions:
+            names += [version.name, *(p.name for p in version.procedures)]
+        return names
     return [definition.name]
 
 
@@ -197,7 +261,9 @@ class Schema:
 
     def type_names(self) -> list[str]:
         """Every type the schema defines (what rpcgen writes an xdr_ routine for)."""
-        return [d.name for d in self.definitions if not isinstance(d, Const)]
+        return [
+            d.name for d in self.definitions if not isinstance(d, (Const, Program))
+        ]
 
     def without(self, index: int) -> Schema:
         return Schema(
@@ -233,12 +299,16 @@ __all__ = [
     "Enum",
     "Label",
     "Member",
+    "Param",
+    "Procedure",
+    "Program",
     "Ref",
     "Schema",
     "Size",
     "Struct",
     "Typedef",
     "Union_",
+    "Version",
     "names_defined",
     "render_batch",
     "replace",

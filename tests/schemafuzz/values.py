@@ -17,7 +17,7 @@ from typing import Any
 
 from xdr_values import INT_RANGE, NARROW_RANGES, UINT_RANGE
 from xdrgen.generator.names import py_name
-from xdrgen.generator.views import View, view_of, view_of_type
+from xdrgen.generator.views import View, min_size, view_of, view_of_type
 from xdrgen.model import (
     UNBOUNDED,
     EnumDef,
@@ -92,7 +92,10 @@ class Values:
         assert kind == "var_array", kind
         if depth >= self.max_depth:
             return []
-        count = rng.randint(0, self._limit(view.size, self.max_items))
+        limit = self._limit(view.size, self.max_items)
+        if min_size(view.element) == 0:
+            limit = min(limit, 4)  # see xdr_values.Encodings: compatibility.md #9
+        count = rng.randint(0, limit)
         return [self._view(view.element, depth + 1) for _ in range(count)]
 
     def _limit(self, declared: int, cap: int) -> int:

@@ -762,6 +762,14 @@ class FunctionBody:
                     self.emit(f'buf += _struct.pack(f">I{{{n}}}{bulk}", {n}, *{a})')
             return
         if view.kind == "var_array":
+            if min_size(elem) == 0:
+                # What the decoder refuses (difference 9) is not written either.
+                with self.block(f"if {n} > len(buf) + 4:"):
+                    self.emit_call(
+                        "raise _too_many_empty(",
+                        [self.type_lit, path.expr(), n, "len(buf) + 4", "None"],
+                        ")",
+                    )
             self.emit(f"buf += _U32.pack({n})")
         e = self.tmp("e")
         # No enumerate(): error handlers find the failing element's index.
@@ -1350,6 +1358,15 @@ class FunctionBody:
                     self.emit_call(
                         "raise _past_end(",
                         [self.type_lit, path.expr(), '"array"', n, need, "data", "off"],
+                        ")",
+                    )
+            else:
+                # Elements of no bytes (``T x[0]``): no remaining length bounds the
+                # count, the input's does, so the list stays sized by what was sent.
+                with self.block(f"if {n} > len(data):"):
+                    self.emit_call(
+                        "raise _too_many_empty(",
+                        [self.type_lit, path.expr(), n, "len(data)", "off"],
                         ")",
                     )
             self.emit("off += 4")
