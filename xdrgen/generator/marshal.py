@@ -107,13 +107,16 @@ class ModuleContext:
     enum_maps: dict[str, str] = field(default_factory=dict)  # enum key -> map name
     enum_checks: dict[str, str] = field(default_factory=dict)
     enum_sources: dict[str, str] = field(default_factory=dict)  # map name -> class expr
-    run_infos: list[tuple[str, list[str], list[str], list[str] | None]] = field(
+    run_infos: list[tuple[str, list[str], list[str], list[str] | None, bool]] = field(
         default_factory=list
     )
     #: (fixed tail format, decode?) -> name of its LengthFormats.
     groups: dict[tuple[str, bool], str] = field(default_factory=dict)
     #: Types of other modules (``--import``) whose codecs this module calls: name -> alias.
     imported_codecs: dict[str, str] = field(default_factory=dict)
+    #: Module-level Python names of the .x's definitions: temporaries avoid them,
+    #: or a type named ``x1`` would be hidden inside a function that uses ``x1``.
+    module_names: frozenset[str] = frozenset()
 
     def length_formats(self, tail: str, *, decode: bool) -> str:
         """Name of the module's :class:`LengthFormats` for ``tail`` (one per tail)."""
@@ -162,10 +165,15 @@ class ModuleContext:
         return self.enum_checks[self.cls(named)]
 
     def run_info(
-        self, paths: list[str], checks: list[str], names: list[str] | None
+        self,
+        paths: list[str],
+        checks: list[str],
+        names: list[str] | None,
+        *,
+        holders: bool = False,
     ) -> str:
         name = f"_R{len(self.run_infos)}"
-        self.run_infos.append((name, paths, checks, names))
+        self.run_infos.append((name, paths, checks, names, holders))
         return name
 
     def inlinable(self, view: View) -> bool:
@@ -290,8 +298,11 @@ class FunctionBody:
         self.wide_targets: set[str] = set()
 
     def tmp(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter}"
+        while True:
+            self._counter += 1
+            name = f"{prefix}{self._counter}"
+            if name not in self.ctx.module_names:
+                return name
 
     def emit(self, text: str) -> None:
         self.lines.append(" " * self.indent + text)
@@ -337,6 +348,13 @@ class FunctionBody:
             self.encode_bytes(view, x, path)
         elif k == "optional":
             assert view.element is not None
+            if "." in x or "[" in x:
+                # Read once, under a handler naming the field: the holder may be a
+                # value of the wrong type (an inlined struct is only a local here).
+                local = self.tmp("x")
+                with self.guarded(self.efail(path)):
+                    self.emit(f"{local} = {x}")
+                x = local
             with self.block(f"if {x} is None:"):
                 self.emit("buf += _FALSE")
             with self.block("else:"):
@@ -522,7 +540,7 @@ class FunctionBody:
         """Pack ``items`` (ending with the discriminant) and the arm of union ``u``."""
         view = view_of(decl.kind, decl.type, decl.size)
         fx = fixed_of(self.ctx, view) if view.kind != "void" else None
-        if fx is not None:
+        if fx is not None and not (fx.enc_guard and self.guard_needs_arm_type(fx, view)):
             pack(items + [(fx, f"{u}.value", path.attr(decl.name or ""))])
             return
         pack(items)
@@ -654,15 +672,21 @@ class FunctionBody:
     ) -> list[tuple[str, list[str], str]]:
         prefix, rests = self.run_prefix(run)
         objs = {x.rpartition(".")[0] for _, x, _ in run}
+        holders = False
         if len(objs) == 1 and all("." in x for _, x, _ in run):
-            names = [x.rpartition(".")[2] for _, x, _ in run]
+            names: list[str] | None = [x.rpartition(".")[2] for _, x, _ in run]
             source = objs.pop()
         else:
-            names = None
-            source = (
-                "(" + ", ".join(x for _, x, _ in run) + (",)" if len(run) == 1 else ")")
-            )
-        info = self.ctx.run_info(rests, [fx.check for fx, _, _ in run], names)
+            # Several objects: pass the holders, not ``x.attr`` (which may be what
+            # failed, and would raise again inside the handler).
+            split = [_holder_and_name(x) for _, x, _ in run]
+            holders = any(name for _, name in split)
+            names = [name for _, name in split] if holders else None
+            items = [holder for holder, _ in split] if holders else [x for _, x, _ in run]
+            source = "(" + ", ".join(items) + (",)" if len(items) == 1 else ")")
+        info = self.ctx.run_info(
+            rests, [fx.check for fx, _, _ in run], names, holders=holders
+        )
         return [
             (
                 "raise _erun(",
@@ -738,6 +762,14 @@ class FunctionBody:
                     self.emit(f'buf += _struct.pack(f">I{{{n}}}{bulk}", {n}, *{a})')
             return
         if view.kind == "var_array":
+            if min_size(elem) == 0:
+                # What the decoder refuses (difference 9) is not written either.
+                with self.block(f"if {n} > len(buf) + 4:"):
+                    self.emit_call(
+                        "raise _too_many_empty(",
+                        [self.type_lit, path.expr(), n, "len(buf) + 4", "None"],
+                        ")",
+                    )
             self.emit(f"buf += _U32.pack({n})")
         e = self.tmp("e")
         # No enumerate(): error handlers find the failing element's index.
@@ -799,7 +831,7 @@ class FunctionBody:
         if "len(" not in fx.enc_guard and "<=" not in fx.enc_guard:
             return False  # membership tests take any type
         arm_type = py_type_of_view(self.ctx, view)
-        others = set(self.current_union_type.split(" | ")) - {arm_type}
+        others = set(_top_level_parts(self.current_union_type)) - {arm_type}
         if arm_type == "int":
             others.discard("bool")  # bool is an int: the union is assignable
         return bool(others)
@@ -852,19 +884,22 @@ class FunctionBody:
         if view.kind == "void":
             return
         fx = fixed_of(self.ctx, view)
-        if fx is not None:
+        if fx is not None and not (fx.enc_guard and self.guard_needs_arm_type(fx, view)):
             self.encode_run([(fx, f"{x}.value", path.attr(decl.name or ""))])
             return
+        # A guard that needs the arm's type: through the narrowed local below.
         value = self.tmp("u")
         arm_type = py_type_of_view(self.ctx, view)
         with self.guarded(self.efail(path)):
             if arm_type == self.current_union_type:
                 self.emit(f"{value} = {x}.value")
             else:
-                # The attribute holds any arm's type; this arm's is narrower.
-                self.emit(
-                    f"{value}: {arm_type} = {x}.value  # type: ignore[assignment]"
-                )
+                # The attribute holds any arm's type; this arm's is narrower.  When
+                # the arm is a number, mypy may find the other arms' types fit it
+                # (bool and enums are ints, ints are floats): the ignore is unused.
+                numeric = {"int", "float"} & set(arm_type.split(" | "))
+                codes = "assignment, unused-ignore" if numeric else "assignment"
+                self.emit(f"{value}: {arm_type} = {x}.value  # type: ignore[{codes}]")
         self.encode(view, value, path.attr(decl.name or ""))
 
     # ------------------------------------------------------------------ decode
@@ -1325,6 +1360,15 @@ class FunctionBody:
                         [self.type_lit, path.expr(), '"array"', n, need, "data", "off"],
                         ")",
                     )
+            else:
+                # Elements of no bytes (``T x[0]``): no remaining length bounds the
+                # count, the input's does, so the list stays sized by what was sent.
+                with self.block(f"if {n} > len(data):"):
+                    self.emit_call(
+                        "raise _too_many_empty(",
+                        [self.type_lit, path.expr(), n, "len(data)", "off"],
+                        ")",
+                    )
             self.emit("off += 4")
             count = n
             if least and self.bulk_new_elements(elem, target, path, n):
@@ -1478,7 +1522,7 @@ class FunctionBody:
             dv = decoded
         utype = self.union_value_type(d)
         self.emit(f"{val}: {utype}")
-        if set(utype.split(" | ")) - {"int", "bool"}:
+        if set(_top_level_parts(utype)) - {"int", "bool"}:
             self.wide_targets.add(val)
         first = True
         for arm in d.arms:
@@ -1521,6 +1565,14 @@ class FunctionBody:
         return union_value_type(self.ctx, d)
 
 
+def _holder_and_name(x: str) -> tuple[str, str]:
+    """``("x3", "value")`` for ``x3.value``; ``(x, "")`` for a local or a constant."""
+    holder, dot, name = x.rpartition(".")
+    if dot and holder.isidentifier():
+        return holder, name
+    return x, ""
+
+
 def range_test(fx: Fixed, value: str) -> str:
     """The condition under which decoded ``value`` is out of ``fx``'s range."""
     assert fx.dec_conv is not None and fx.dec_conv[0] == "range"
@@ -1561,6 +1613,18 @@ def py_type_of_view(ctx: ModuleContext, view: View) -> str:
     return f"list[{py_type_of_view(ctx, view.element)}]"
 
 
+def _top_level_parts(annotation: str) -> list[str]:
+    """``list[int | None] | None`` -> ``["list[int | None]", "None"]``."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(annotation):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth == 0 and annotation.startswith(" | ", index):
+            parts.append(annotation[start:index])
+            start = index + 3
+    parts.append(annotation[start:])
+    return parts
+
+
 def union_value_type(ctx: ModuleContext, d: UnionDef) -> str:
     decls = [a.declaration for a in d.arms] + (
         [d.default] if d.default is not None else []
@@ -1568,7 +1632,7 @@ def union_value_type(ctx: ModuleContext, d: UnionDef) -> str:
     types: list[str] = []
     for decl in decls:
         t = py_type_of_view(ctx, view_of(decl.kind, decl.type, decl.size))
-        for part in t.split(" | ") if not t.startswith("list[") else [t]:
+        for part in _top_level_parts(t):
             if part not in types:
                 types.append(part)
     if "None" in types:

@@ -31,7 +31,12 @@ from xdrgen.generator.marshal import (
     union_value_type,
 )
 from xdrgen.generator.resources import template_dir
-from xdrgen.generator.names import field_name, py_name, union_disc_name
+from xdrgen.generator.names import (
+    enum_member_name,
+    field_name,
+    py_name,
+    union_disc_name,
+)
 from xdrgen.generator.views import View, recursive_types, view_of, view_of_type
 from xdrgen.model import (
     UNBOUNDED,
@@ -96,8 +101,13 @@ class ModuleRenderer:
             for name, d in module.types.items()
             if isinstance(d, (StructDef, UnionDef))
         }
-        self.ctx = ModuleContext(recursive=recursive_types(aggregates))
+        self.ctx = ModuleContext(
+            recursive=recursive_types(aggregates), module_names=_module_names(module)
+        )
         self.defined: set[str] = set()
+        #: Python names of the module's types; typedef aliases written as strings.
+        self.type_names = {py_name(name) for name in module.types}
+        self.quoted: set[str] = set()
 
     # -------------------------------------------------------------- helpers
 
@@ -111,7 +121,10 @@ class ModuleRenderer:
         if kind in (DeclKind.FIXED_ARRAY, DeclKind.VAR_ARRAY) and ref is not None:
             return f"list[{self.type_expr(DeclKind.PLAIN, ref, None)}]"
         if kind is DeclKind.OPTIONAL and ref is not None:
-            return f"{self.type_expr(DeclKind.PLAIN, ref, None)} | None"
+            element = self.type_expr(DeclKind.PLAIN, ref, None)
+            if view_of(kind, ref, size).kind == "var_array":
+                return f"list[{element}]"  # optional data of optional data
+            return f"{element} | None"
         return py_type_of_view(self.ctx, view_of(kind, ref, size))
 
     def names_in(self, text: str) -> set[str]:
@@ -135,7 +148,8 @@ class ModuleRenderer:
         self.defined.add(name)
         members = [
             {
-                "name": py_name(m.name),
+                "name": enum_member_name(m.name),
+                "alias": py_name(m.name),
                 "value": _int_literal(m.value, m.text),
                 "doc": _comment_lines(m.doc),
             }
@@ -144,7 +158,7 @@ class ModuleRenderer:
         aliases = [
             line
             for m in members
-            for line in assignment(0, str(m["name"]), f"{name}.{m['name']}")
+            for line in assignment(0, str(m["alias"]), f"{name}.{m['name']}")
         ]
         return self.render(
             "enum.py.j2",
@@ -247,15 +261,16 @@ class ModuleRenderer:
         name = py_name(d.name)
         decl = d.declaration
         target = self.type_expr(decl.kind, decl.type, decl.size)
-        pending = {
-            n
-            for n in self.names_in(target)
-            if n in self.module.types and py_name(n) not in self.defined
-        }
+        tokens = self.names_in(target)
+        # Tokens are Python names (``class_`` for .x ``class``; ``list`` is the builtin).
+        pending = {n for n in tokens if n in self.type_names and n not in self.defined}
         pending.discard(name)
         self.defined.add(name)
-        if pending or name in self.names_in(target):
+        # A quoted alias is a str at run time: ``alias | None`` would fail, so an
+        # alias that names one is quoted too.
+        if pending or name in tokens or tokens & self.quoted:
             target = string_literal(target)
+            self.quoted.add(name)
         return self.render(
             "typedef.py.j2", doc=_comment_lines(d.doc), name=name, target=target
         )
@@ -402,6 +417,14 @@ class ModuleRenderer:
                     enc.emit("jump <<= 1")
         with enc.block("except _XdrError as e:"):
             enc.emit(f'raise e.within({string_literal(d.name)}, _chain("{tail}", k))')
+        with enc.block("except Exception as e:"):
+            # A "node" that is no node at all (its fields are read outside any
+            # handler of their own): the error names its place in the list.
+            enc.emit_call(
+                "raise _efail(",
+                [string_literal(d.name), f'_chain("{tail}", k)', "e"],
+                ") from None",
+            )
         dec.emit(f"head = o = _new({name})")
         dec.emit("k = 0")
         with dec.block("try:"):
@@ -565,12 +588,14 @@ class ModuleRenderer:
                     ")",
                 )
             )
-        for rname, paths, checks, names in self.ctx.run_infos:
+        for rname, paths, checks, names, holders in self.ctx.run_infos:
             args = [
                 string_literal(" ".join(paths)),
                 string_literal(" ".join(names)) if names else "None",
             ]
             args += checks
+            if holders:
+                args.append("holders=True")
             lines.extend(bracketed(0, f"{rname} = _RunInfo(", args, ")"))
         return "\n".join(lines)
 
@@ -853,6 +878,16 @@ def _net(body: list[str], handler: list[str]) -> list[str]:
 
 def _def(name: str, params: list[str], returns: str) -> list[str]:
     return bracketed(0, f"def {name}(", params, f") -> {returns}:", is_def=True)
+
+
+def _module_names(module: XdrModule) -> frozenset[str]:
+    """Every module-level Python name the .x's own definitions become."""
+    names = {py_name(name) for name in module.types}
+    names |= {py_name(name) for name in module.constants}
+    for definition in module.types.values():
+        if isinstance(definition, EnumDef):
+            names |= {py_name(member.name) for member in definition.members}
+    return frozenset(names)
 
 
 def _starts_with_definition(section: str) -> bool:

@@ -46,6 +46,7 @@ from xdrgen.runtime.codec import index_after as _after
 from xdrgen.runtime.codec import index_of as _at
 from xdrgen.runtime.codec import new_instance as _new
 from xdrgen.runtime.codec import too_long as _too_long
+from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
 from xdrgen.runtime.errors import XdrError as _XdrError
@@ -678,6 +679,8 @@ def _enc_rp__list(buf: bytearray, v: rp__list) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rp__list", _chain("rpcb_next", k))
+        except Exception as e:
+            raise _efail("rp__list", _chain("rpcb_next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1172,6 +1175,8 @@ def _enc_rpcb_entry_list(buf: bytearray, v: rpcb_entry_list) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rpcb_entry_list", _chain("rpcb_entry_next", k))
+        except Exception as e:
+            raise _efail("rpcb_entry_list", _chain("rpcb_entry_next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1400,6 +1405,8 @@ def _enc_rpcbs_addrlist(buf: bytearray, v: rpcbs_addrlist) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rpcbs_addrlist", _chain("next", k))
+        except Exception as e:
+            raise _efail("rpcbs_addrlist", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1502,6 +1509,8 @@ def _enc_rpcbs_rmtcalllist(buf: bytearray, v: rpcbs_rmtcalllist) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rpcbs_rmtcalllist", _chain("next", k))
+        except Exception as e:
+            raise _efail("rpcbs_rmtcalllist", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1700,26 +1709,30 @@ def _enc_rpcb_stat(buf: bytearray, v: rpcb_stat) -> None:
             buf += _S5.pack(v.setinfo, v.unsetinfo)
         except Exception as e:
             raise _erun("rpcb_stat", "", _R14, v, e) from None
-        if v.addrinfo is None:
+        try:
+            x3 = v.addrinfo
+        except Exception as e:
+            raise _efail("rpcb_stat", "addrinfo", e) from None
+        if x3 is None:
             buf += _FALSE
         else:
             buf += _TRUE
             try:
-                _enc_rpcbs_addrlist(buf, v.addrinfo)
+                _enc_rpcbs_addrlist(buf, x3)
             except _XdrError as e:
                 raise e.within("rpcb_stat", "addrinfo")
-            except Exception as e:
-                raise _efail("rpcb_stat", "addrinfo", e) from None
-        if v.rmtinfo is None:
+        try:
+            x4 = v.rmtinfo
+        except Exception as e:
+            raise _efail("rpcb_stat", "rmtinfo", e) from None
+        if x4 is None:
             buf += _FALSE
         else:
             buf += _TRUE
             try:
-                _enc_rpcbs_rmtcalllist(buf, v.rmtinfo)
+                _enc_rpcbs_rmtcalllist(buf, x4)
             except _XdrError as e:
                 raise e.within("rpcb_stat", "rmtinfo")
-            except Exception as e:
-                raise _efail("rpcb_stat", "rmtinfo", e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1807,30 +1820,34 @@ def _enc_rpcb_stat_byvers(buf: bytearray, v: rpcb_stat_byvers) -> None:
                 raise _erun(
                     "rpcb_stat_byvers", f"[{_at(a1, e3)}]", _R16, e3, e
                 ) from None
-            if e3.addrinfo is None:
+            try:
+                x6 = e3.addrinfo
+            except Exception as e:
+                raise _efail(
+                    "rpcb_stat_byvers", f"[{_at(a1, e3)}].addrinfo", e
+                ) from None
+            if x6 is None:
                 buf += _FALSE
             else:
                 buf += _TRUE
                 try:
-                    _enc_rpcbs_addrlist(buf, e3.addrinfo)
+                    _enc_rpcbs_addrlist(buf, x6)
                 except _XdrError as e:
                     raise e.within("rpcb_stat_byvers", f"[{_at(a1, e3)}].addrinfo")
-                except Exception as e:
-                    raise _efail(
-                        "rpcb_stat_byvers", f"[{_at(a1, e3)}].addrinfo", e
-                    ) from None
-            if e3.rmtinfo is None:
+            try:
+                x7 = e3.rmtinfo
+            except Exception as e:
+                raise _efail(
+                    "rpcb_stat_byvers", f"[{_at(a1, e3)}].rmtinfo", e
+                ) from None
+            if x7 is None:
                 buf += _FALSE
             else:
                 buf += _TRUE
                 try:
-                    _enc_rpcbs_rmtcalllist(buf, e3.rmtinfo)
+                    _enc_rpcbs_rmtcalllist(buf, x7)
                 except _XdrError as e:
                     raise e.within("rpcb_stat_byvers", f"[{_at(a1, e3)}].rmtinfo")
-                except Exception as e:
-                    raise _efail(
-                        "rpcb_stat_byvers", f"[{_at(a1, e3)}].rmtinfo", e
-                    ) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2023,6 +2040,8 @@ def _enc_pmaplist_entry(buf: bytearray, v: pmaplist_entry) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("pmaplist_entry", _chain("next", k))
+        except Exception as e:
+            raise _efail("pmaplist_entry", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
