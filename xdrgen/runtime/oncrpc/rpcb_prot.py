@@ -2552,21 +2552,34 @@ PROCEDURE_TABLES: dict[str, _ProcedureTable] = {
 # ONC RPC (RFC 5531): per program version, a blocking and an asyncio client, a
 # handler base class and a server.  The runtime (xdrgen.runtime.oncrpc, and
 # with it asyncio and threading) is imported when a client or a server is
-# made, not when this module is imported.
+# first used, not with this module: the _oncrpc_* names stand for their
+# modules until first read (xdrgen.runtime.lazy).
 
 from collections.abc import Callable as _OncCallable
 from collections.abc import Iterable as _OncIterable
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from xdrgen.runtime.errors import XdrTrailingDataError as _XdrTrailing
+from xdrgen.runtime.lazy import lazy as _lazy
 
 if _TYPE_CHECKING:
+    from xdrgen.runtime.oncrpc import aio as _oncrpc_aio
+    from xdrgen.runtime.oncrpc import dispatch as _oncrpc_dispatch
+    from xdrgen.runtime.oncrpc import server as _oncrpc_server
+    from xdrgen.runtime.oncrpc import sync as _oncrpc_sync
     from xdrgen.runtime.oncrpc.aio import AsyncClient as _OncAsyncClient
     from xdrgen.runtime.oncrpc.dispatch import GeneratedEntry as _OncEntry
     from xdrgen.runtime.oncrpc.dispatch import Service as _OncService
     from xdrgen.runtime.oncrpc.dispatch import ServiceProvider as _OncProvider
     from xdrgen.runtime.oncrpc.server import RpcServer as _OncServer
     from xdrgen.runtime.oncrpc.sync import Client as _OncClient
+else:
+    _oncrpc_sync = _lazy("xdrgen.runtime.oncrpc.sync", globals(), "_oncrpc_sync")
+    _oncrpc_aio = _lazy("xdrgen.runtime.oncrpc.aio", globals(), "_oncrpc_aio")
+    _oncrpc_dispatch = _lazy(
+        "xdrgen.runtime.oncrpc.dispatch", globals(), "_oncrpc_dispatch"
+    )
+    _oncrpc_server = _lazy("xdrgen.runtime.oncrpc.server", globals(), "_oncrpc_server")
 
 
 def _onc_void(data: _Buffer) -> None:
@@ -2671,32 +2684,24 @@ class Rpcbprog3Client:
     @classmethod
     def connect_tcp(cls, host: str, port: int, **options: _Any) -> Rpcbprog3Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 100000, 3, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 100000, 3, **options))
 
     @classmethod
     def connect_udp(cls, host: str, port: int, **options: _Any) -> Rpcbprog3Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 100000, 3, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 100000, 3, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog3Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 100000, 3, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 100000, 3, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog3Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 100000, 3, transport, **options))
+        return cls(_oncrpc_sync.create(host, 100000, 3, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -2780,34 +2785,26 @@ class Rpcbprog3AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog3AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 100000, 3, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 100000, 3, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog3AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 100000, 3, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 100000, 3, **options))
 
     @classmethod
     async def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog3AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 100000, 3, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 100000, 3, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog3AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 100000, 3, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 100000, 3, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -2953,9 +2950,7 @@ class Rpcbprog3Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             100000,
             3,
             self.handler,
@@ -2981,9 +2976,7 @@ class Rpcbprog3Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(
@@ -3135,32 +3128,24 @@ class Rpcbprog4Client:
     @classmethod
     def connect_tcp(cls, host: str, port: int, **options: _Any) -> Rpcbprog4Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 100000, 4, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 100000, 4, **options))
 
     @classmethod
     def connect_udp(cls, host: str, port: int, **options: _Any) -> Rpcbprog4Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 100000, 4, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 100000, 4, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog4Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 100000, 4, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 100000, 4, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog4Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 100000, 4, transport, **options))
+        return cls(_oncrpc_sync.create(host, 100000, 4, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -3266,34 +3251,26 @@ class Rpcbprog4AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog4AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 100000, 4, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 100000, 4, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog4AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 100000, 4, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 100000, 4, **options))
 
     @classmethod
     async def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog4AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 100000, 4, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 100000, 4, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog4AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 100000, 4, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 100000, 4, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -3489,9 +3466,7 @@ class Rpcbprog4Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             100000,
             4,
             self.handler,
@@ -3517,9 +3492,7 @@ class Rpcbprog4Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(
@@ -3593,32 +3566,24 @@ class PmapProg2Client:
     @classmethod
     def connect_tcp(cls, host: str, port: int, **options: _Any) -> PmapProg2Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 100000, 2, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 100000, 2, **options))
 
     @classmethod
     def connect_udp(cls, host: str, port: int, **options: _Any) -> PmapProg2Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 100000, 2, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 100000, 2, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> PmapProg2Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 100000, 2, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 100000, 2, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> PmapProg2Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 100000, 2, transport, **options))
+        return cls(_oncrpc_sync.create(host, 100000, 2, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -3686,34 +3651,26 @@ class PmapProg2AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> PmapProg2AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 100000, 2, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 100000, 2, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> PmapProg2AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 100000, 2, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 100000, 2, **options))
 
     @classmethod
     async def connect_unix(cls, path: str, **options: _Any) -> PmapProg2AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 100000, 2, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 100000, 2, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> PmapProg2AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 100000, 2, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 100000, 2, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -3824,9 +3781,7 @@ class PmapProg2Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             100000,
             2,
             self.handler,
@@ -3852,9 +3807,7 @@ class PmapProg2Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(
