@@ -39,7 +39,9 @@ class Resolver(ProgramResolver):
         defined_by = {id(d.node): name for name, d in self.c_defines.items()}
         for node in self.spec.definitions:
             if isinstance(node, syn.PassthroughNode):
-                self.definitions.append(Passthrough(node.text, node.pos, node.other_views))
+                self.definitions.append(
+                    Passthrough(node.text, node.pos, node.other_views)
+                )
                 define = defined_by.get(id(node))
                 if define is not None:
                     exported.append((len(self.definitions), define))
@@ -85,7 +87,9 @@ class Resolver(ProgramResolver):
             inputs=self.inputs,
             warnings=self.warnings,
         )
-        module.procedure_tables = build_procedure_tables(module, self.spec, self.warnings)
+        module.procedure_tables = build_procedure_tables(
+            module, self.spec, self.warnings
+        )
         return module
 
 
@@ -112,4 +116,3 @@ def _order_nested(definitions: list[Definition]) -> list[Definition]:
     for rest in by_parent.values():
         out.extend(rest)
     return out
-

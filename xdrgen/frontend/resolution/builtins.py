@@ -27,14 +27,32 @@ BUILTIN_TYPE_NAMES: dict[str, Primitive] = {
 
 #: Types of the RPC library (rpc/xdr.h, rpc/auth.h) that rpcsvc files use undeclared.
 RPCGEN_OPAQUE_TYPES: dict[str, tuple[DeclKind, int, str]] = {
-    "netobj": (DeclKind.VAR_OPAQUE, 1024, "The RPC library's counted byte string (opaque<1024>)."),
-    "des_block": (DeclKind.FIXED_OPAQUE, 8, "The RPC library's 8-byte DES block (opaque[8])."),
+    "netobj": (
+        DeclKind.VAR_OPAQUE,
+        1024,
+        "The RPC library's counted byte string (opaque<1024>).",
+    ),
+    "des_block": (
+        DeclKind.FIXED_OPAQUE,
+        8,
+        "The RPC library's 8-byte DES block (opaque[8]).",
+    ),
 }
 
 #: Constants every file may use (C's TRUE/FALSE, as rpcgen output relies on them).
 BUILTIN_CONSTANTS: dict[str, int] = {"TRUE": 1, "FALSE": 0}
 
-TYPE_KEYWORDS = ("int", "unsigned", "hyper", "float", "double", "quadruple", "bool", "string", "opaque")
+TYPE_KEYWORDS = (
+    "int",
+    "unsigned",
+    "hyper",
+    "float",
+    "double",
+    "quadruple",
+    "bool",
+    "string",
+    "opaque",
+)
 
 DISCRIMINANT_PRIMITIVES = (Primitive.INT, Primitive.UINT, Primitive.BOOL)
 
@@ -43,4 +61,3 @@ INT_RANGES: dict[Primitive, tuple[int, int]] = {
     Primitive.UINT: (0, 2**32 - 1),
     Primitive.BOOL: (0, 1),
 }
-

@@ -47,7 +47,8 @@ class ConstantResolver(NameCollector):
         )
         #: ``%#define NAME VALUE`` lines (any rpcgen view): C constants rpcgen's C sees.
         self.c_defines = c_defines(
-            (n for n in spec.definitions if isinstance(n, syn.PassthroughNode)), self.warnings
+            (n for n in spec.definitions if isinstance(n, syn.PassthroughNode)),
+            self.warnings,
         )
         self.c_evaluator = CDefineEvaluator(self.c_defines, self.c_lookup)
 
@@ -117,7 +118,9 @@ class ConstantResolver(NameCollector):
         if name in self.type_nodes or name in BUILTIN_TYPE_NAMES:
             self.fail(f"{context}: '{name}' is a type, not an integer constant", pos)
             return None
-        known = list(self.const_nodes) + list(self.enum_member_nodes) + list(self.external)
+        known = (
+            list(self.const_nodes) + list(self.enum_member_nodes) + list(self.external)
+        )
         self.fail(
             f"undefined constant '{name}' in {context}",
             pos,
@@ -144,10 +147,14 @@ class ConstantResolver(NameCollector):
     def evaluate_const(self, node: syn.ConstNode) -> int | None:
         """The value of a ``const`` definition; also records its ConstantDef."""
         if node.value.string is not None:
-            self.fail(f"constant '{node.name}' is a string, not an integer", node.value.pos)
+            self.fail(
+                f"constant '{node.name}' is a string, not an integer", node.value.pos
+            )
             return None
         what = f"constant '{node.name}'"
-        value = self.value_once(node.name, node.value, what, f"the value of {what}", node.pos)
+        value = self.value_once(
+            node.name, node.value, what, f"the value of {what}", node.pos
+        )
         if value is not None:
             self.const_values[node.name] = value
             self.constants[node.name] = ConstantDef(
@@ -163,7 +170,9 @@ class ConstantResolver(NameCollector):
                     self.evaluate_member_list(members)
                     return
 
-    def evaluate_member_list(self, members: list[syn.EnumMemberNode]) -> list[EnumMember]:
+    def evaluate_member_list(
+        self, members: list[syn.EnumMemberNode]
+    ) -> list[EnumMember]:
         """The members of one enum, in order (an implicit value is the previous + 1)."""
         result: list[EnumMember] = []
         previous: int | None = None
@@ -208,7 +217,6 @@ class ConstantResolver(NameCollector):
                 seen[member_def.value] = member_def.name
         return result
 
-
     def enum_def(
         self,
         name: str,
@@ -243,8 +251,11 @@ class ConstantResolver(NameCollector):
             return None  # -D and --constants-from values win, as they do everywhere
         value = self.c_evaluator.value(name)
         if value is None:
-            return None  # C only (a type, a string, an expression of C names): no constant
-        constant = ConstantDef(name, value, define.node.pos, None, define.text, c_define=True)
+            return (
+                None  # C only (a type, a string, an expression of C names): no constant
+            )
+        constant = ConstantDef(
+            name, value, define.node.pos, None, define.text, c_define=True
+        )
         self.constants[name] = constant
         return constant
-

@@ -55,7 +55,9 @@ class NameCollector(ResolverState):
                 self.defined_at.setdefault(proc.name, proc.pos)
                 self.program_numbers.setdefault(proc.name, proc.number)
 
-    def _collect_members(self, enum_name: str | None, members: list[syn.EnumMemberNode]) -> None:
+    def _collect_members(
+        self, enum_name: str | None, members: list[syn.EnumMemberNode]
+    ) -> None:
         for member in members:
             if self.define_name(member.name, member.pos, "enum member"):
                 self.enum_member_nodes[member.name] = (member, enum_name or "")
@@ -99,7 +101,10 @@ def _union_decls(body: syn.UnionBody) -> list[syn.DeclarationNode]:
 
 def inline_enums(node: object) -> list[syn.InlineEnum]:
     found: list[syn.InlineEnum] = []
-    _walk_type_specs(node, lambda spec: found.append(spec) if isinstance(spec, syn.InlineEnum) else None)
+    _walk_type_specs(
+        node,
+        lambda spec: found.append(spec) if isinstance(spec, syn.InlineEnum) else None,
+    )
     return found
 
 

@@ -24,7 +24,9 @@ class ProgramResolver(TypeResolver):
         versions: list[VersionDef] = []
         seen_versions: dict[int, Position] = {}
         for version in node.versions:
-            vnum = self.value_of(version.number, f"the number of version '{version.name}'")
+            vnum = self.value_of(
+                version.number, f"the number of version '{version.name}'"
+            )
             if vnum is None:
                 continue
             if vnum in seen_versions:
@@ -36,7 +38,9 @@ class ProgramResolver(TypeResolver):
             procs: list[ProcedureDef] = []
             seen_procs: dict[int, str] = {}
             for proc in version.procedures:
-                pnum = self.value_of(proc.number, f"the number of procedure '{proc.name}'")
+                pnum = self.value_of(
+                    proc.number, f"the number of procedure '{proc.name}'"
+                )
                 if pnum is None:
                     continue
                 if pnum in seen_procs:
@@ -56,13 +60,24 @@ class ProgramResolver(TypeResolver):
                     if proc.result
                     else None
                 )
-                if any(a is None for a in args) or (proc.result is not None and result is None):
+                if any(a is None for a in args) or (
+                    proc.result is not None and result is None
+                ):
                     continue
                 procs.append(
-                    ProcedureDef(proc.name, pnum, [a for a in args if a is not None], result, proc.pos, proc.doc)
+                    ProcedureDef(
+                        proc.name,
+                        pnum,
+                        [a for a in args if a is not None],
+                        result,
+                        proc.pos,
+                        proc.doc,
+                    )
                 )
                 self.const_values.setdefault(proc.name, pnum)
-            versions.append(VersionDef(version.name, vnum, procs, version.pos, version.doc))
+            versions.append(
+                VersionDef(version.name, vnum, procs, version.pos, version.doc)
+            )
             self.const_values[version.name] = vnum
         if number is None:
             return None
@@ -84,12 +99,18 @@ class ProgramResolver(TypeResolver):
             type_ref = self.type_ref(node.type, proc, role)
             if type_ref is None:
                 return None
-        what = f"the {role} of procedure '{proc}'" if role == "result" else (
-            f"argument {role[3:]} of procedure '{proc}'"
+        what = (
+            f"the {role} of procedure '{proc}'"
+            if role == "result"
+            else (f"argument {role[3:]} of procedure '{proc}'")
         )
         kind, size = node.kind, None
         if kind is DeclKind.STRING:
-            size = UNBOUNDED if node.size is None else self.size_value(node.size, what, fixed=False)
+            size = (
+                UNBOUNDED
+                if node.size is None
+                else self.size_value(node.size, what, fixed=False)
+            )
             if size is None:
                 return None
             if single and size != UNBOUNDED:
@@ -115,4 +136,3 @@ class ProgramResolver(TypeResolver):
             node.pos,
             size_text=node.size.text if node.size is not None else None,
         )
-

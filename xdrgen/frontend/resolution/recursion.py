@@ -34,9 +34,11 @@ def check_recursion(
             decls = [definition.declaration]
         out = []
         for decl in decls:
-            if decl.kind in (DeclKind.PLAIN, DeclKind.FIXED_ARRAY) and isinstance(
-                decl.type, NamedType
-            ) and decl.type.imported_from is None:
+            if (
+                decl.kind in (DeclKind.PLAIN, DeclKind.FIXED_ARRAY)
+                and isinstance(decl.type, NamedType)
+                and decl.type.imported_from is None
+            ):
                 out.append((decl.type.name, decl.pos))
         return out
 
@@ -45,7 +47,11 @@ def check_recursion(
         definition = types[name]
         for target, pos in edges(definition):
             if state.get(target) == 1:
-                cycle = path[path.index(target) :] + [target] if target in path else [name, target]
+                cycle = (
+                    path[path.index(target) :] + [target]
+                    if target in path
+                    else [name, target]
+                )
                 fail(
                     f"type '{target}' contains itself without optional data "
                     f"({' -> '.join(cycle)}); use '*' to make the recursion optional",
@@ -58,4 +64,3 @@ def check_recursion(
     for name in list(types):
         if name not in state:
             visit(name, [name])
-

@@ -88,9 +88,9 @@ class ResolverState:
             model = imported.model
             if name in model.types or name in model.constants:
                 self.fail(
-                    f"'{name}' is already defined in imported file {imported.source.name}", pos
+                    f"'{name}' is already defined in imported file {imported.source.name}",
+                    pos,
                 )
                 return False
         self.defined_at[name] = pos
         return True
-

@@ -37,7 +37,9 @@ from xdrgen.model import (
 class TypeResolver(ConstantResolver):
     """Resolves type definitions on demand (memoised; recursion via optional data is fine)."""
 
-    def type_ref(self, spec: syn.TypeSpec, parent: str, member: str | None) -> TypeRef | None:
+    def type_ref(
+        self, spec: syn.TypeSpec, parent: str, member: str | None
+    ) -> TypeRef | None:
         """The type a declaration in ``parent`` names (an inline body becomes a definition)."""
         if isinstance(spec, syn.PrimitiveSpec):
             return PrimitiveType(spec.primitive, spec.spelling)
@@ -52,7 +54,9 @@ class TypeResolver(ConstantResolver):
             )
             return None
         self.defined_at[name] = spec.pos
-        definition = self.inline_definition(name, spec, spec.pos, None, nested_in=parent)
+        definition = self.inline_definition(
+            name, spec, spec.pos, None, nested_in=parent
+        )
         self.types[name] = definition
         self.definitions.append(definition)
         return NamedType(name, definition)
@@ -73,7 +77,9 @@ class TypeResolver(ConstantResolver):
             return self.struct(name, spec.fields, pos, doc, None, nested_in=nested_in)
         return self.union(name, spec.body, pos, doc, nested_in=nested_in)
 
-    def named(self, name: str, pos: Position, keyword: str | None = None) -> TypeRef | None:
+    def named(
+        self, name: str, pos: Position, keyword: str | None = None
+    ) -> TypeRef | None:
         """A reference to the type called ``name``: own, imported, builtin or library."""
         definition = self.types.get(name)
         if definition is None and name in self.type_nodes:
@@ -82,7 +88,9 @@ class TypeResolver(ConstantResolver):
                 return None
         if definition is not None:
             if keyword is not None:
-                expected = {"struct": StructDef, "union": UnionDef, "enum": EnumDef}[keyword]
+                expected = {"struct": StructDef, "union": UnionDef, "enum": EnumDef}[
+                    keyword
+                ]
                 if not isinstance(definition, (expected, TypedefDef)):
                     self.fail(f"'{keyword} {name}' names a different kind of type", pos)
             return NamedType(name, definition)
@@ -95,7 +103,9 @@ class TypeResolver(ConstantResolver):
         if name in RPCGEN_OPAQUE_TYPES:
             return NamedType(name, self._builtin_opaque(name))
         if name in LIBRARY_TYPES:
-            library = next((m for m in self.imports if m.source == LIBRARY_SOURCE), None)
+            library = next(
+                (m for m in self.imports if m.source == LIBRARY_SOURCE), None
+            )
             if library is None:
                 library = library_module()
                 self.imports.append(library)
@@ -103,7 +113,9 @@ class TypeResolver(ConstantResolver):
         if name in self.const_nodes or name in self.enum_member_nodes:
             self.fail(f"'{name}' is a constant, not a type", pos)
             return None
-        candidates = list(self.type_nodes) + list(BUILTIN_TYPE_NAMES) + list(TYPE_KEYWORDS)
+        candidates = (
+            list(self.type_nodes) + list(BUILTIN_TYPE_NAMES) + list(TYPE_KEYWORDS)
+        )
         for imported in self.imports:
             candidates += list(imported.model.types)
         self.fail(f"undefined type '{name}'", pos, *did_you_mean(name, candidates))
@@ -152,21 +164,29 @@ class TypeResolver(ConstantResolver):
                 annotations=parse_member_annotations(node.trailing),
             )
             self.types[name] = definition  # registered first: self-reference via '*'
-            self.struct(name, node.fields, node.pos, node.doc, node.trailing, into=definition)
+            self.struct(
+                name, node.fields, node.pos, node.doc, node.trailing, into=definition
+            )
         elif isinstance(node, syn.UnionNode):
-            definition = UnionDef(name, placeholder_decl(node.pos), [], None, node.pos, node.doc)
+            definition = UnionDef(
+                name, placeholder_decl(node.pos), [], None, node.pos, node.doc
+            )
             self.types[name] = definition
             self.union(name, node.body, node.pos, node.doc, into=definition)
         else:
             decl_node = node.declaration
-            definition = TypedefDef(name, placeholder_decl(node.pos), node.pos, node.doc)
+            definition = TypedefDef(
+                name, placeholder_decl(node.pos), node.pos, node.doc
+            )
             self.types[name] = definition
-            if isinstance(decl_node.type, (syn.InlineStruct, syn.InlineUnion, syn.InlineEnum)) and (
-                decl_node.kind is DeclKind.PLAIN
-            ):
+            if isinstance(
+                decl_node.type, (syn.InlineStruct, syn.InlineUnion, syn.InlineEnum)
+            ) and (decl_node.kind is DeclKind.PLAIN):
                 # typedef struct { ... } name;  -> the struct itself carries the name.
                 del self.types[name]
-                definition = self.inline_definition(name, decl_node.type, node.pos, node.doc)
+                definition = self.inline_definition(
+                    name, decl_node.type, node.pos, node.doc
+                )
                 self.types[name] = definition
             else:
                 decl = self.declaration(decl_node, name, "typedef")
@@ -223,7 +243,9 @@ class TypeResolver(ConstantResolver):
         nested_in: str | None = None,
         into: UnionDef | None = None,
     ) -> UnionDef:
-        definition = into or UnionDef(name, placeholder_decl(pos), [], None, pos, doc, nested_in)
+        definition = into or UnionDef(
+            name, placeholder_decl(pos), [], None, pos, doc, nested_in
+        )
         disc_node = body.discriminant
         if disc_node.kind is not DeclKind.PLAIN or disc_node.type is None:
             self.fail(
@@ -240,8 +262,13 @@ class TypeResolver(ConstantResolver):
         enum_def: EnumDef | None = None
         if isinstance(base, NamedType) and isinstance(base.definition, EnumDef):
             enum_def = base.definition
-        elif not (isinstance(base, PrimitiveType) and base.primitive in DISCRIMINANT_PRIMITIVES):
-            shown = base.primitive.value if isinstance(base, PrimitiveType) else base.name
+        elif not (
+            isinstance(base, PrimitiveType)
+            and base.primitive in DISCRIMINANT_PRIMITIVES
+        ):
+            shown = (
+                base.primitive.value if isinstance(base, PrimitiveType) else base.name
+            )
             self.fail(
                 f"invalid discriminant type '{shown}' for union '{name}': it must be int, "
                 "unsigned int, bool or an enum",
@@ -270,7 +297,9 @@ class TypeResolver(ConstantResolver):
             if decl is not None and labels:
                 definition.arms.append(UnionArm(labels, decl))
         if body.default is not None:
-            definition.default = self.declaration(body.default, name, "union arm", member_name="default")
+            definition.default = self.declaration(
+                body.default, name, "union arm", member_name="default"
+            )
         return definition
 
     def _case_value(
@@ -280,8 +309,10 @@ class TypeResolver(ConstantResolver):
             members = {m.name: m.value for m in enum_def.members}
             if label.name is not None:
                 if label.name not in members:
-                    if label.name in self.enum_member_nodes or label.name in self.const_nodes or (
-                        label.name in self.external
+                    if (
+                        label.name in self.enum_member_nodes
+                        or label.name in self.const_nodes
+                        or (label.name in self.external)
                     ):
                         self.fail(
                             f"case label '{label.name}' is not a member of enum "
@@ -386,4 +417,3 @@ class TypeResolver(ConstantResolver):
 
 def placeholder_decl(pos: Position) -> Declaration:
     return Declaration(None, DeclKind.VOID, None, None, pos)
-
