@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from functools import cached_property
 
 from xdrgen.diagnostics import Position
 from xdrgen.frontend import syntax as syn
@@ -11,7 +10,6 @@ from xdrgen.frontend.cdefines import (
     RPC_H_CONSTANTS,
     RPC_H_POSITION,
     CDefineEvaluator,
-    c_defines,
 )
 from xdrgen.frontend.resolution.builtins import BUILTIN_CONSTANTS, BUILTIN_TYPE_NAMES
 from xdrgen.frontend.resolution.names import NameCollector, all_enum_member_lists
@@ -20,37 +18,16 @@ from xdrgen.model import (
     ConstantDef,
     EnumDef,
     EnumMember,
-    ImportedModule,
 )
 
 
 class ConstantResolver(NameCollector):
     """Evaluates integer values on demand (memoised; cycles are errors)."""
 
-    def __init__(
-        self,
-        spec: syn.Specification,
-        *,
-        source: Path,
-        source_text: bytes,
-        external_constants: Mapping[str, int],
-        imports: list[ImportedModule],
-        inputs: list[Path],
-    ) -> None:
-        super().__init__(
-            spec,
-            source=source,
-            source_text=source_text,
-            external_constants=external_constants,
-            imports=imports,
-            inputs=inputs,
-        )
-        #: ``%#define NAME VALUE`` lines (any rpcgen view): C constants rpcgen's C sees.
-        self.c_defines = c_defines(
-            (n for n in spec.definitions if isinstance(n, syn.PassthroughNode)),
-            self.warnings,
-        )
-        self.c_evaluator = CDefineEvaluator(self.c_defines, self.c_lookup)
+    @cached_property
+    def c_evaluator(self) -> CDefineEvaluator:
+        """Values of the file's ``%#define``s, as rpcgen's C sees them."""
+        return CDefineEvaluator(self.c_defines, self.c_lookup)
 
     def value_of(self, value: syn.Value, context: str) -> int | None:
         """Integer value of a literal or a constant name; None after reporting an error."""

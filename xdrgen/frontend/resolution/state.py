@@ -9,6 +9,7 @@ from pathlib import Path
 
 from xdrgen.diagnostics import Diagnostic, Position, XdrgenError
 from xdrgen.frontend import syntax as syn
+from xdrgen.frontend.cdefines import c_defines
 from xdrgen.model import (
     ConstantDef,
     Definition,
@@ -60,6 +61,11 @@ class ResolverState:
         self.used_external: dict[str, int] = {}
         self._evaluating: set[str] = set()
         self.definitions: list[Definition] = []
+        #: ``%#define NAME VALUE`` lines (any rpcgen view): C constants rpcgen's C sees.
+        self.c_defines = c_defines(
+            (n for n in spec.definitions if isinstance(n, syn.PassthroughNode)),
+            self.warnings,
+        )
         #: Names of <rpc/rpc.h> (RPC_H_CONSTANTS) the file used.
         self.used_rpc_h: dict[str, int] = {}
 
