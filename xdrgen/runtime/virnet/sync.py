@@ -535,11 +535,7 @@ class Connection(ClientConnectionBase[Waiter, Stream]):
             if self._reading:
                 return  # stuck reader: leave the fds to it rather than risk reuse
         self._sock.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_fds((self._wake_r, self._wake_w))
 
     def __enter__(self) -> Connection:
         return self
