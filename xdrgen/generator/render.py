@@ -29,7 +29,7 @@ from xdrgen.generator.plan.nodes import UnionPlan
 from xdrgen.generator.plan.planner import type_name
 from xdrgen.generator.resources import template_dir
 from xdrgen.generator.names import field_name, py_name, union_disc_name
-from xdrgen.generator.views import recursive_types, view_of
+from xdrgen.generator.views import view_of
 from xdrgen.model import (
     ConstantDef,
     DeclKind,
@@ -84,13 +84,8 @@ class ModuleRenderer:
         self.module_name = module_name
         self.options_lines = options_lines
         self.env = make_environment()
-        aggregates = {
-            name: d
-            for name, d in module.types.items()
-            if isinstance(d, (StructDef, UnionDef))
-        }
-        self.ctx = ModuleContext(recursive=recursive_types(aggregates))
-        self.planner = Planner(self.ctx.recursive)
+        self.planner = Planner.for_module(module)
+        self.ctx = ModuleContext(recursive=self.planner.recursive)
         self.plans: dict[str, TypePlan] = {}
         self.defined: set[str] = set()
 

@@ -122,7 +122,7 @@ class Decoder(Unpacker):
         """The run item of union field ``field``'s discriminant, read into ``dv``."""
         union = field.node
         assert isinstance(union, Union)
-        self.take(field, union, union.discriminant)
+        self.take(field, union, union.discriminant, union.discriminant.node)
         scalar = union.discriminant.node
         assert isinstance(scalar, Scalar)
         dpath = path.attr(field.name).attr(union.discriminant.name)
@@ -141,7 +141,7 @@ class Decoder(Unpacker):
         dpath = path.attr(union.discriminant.name)
         val = self.tmp("w")
         if decoded is None:
-            self.take(union.discriminant)
+            self.take(union.discriminant, union.discriminant.node)
             scalar = union.discriminant.node
             assert isinstance(scalar, Scalar)
             dv = self.tmp("d")
@@ -290,6 +290,7 @@ class Decoder(Unpacker):
     def linked_list(self, plan: ListPlan) -> None:
         """Linked lists (``T *next`` last): a loop instead of recursion, any length."""
         link = plan.link
+        assert isinstance(link.node, Optional)
         name = string_literal(plan.type.name)
         cls = self.ctx.cls(plan.type)
         self.emit(f"head = o = _new({cls})")
@@ -297,7 +298,7 @@ class Decoder(Unpacker):
         with self.block("try:"):
             with self.block("while True:"):
                 self.body(plan.body, "o", Path())
-                self.take(link)
+                self.take(link, link.node, link.node.element)
                 with self.guarded(self.dfail(Path((link.name,)))):
                     self.emit("(f,) = _U32.unpack_from(data, off)")
                 self.emit("off += 4")

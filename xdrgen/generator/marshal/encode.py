@@ -346,7 +346,7 @@ class Encoder(FunctionBody):
         union = field.node
         assert isinstance(union, Union)
         upath = path.attr(field.name)
-        self.take(field, union, union.discriminant)
+        self.take(field, union, union.discriminant, union.discriminant.node)
         if loaded is None:
             loaded = self.load_union(field, f"{x}.{field.attr}", upath)
         u, dv = loaded
@@ -407,7 +407,7 @@ class Encoder(FunctionBody):
     def union_body(self, union: Union, x: str, path: Path) -> None:
         """The discriminant and arm of union ``x`` (see :meth:`fused_union` for a
         union whose discriminant packs with the items before it)."""
-        self.take(union.discriminant)
+        self.take(union.discriminant, union.discriminant.node)
         utype = union_value_type(self.ctx, union)
         dv = self.tmp("d")
         with self.guarded(self.efail(path)):
@@ -503,6 +503,7 @@ class Encoder(FunctionBody):
     def linked_list(self, plan: ListPlan) -> None:
         """Linked lists (``T *next`` last): a loop instead of recursion, any length."""
         link = plan.link
+        assert isinstance(link.node, Optional)
         name = string_literal(plan.type.name)
         # A list that links back into itself would never end: Brent's cycle test
         # (``mark`` jumps ahead at powers of two) costs one ``is`` per node.
@@ -512,7 +513,7 @@ class Encoder(FunctionBody):
         with self.block("try:"):
             with self.block("while True:"):
                 self.body(plan.body, "v", Path())
-                self.take(link)
+                self.take(link, link.node, link.node.element)
                 with self.guarded(self.efail(Path((link.name,)))):
                     self.emit(f"nxt = v.{link.attr}")
                 with self.block("if nxt is None:"):

@@ -83,7 +83,9 @@ def type_functions(ctx: ModuleContext, plan: TypePlan) -> TypeFunctions:
     out.sources.append(
         "\n".join(
             [
-                *_def(f"_dec_{name}", ["data: _Buffer", "off: int"], f"tuple[{name}, int]"),
+                *_def(
+                    f"_dec_{name}", ["data: _Buffer", "off: int"], f"tuple[{name}, int]"
+                ),
                 *_net(dec.lines, _dec_net(plan.type.name)),
             ]
         )
@@ -108,7 +110,9 @@ def shortcuts(ctx: ModuleContext, plan: TypePlan, out: TypeFunctions) -> None:
         lone_opaque_encode(ctx, plan, plan.node, "v", "", out)
 
 
-def whole_run(ctx: ModuleContext, plan: StructPlan, run: Run, out: TypeFunctions) -> None:
+def whole_run(
+    ctx: ModuleContext, plan: StructPlan, run: Run, out: TypeFunctions
+) -> None:
     """``encode``/``decode`` of a struct that is one fused run."""
     name = py_name(plan.type.name)
     items: list[Item] = []
@@ -176,7 +180,9 @@ def lone_opaque_decode(
     if bound is not None:
         with body.block(f"if n > {bound}:"):
             body.emit_call(
-                "raise _decl_too_long(", [t, path, '"opaque"', "n", str(bound), "0"], ")"
+                "raise _decl_too_long(",
+                [t, path, '"opaque"', "n", str(bound), "0"],
+                ")",
             )
     body.emit("q = (n + 7) & -4")
     with body.block("if q != len(data):"):

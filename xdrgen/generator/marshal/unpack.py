@@ -54,7 +54,14 @@ class Unpacker(FunctionBody):
             with self.block(f"if {n} > {node.bound}:"):
                 self.emit_call(
                     "raise _decl_too_long(",
-                    [self.type_lit, path.expr(), _what(node), n, str(node.bound), "off"],
+                    [
+                        self.type_lit,
+                        path.expr(),
+                        _what(node),
+                        n,
+                        str(node.bound),
+                        "off",
+                    ],
                     ")",
                 )
 

@@ -7,6 +7,6 @@ data for other consumers (a compiled engine).
 """
 
 from xdrgen.generator.plan.nodes import TypePlan, to_data
-from xdrgen.generator.plan.planner import Planner, plan_value
+from xdrgen.generator.plan.planner import Planner, plan_module, plan_value
 
-__all__ = ["Planner", "TypePlan", "plan_value", "to_data"]
+__all__ = ["Planner", "TypePlan", "plan_module", "plan_value", "to_data"]

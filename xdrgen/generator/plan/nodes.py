@@ -236,13 +236,13 @@ PlanData: TypeAlias = (
 
 
 def to_data(node: object) -> PlanData:
-    """``node`` as plain data: a dict per node (its class under ``"node"``),
+    """``node`` as plain data: a dict per node (its class name under ``"class"``),
     tuples, ints, strings, bools and None; a :class:`TypeName` becomes
     ``"module.name"`` (or ``"name"``)."""
     if isinstance(node, TypeName):
         return node.name if node.module is None else f"{node.module}.{node.name}"
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        out: dict[str, PlanData] = {"node": type(node).__name__}
+        out: dict[str, PlanData] = {"class": type(node).__name__}
         for f in dataclasses.fields(node):
             out[f.name] = to_data(getattr(node, f.name))
         return out

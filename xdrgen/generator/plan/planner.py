@@ -45,7 +45,13 @@ from xdrgen.generator.plan.nodes import (
     ValuePlan,
     Void,
 )
-from xdrgen.generator.views import View, min_size, view_of, view_of_type
+from xdrgen.generator.views import (
+    View,
+    min_size,
+    recursive_types,
+    view_of,
+    view_of_type,
+)
 from xdrgen.model import (
     Declaration,
     EnumDef,
@@ -54,6 +60,7 @@ from xdrgen.model import (
     StructDef,
     TypedefDef,
     UnionDef,
+    XdrModule,
 )
 
 #: Struct fields / union arms beyond which a type is called, not inlined.
@@ -122,6 +129,15 @@ class Planner:
 
     def __init__(self, recursive: set[str]) -> None:
         self.recursive = recursive
+
+    @classmethod
+    def for_module(cls, module: XdrModule) -> Planner:
+        aggregates = {
+            name: d
+            for name, d in module.types.items()
+            if isinstance(d, (StructDef, UnionDef))
+        }
+        return cls(recursive_types(aggregates))
 
     # ------------------------------------------------------------------ types
 
@@ -341,11 +357,20 @@ class Planner:
             return Arm(labels, Field(decl.name or "", "value", node), together)
 
         arms = tuple(
-            arm(tuple(label.value for label in a.labels), a.declaration)
-            for a in d.arms
+            arm(tuple(label.value for label in a.labels), a.declaration) for a in d.arms
         )
         default = arm((), d.default) if d.default is not None else None
         return Union(type_name(named), discriminant, arms, default)
+
+
+def plan_module(module: XdrModule) -> dict[str, TypePlan]:
+    """The plan of every type of ``module``, by .x name, in definition order."""
+    planner = Planner.for_module(module)
+    return {
+        name: planner.type_plan(d)
+        for name, d in module.types.items()
+        if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef))
+    }
 
 
 def plan_value(view: View) -> Node:
