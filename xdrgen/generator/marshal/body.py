@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from xdrgen.generator.layout import bracketed, string_literal
-from xdrgen.generator.marshal.context import Fixed, ModuleContext
+from xdrgen.generator.marshal.context import Fixed, ModuleContext, arm_test
+from xdrgen.generator.plan.nodes import Arm, Union
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,46 @@ class FunctionBody:
         for head, args, tail in handler:
             self.emit_call(head, args, tail)
         self.indent -= 4
+
+    def branches(
+        self,
+        union: Union,
+        dv: str,
+        arm: Callable[[Arm], None],
+        missing: Callable[[], None],
+    ) -> None:
+        """``if``/``elif`` on discriminant ``dv``, one branch per arm of ``union``
+        (``arm`` writes it), then ``else:`` the default arm, or ``missing``."""
+        first = True
+        for case in union.arms:
+            labels = [str(label) for label in case.labels]
+            with self.block(("if " if first else "elif ") + arm_test(dv, labels) + ":"):
+                self.nonempty(arm, case)
+            first = False
+        with self.block("else:" if not first else "if True:"):
+            if union.default is None:
+                missing()
+            else:
+                self.nonempty(arm, union.default)
+
+    def nonempty(self, write: Callable[[Arm], None], case: Arm) -> None:
+        """``write(case)``, or ``pass`` if that wrote nothing."""
+        before = len(self.lines)
+        write(case)
+        if len(self.lines) == before:
+            self.emit("pass")
+
+    def bound_check(
+        self, raiser: str, path: Path, what: str, n: str, bound: int | None, *at: str
+    ) -> None:
+        """``raiser(...)`` when length ``n`` of ``what`` exceeds ``bound`` (if any)."""
+        if bound is not None:
+            with self.block(f"if {n} > {bound}:"):
+                self.emit_call(
+                    f"raise {raiser}(",
+                    [self.type_lit, path.expr(), f'"{what}"', n, str(bound), *at],
+                    ")",
+                )
 
     def run_info(self, run: list[Item], names: list[str] | None = None) -> str:
         """The module's RunInfo for ``run`` (paths after the run's prefix)."""

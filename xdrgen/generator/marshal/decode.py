@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from xdrgen.generator.layout import string_literal
 from xdrgen.generator.marshal.body import Item, Path
-from xdrgen.generator.marshal.context import arm_test, fixed, py_type, union_value_type
+from xdrgen.generator.marshal.context import fixed, py_type, union_value_type
 from xdrgen.generator.marshal.unpack import Unpacker
 from xdrgen.generator.plan.nodes import (
     Alone,
+    Arm,
     Array,
     Bytes,
     Call,
@@ -149,25 +150,18 @@ class Decoder(Unpacker):
         else:
             dv = decoded
         self.emit(f"{val}: {union_value_type(self.ctx, union)}")
-        first = True
-        for arm in union.arms:
-            labels = [str(label) for label in arm.labels]
-            with self.block(("if " if first else "elif ") + arm_test(dv, labels) + ":"):
-                f = arm.field
-                self.take(arm, f)
-                self.value(f.node, val, path.attr(f.name))
-            first = False
-        with self.block("else:" if not first else "if True:"):
-            if union.default is None:
-                self.emit_call(
-                    "raise _bad_disc_d(",
-                    [self.type_lit, dpath.expr(), dv, "off - 4"],
-                    ")",
-                )
-            else:
-                f = union.default.field
-                self.take(union.default, f)
-                self.value(f.node, val, path.attr(f.name))
+
+        def arm(case: Arm) -> None:
+            f = case.field
+            self.take(case, f)
+            self.value(f.node, val, path.attr(f.name))
+
+        def missing() -> None:
+            self.emit_call(
+                "raise _bad_disc_d(", [self.type_lit, dpath.expr(), dv, "off - 4"], ")"
+            )
+
+        self.branches(union, dv, arm, missing)
         o = self.tmp("o")
         self.emit(f"{o} = _new({self.ctx.cls(union.type)})")
         self.emit(f"{o}.{union.discriminant.attr} = {dv}")
@@ -182,20 +176,7 @@ class Decoder(Unpacker):
         if node.variable:
             with self.guarded(self.dfail(path)):
                 self.emit(f"({n},) = _U32.unpack_from(data, off)")
-            if node.length is not None:
-                with self.block(f"if {n} > {node.length}:"):
-                    self.emit_call(
-                        "raise _decl_too_long(",
-                        [
-                            self.type_lit,
-                            path.expr(),
-                            '"array"',
-                            n,
-                            str(node.length),
-                            "off",
-                        ],
-                        ")",
-                    )
+            self.bound_check("_decl_too_long", path, "array", n, node.length, "off")
             least = node.min_element_size
             if least:
                 need = f"{n} * {least}" if least != 1 else n

@@ -12,7 +12,6 @@ from xdrgen.generator.layout import string_literal
 from xdrgen.generator.marshal.body import FunctionBody, Handler, Item, Path, run_prefix
 from xdrgen.generator.marshal.context import (
     Fixed,
-    arm_test,
     fixed,
     py_type,
     union_value_type,
@@ -155,13 +154,7 @@ class Encoder(FunctionBody):
         """Locals holding the checked UTF-8 bytes of string ``x`` and their length."""
         b, n = self.tmp("b"), self.tmp("n")
         self.encode_text(x, b, n, path)
-        if node.bound is not None:
-            with self.block(f"if {n} > {node.bound}:"):
-                self.emit_call(
-                    "raise _too_long(",
-                    [self.type_lit, path.expr(), '"string"', n, str(node.bound)],
-                    ")",
-                )
+        self.bound_check("_too_long", path, "string", n, node.bound)
         return b, n
 
     def group_pack(self, b: str, n: str, run: list[Item]) -> None:
@@ -252,13 +245,7 @@ class Encoder(FunctionBody):
             with self.guarded(self.efail(path)):
                 self.emit(f"{b} = {x}")
                 self.emit(f"{n} = len({b})")
-        if node.bound is not None:
-            with self.block(f"if {n} > {node.bound}:"):
-                self.emit_call(
-                    "raise _too_long(",
-                    [self.type_lit, path.expr(), f'"{what}"', n, str(node.bound)],
-                    ")",
-                )
+        self.bound_check("_too_long", path, what, n, node.bound)
         self.emit(f"buf += _U32.pack({n})")
         if node.text:
             self.emit(f"buf += {b}")
@@ -280,13 +267,8 @@ class Encoder(FunctionBody):
                     [self.type_lit, path.expr(), '"array"', n, str(node.length)],
                     ")",
                 )
-        elif node.length is not None:
-            with self.block(f"if {n} > {node.length}:"):
-                self.emit_call(
-                    "raise _too_long(",
-                    [self.type_lit, path.expr(), '"array"', n, str(node.length)],
-                    ")",
-                )
+        else:
+            self.bound_check("_too_long", path, "array", n, node.length)
         elem = node.element
         if node.bulk is not None:
             assert isinstance(elem, Scalar)
@@ -353,36 +335,28 @@ class Encoder(FunctionBody):
         disc_fx = fixed(self.ctx, self.discriminant_scalar(union))
         dpath = upath.attr(union.discriminant.name)
         utype = union_value_type(self.ctx, union)
-        first = True
-        for arm in union.arms:
-            labels = [str(label) for label in arm.labels]
-            with self.block(("if " if first else "elif ") + arm_test(dv, labels) + ":"):
-                if len(labels) == 1:
-                    # One label: pack it as a constant (no enum lookup).
-                    signed = arm.labels[0] < 0
-                    const = Fixed(
-                        "i" if signed else "I",
-                        "i" if signed else "I",
-                        4,
-                        "_ck.INT" if signed else "_ck.UINT",
-                    )
-                    disc: Item = (const, labels[0], dpath)
-                else:
-                    disc = (disc_fx, dv, dpath)
-                self.current_union_type = utype
-                self.arm_after(arm, u, upath, prefix + [disc], pack)
-            first = False
-        with self.block("else:" if not first else "if True:"):
-            if union.default is None:
-                self.emit_call(
-                    "raise _bad_disc_e(", [self.type_lit, dpath.expr(), dv], ")"
+
+        def arm(case: Arm) -> None:
+            if len(case.labels) == 1:
+                # One label: pack it as a constant (no enum lookup).
+                signed = case.labels[0] < 0
+                const = Fixed(
+                    "i" if signed else "I",
+                    "i" if signed else "I",
+                    4,
+                    "_ck.INT" if signed else "_ck.UINT",
                 )
+                disc: Item = (const, str(case.labels[0]), dpath)
             else:
-                # Any valid value of the discriminant's type: its run checks it.
-                self.current_union_type = utype
-                self.arm_after(
-                    union.default, u, upath, prefix + [(disc_fx, dv, dpath)], pack
-                )
+                # Several labels, or any valid value (the default): its run checks it.
+                disc = (disc_fx, dv, dpath)
+            self.current_union_type = utype
+            self.arm_after(case, u, upath, prefix + [disc], pack)
+
+        self.branches(union, dv, arm, lambda: self.bad_discriminant(dpath, dv))
+
+    def bad_discriminant(self, dpath: Path, dv: str) -> None:
+        self.emit_call("raise _bad_disc_e(", [self.type_lit, dpath.expr(), dv], ")")
 
     @staticmethod
     def discriminant_scalar(union: Union) -> Scalar:
@@ -413,42 +387,30 @@ class Encoder(FunctionBody):
         with self.guarded(self.efail(path)):
             self.emit(f"{dv} = {x}.{union.discriminant.attr}")
         dpath = path.attr(union.discriminant.name)
-        first = True
-        for arm in union.arms:
-            labels = [str(label) for label in arm.labels]
-            with self.block(("if " if first else "elif ") + arm_test(dv, labels) + ":"):
+
+        def arm(case: Arm) -> None:
+            if case.labels:
                 # One label: pack it as a constant; several: pack the (matched) value.
-                label = labels[0] if len(labels) == 1 else dv
+                label = str(case.labels[0]) if len(case.labels) == 1 else dv
                 self.current_union_type = utype
-                before = len(self.lines)
-                self.labelled_arm(arm, label, x, path, signed=min(arm.labels) < 0)
-                if len(self.lines) == before:
-                    self.emit("pass")
-            first = False
-        with self.block("else:" if not first else "if True:"):
-            if union.default is None:
-                self.emit_call(
-                    "raise _bad_disc_e(", [self.type_lit, dpath.expr(), dv], ")"
-                )
+                self.labelled_arm(case, label, x, path, signed=min(case.labels) < 0)
+                return
+            f = case.field
+            self.take(case, f)
+            # The discriminant is any valid value of its type here: check it.
+            disc_fx = fixed(self.ctx, self.discriminant_scalar(union))
+            run: list[Item] = [(disc_fx, dv, dpath)]
+            if case.encode_with_discriminant:
+                assert isinstance(f.node, Scalar)
+                self.take(f.node)
+                fx = fixed(self.ctx, f.node)
+                self.encode_run(run + [(fx, f"{x}.value", path.attr(f.name))])
             else:
-                before = len(self.lines)
-                default = union.default
-                f = default.field
-                self.take(default, f)
-                # The discriminant is any valid value of its type here: check it.
-                disc_fx = fixed(self.ctx, self.discriminant_scalar(union))
-                run: list[Item] = [(disc_fx, dv, dpath)]
-                if default.encode_with_discriminant:
-                    assert isinstance(f.node, Scalar)
-                    self.take(f.node)
-                    fx = fixed(self.ctx, f.node)
-                    self.encode_run(run + [(fx, f"{x}.value", path.attr(f.name))])
-                else:
-                    self.encode_run(run)
-                    self.current_union_type = utype
-                    self.arm_value(f, x, path)
-                if len(self.lines) == before:
-                    self.emit("pass")
+                self.encode_run(run)
+                self.current_union_type = utype
+                self.arm_value(f, x, path)
+
+        self.branches(union, dv, arm, lambda: self.bad_discriminant(dpath, dv))
 
     def labelled_arm(
         self, arm: Arm, label: str, x: str, path: Path, signed: bool

@@ -147,17 +147,12 @@ def lone_opaque_encode(
     """``encode`` of a lone variable opaque: one copy via ``bytes.join``."""
     name = py_name(plan.type.name)
     body = Encoder(ctx, plan.type.name)
-    with body.guarded(body.efail(Path((path,) if path else ()))):
+    where = Path((path,) if path else ())
+    with body.guarded(body.efail(where)):
         body.emit(f"b = {x}")
         body.emit("n = len(b)")
-    if node.bound is not None:
-        with body.block(f"if n > {node.bound}:"):
-            body.emit_call(
-                "raise _too_long(",
-                [body.type_lit, string_literal(path), '"opaque"', "n", str(node.bound)],
-                ")",
-            )
-    with body.guarded(body.efail(Path((path,) if path else ()))):
+    body.bound_check("_too_long", where, "opaque", "n", node.bound)
+    with body.guarded(body.efail(where)):
         body.emit('return b"".join((_U32.pack(n), b, _PAD[n & 3]))')
     out.encode = f"_encode_{name}"
     out.sources.append(
@@ -177,13 +172,7 @@ def lone_opaque_decode(
     body.emit(f"o = _new({name})")
     with body.guarded([("raise _dfail(", [t, path, "e", "data", "0"], ") from None")]):
         body.emit("(n,) = _U32.unpack_from(data, 0)")
-    if bound is not None:
-        with body.block(f"if n > {bound}:"):
-            body.emit_call(
-                "raise _decl_too_long(",
-                [t, path, '"opaque"', "n", str(bound), "0"],
-                ")",
-            )
+    body.bound_check("_decl_too_long", Path((f.name,)), "opaque", "n", bound, "0")
     body.emit("q = (n + 7) & -4")
     with body.block("if q != len(data):"):
         body.emit_call("raise _bytes_size(", [t, path, '"opaque"', "n", "data"], ")")
