@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from xdrgen.generator.layout import bracketed, string_literal
-from xdrgen.generator.marshal.context import Fixed, ModuleContext, arm_test
-from xdrgen.generator.plan.nodes import Arm, Union
+from xdrgen.generator.marshal.context import Fixed, ModuleContext, arm_test, fixed
+from xdrgen.generator.plan.nodes import Arm, Field, Scalar, Union
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,12 @@ class FunctionBody:
                     [self.type_lit, path.expr(), f'"{what}"', n, str(bound), *at],
                     ")",
                 )
+
+    def item(self, field: Field, x: str, path: Path) -> Item:
+        """Fixed-size field ``field`` of ``x`` as a run item (recorded as used)."""
+        assert isinstance(field.node, Scalar)
+        self.take(field, field.node)
+        return (fixed(self.ctx, field.node), f"{x}.{field.attr}", path.attr(field.name))
 
     def run_info(self, run: list[Item], names: list[str] | None = None) -> str:
         """The module's RunInfo for ``run`` (paths after the run's prefix)."""

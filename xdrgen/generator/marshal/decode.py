@@ -35,12 +35,6 @@ from xdrgen.generator.plan.nodes import (
 class Decoder(Unpacker):
     """Statements of ``_dec_<T>(data, off)`` and of the whole-value ``decode``."""
 
-    def item(self, field: Field, o: str, path: Path) -> Item:
-        """A fixed-size field of ``o`` as a run item (recorded as used)."""
-        assert isinstance(field.node, Scalar)
-        self.take(field, field.node)
-        return (fixed(self.ctx, field.node), f"{o}.{field.attr}", path.attr(field.name))
-
     # ------------------------------------------------------------------ values
 
     def value(self, node: Node, target: str, path: Path) -> None:

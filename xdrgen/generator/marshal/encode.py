@@ -47,12 +47,6 @@ class Encoder(FunctionBody):
     def efail(self, path: Path) -> Handler:
         return [("raise _efail(", [self.type_lit, path.expr(), "e"], ") from None")]
 
-    def item(self, field: Field, x: str, path: Path) -> Item:
-        """A fixed-size field of ``x`` as a run item (recorded as used)."""
-        assert isinstance(field.node, Scalar)
-        self.take(field, field.node)
-        return (fixed(self.ctx, field.node), f"{x}.{field.attr}", path.attr(field.name))
-
     # ------------------------------------------------------------------ values
 
     def value(self, node: Node, x: str, path: Path) -> None:
@@ -395,20 +389,10 @@ class Encoder(FunctionBody):
                 self.current_union_type = utype
                 self.labelled_arm(case, label, x, path, signed=min(case.labels) < 0)
                 return
-            f = case.field
-            self.take(case, f)
             # The discriminant is any valid value of its type here: check it.
             disc_fx = fixed(self.ctx, self.discriminant_scalar(union))
-            run: list[Item] = [(disc_fx, dv, dpath)]
-            if case.encode_with_discriminant:
-                assert isinstance(f.node, Scalar)
-                self.take(f.node)
-                fx = fixed(self.ctx, f.node)
-                self.encode_run(run + [(fx, f"{x}.value", path.attr(f.name))])
-            else:
-                self.encode_run(run)
-                self.current_union_type = utype
-                self.arm_value(f, x, path)
+            self.current_union_type = utype
+            self.arm_after(case, x, path, [(disc_fx, dv, dpath)], self.encode_run)
 
         self.branches(union, dv, arm, lambda: self.bad_discriminant(dpath, dv))
 
