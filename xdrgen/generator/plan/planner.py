@@ -129,6 +129,9 @@ class Planner:
 
     def __init__(self, recursive: set[str]) -> None:
         self.recursive = recursive
+        #: Inlined structs and unions, by (name, depth, fused): plans are immutable,
+        #: so every use shares one (libvirt inlines some types hundreds of times).
+        self.inlines: dict[tuple[str, int, bool], Struct | Union] = {}
 
     @classmethod
     def for_module(cls, module: XdrModule) -> Planner:
@@ -232,12 +235,20 @@ class Planner:
         assert view.named is not None
         if not self.inlined(view, depth):
             return Call(type_name(view.named))
-        if k == "struct":
-            d = view.definition
-            assert isinstance(d, StructDef)
-            return Struct(type_name(view.named), self.body(d.fields, depth + 1))
-        assert k == "union"
-        return self.union(view.named, depth + 1, fused=False)
+        return self.inline(view.named, depth + 1, fused=False)
+
+    def inline(self, named: NamedType, depth: int, *, fused: bool) -> Struct | Union:
+        """Struct or union ``named`` inlined, its contents ``depth`` deep."""
+        key = (named.name, depth, fused)
+        plan = self.inlines.get(key)
+        if plan is None:
+            d = named.definition
+            if isinstance(d, StructDef):
+                plan = Struct(type_name(named), self.body(d.fields, depth))
+            else:
+                plan = self.union(named, depth, fused=fused)
+            self.inlines[key] = plan
+        return plan
 
     def array(self, view: View, depth: int) -> Array:
         assert view.element is not None
@@ -282,7 +293,7 @@ class Planner:
         if view.kind != "union" or not self.inlined(view, depth):
             return None
         assert view.named is not None and decl.name is not None
-        union = self.union(view.named, depth + 1, fused=True)
+        union = self.inline(view.named, depth + 1, fused=True)
         return Field(decl.name, field_name(decl.name), union)
 
     def body(self, fields: list[Declaration], depth: int) -> tuple[Segment, ...]:
