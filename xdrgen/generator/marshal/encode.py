@@ -42,8 +42,6 @@ Pack = Callable[[list[Item]], None]
 class Encoder(FunctionBody):
     """Statements of ``_enc_<T>(buf, v)`` and of the whole-value ``encode``."""
 
-    current_union_type = ""
-
     def efail(self, path: Path) -> Handler:
         return [("raise _efail(", [self.type_lit, path.expr(), "e"], ") from None")]
 
@@ -344,8 +342,7 @@ class Encoder(FunctionBody):
             else:
                 # Several labels, or any valid value (the default): its run checks it.
                 disc = (disc_fx, dv, dpath)
-            self.current_union_type = utype
-            self.arm_after(case, u, upath, prefix + [disc], pack)
+            self.arm_after(case, u, upath, prefix + [disc], pack, utype)
 
         self.branches(union, dv, arm, lambda: self.bad_discriminant(dpath, dv))
 
@@ -359,7 +356,7 @@ class Encoder(FunctionBody):
         return node
 
     def arm_after(
-        self, arm: Arm, u: str, path: Path, items: list[Item], pack: Pack
+        self, arm: Arm, u: str, path: Path, items: list[Item], pack: Pack, utype: str
     ) -> None:
         """Pack ``items`` (ending with the discriminant) and the arm of union ``u``."""
         f = arm.field
@@ -370,7 +367,7 @@ class Encoder(FunctionBody):
             pack(items + [(fixed(self.ctx, f.node), f"{u}.value", path.attr(f.name))])
             return
         pack(items)
-        self.arm_value(f, u, path)
+        self.arm_value(f, u, path, utype)
 
     def union_body(self, union: Union, x: str, path: Path) -> None:
         """The discriminant and arm of union ``x`` (see :meth:`fused_union` for a
@@ -386,18 +383,18 @@ class Encoder(FunctionBody):
             if case.labels:
                 # One label: pack it as a constant; several: pack the (matched) value.
                 label = str(case.labels[0]) if len(case.labels) == 1 else dv
-                self.current_union_type = utype
-                self.labelled_arm(case, label, x, path, signed=min(case.labels) < 0)
+                signed = min(case.labels) < 0
+                self.labelled_arm(case, label, x, path, signed, utype)
                 return
             # The discriminant is any valid value of its type here: check it.
             disc_fx = fixed(self.ctx, self.discriminant_scalar(union))
-            self.current_union_type = utype
-            self.arm_after(case, x, path, [(disc_fx, dv, dpath)], self.encode_run)
+            disc = [(disc_fx, dv, dpath)]
+            self.arm_after(case, x, path, disc, self.encode_run, utype)
 
         self.branches(union, dv, arm, lambda: self.bad_discriminant(dpath, dv))
 
     def labelled_arm(
-        self, arm: Arm, label: str, x: str, path: Path, signed: bool
+        self, arm: Arm, label: str, x: str, path: Path, signed: bool, utype: str
     ) -> None:
         f = arm.field
         self.take(arm, f)
@@ -420,10 +417,11 @@ class Encoder(FunctionBody):
             return
         s = self.ctx.struct("i" if signed else "I")
         self.emit(f"buf += {s}.pack({label})")
-        self.arm_value(f, x, path)
+        self.arm_value(f, x, path, utype)
 
-    def arm_value(self, f: Field, x: str, path: Path) -> None:
-        """The value of arm ``f`` of union ``x`` (its discriminant already packed)."""
+    def arm_value(self, f: Field, x: str, path: Path, utype: str) -> None:
+        """The value of arm ``f`` of union ``x`` (its discriminant already packed;
+        ``utype``: the annotation of the union's ``value``)."""
         node = f.node
         if isinstance(node, Void):
             self.take(node)
@@ -435,7 +433,7 @@ class Encoder(FunctionBody):
         value = self.tmp("u")
         arm_type = py_type(self.ctx, node)
         with self.guarded(self.efail(path)):
-            if arm_type == self.current_union_type:
+            if arm_type == utype:
                 self.emit(f"{value} = {x}.value")
             else:
                 # The attribute holds any arm's type; this arm's is narrower.
