@@ -10,6 +10,7 @@ inactive ones by name, as virsh orders them.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="the daemon's unix socket")
     parser.add_argument("--uri", default="test:///default", help="connection URI to open (default: %(default)s)")
     args = parser.parse_args(argv)
+    # Names that are not UTF-8 arrive with surrogateescape: print their bytes as virsh does.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="surrogateescape")
     rp = load_remote_protocol()
     try:
         with rp.RemoteClient.connect_unix(args.socket) as client:
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             for row in list_domains(client):
                 print(" ".join(row))
             client.connect_close()
-    except (OSError, VirNetError) as exc:
+    except (OSError, VirNetError) as exc:  # VirNetError includes replies that do not decode
         print(f"lsdom: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -3812,14 +3812,17 @@ from collections.abc import Callable as _Callable
 from typing import Generic as _Generic
 from typing import TypeVar as _TypeVar
 
+from xdrgen.runtime.errors import XdrError as _XdrError
 from xdrgen.runtime.virnet import events as _ev
 from xdrgen.runtime.virnet.aio import AsyncConnection as _AsyncConnection
 from xdrgen.runtime.virnet.aio import AsyncStream as _AsyncStream
+from xdrgen.runtime.virnet.aio import EventSubscription as _EventSubscription
 from xdrgen.runtime.virnet.constants import VIR_ERR_RPC as _VIR_ERR_RPC
 from xdrgen.runtime.virnet.constants import VIR_FROM_RPC as _VIR_FROM_RPC
 from xdrgen.runtime.virnet.core import StreamDirection as _StreamDirection
 from xdrgen.runtime.virnet.errors import LibvirtError as _LibvirtError
 from xdrgen.runtime.virnet.errors import NotSupportedError as _NotSupportedError
+from xdrgen.runtime.virnet.errors import PayloadDecodeError as _PayloadDecodeError
 from xdrgen.runtime.virnet.errors import StreamStateError as _StreamStateError
 from xdrgen.runtime.virnet.errors import unknown_procedure_error as _unknown_proc
 from xdrgen.runtime.virnet.server import ServerConnection as _ServerConnection
@@ -3860,6 +3863,20 @@ def _unsupported(api: str) -> _NotSupportedError:
 
 def _bad_payload(what: str, exc: Exception) -> _LibvirtError:
     return _LibvirtError(_VIR_ERR_RPC, _VIR_FROM_RPC, f"cannot decode {what}: {exc}")
+
+
+def _bad_reply(
+    proc: int, exc: _XdrError, stream: _Stream | _AsyncStream | None = None
+) -> _PayloadDecodeError:
+    """The error for a reply that does not decode; its stream, if any, is given up."""
+    error = _PayloadDecodeError(f"reply to procedure {proc}", exc, proc)
+    if stream is not None:
+        stream.discard(error)
+    return error
+
+
+def _bad_event(proc: int, exc: _XdrError) -> _PayloadDecodeError:
+    return _PayloadDecodeError(f"event procedure {proc}", exc, proc)
 
 
 class _EventRouter:
@@ -3906,8 +3923,8 @@ class _EventRouter:
         decode, routed = self._decoders[message.proc]
         try:
             value = decode(message.payload)
-        except Exception as exc:
-            self.bad_events.append(exc)
+        except _XdrError as exc:
+            self.bad_events.append(_bad_event(message.proc, exc))
             return
         wanted = value.callbackID if routed else None
         for callback_id, handler in handlers:
@@ -3916,6 +3933,49 @@ class _EventRouter:
                     handler(value)
                 except Exception as exc:
                     self.bad_events.append(exc)
+
+
+class _EventIterator(_Generic[_T]):
+    """What ``<event>_events()`` returns: subscribed when made, so no event is missed.
+
+    Yields the decoded events of one procedure (of one callbackID when asked).
+    An event that does not decode lands in ``bad_events``; the iteration goes on.
+    """
+
+    def __init__(
+        self,
+        subscription: _EventSubscription,
+        decode: _Callable[[_Buffer], _T],
+        proc: int,
+        callback_id: int | None,
+        bad_events: _collections.deque[Exception],
+    ) -> None:
+        self._subscription = subscription
+        self._decode = decode
+        self._proc = proc
+        self._callback_id = callback_id
+        self._bad_events = bad_events
+
+    def __aiter__(self) -> _EventIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        while True:
+            message = await self._subscription.__anext__()
+            try:
+                value: _Any = self._decode(message.payload)
+            except _XdrError as exc:
+                self._bad_events.append(_bad_event(self._proc, exc))
+                continue
+            if self._callback_id is None or value.callbackID == self._callback_id:
+                return value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop receiving these events."""
+        self._subscription.close()
+
+    async def aclose(self) -> None:
+        self._subscription.close()
 
 
 _DEMO_PROGRAM = 0x44454D4F
@@ -4061,7 +4121,10 @@ class DemoClient:
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        return _DEMO_R1(ret)
+        try:
+            return _DEMO_R1(ret)
+        except _XdrError as exc:
+            raise _bad_reply(1, exc) from exc
 
     def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4071,7 +4134,10 @@ class DemoClient:
         ret = self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4080,7 +4146,10 @@ class DemoClient:
         ret = self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
@@ -4090,7 +4159,10 @@ class DemoClient:
         ret = self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4099,7 +4171,10 @@ class DemoClient:
         ret = self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4109,7 +4184,10 @@ class DemoClient:
         ret = self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4118,7 +4196,10 @@ class DemoClient:
         ret = self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
@@ -4128,7 +4209,10 @@ class DemoClient:
         ret = self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4137,7 +4221,10 @@ class DemoClient:
         ret = self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     def item_set_value(
         self,
@@ -4288,23 +4375,22 @@ class DemoAsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._conn.close()
 
-    async def _iterate(
-        self, proc: int, callback_id: int | None
-    ) -> _AsyncIterator[_Any]:
-        decode, routed = _DEMO_EVENTS[proc]
-        async for message in self._conn.events():
-            if message.proc != proc or message.prog != _DEMO_PROGRAM:
-                continue
-            value = decode(message.payload)
-            if callback_id is None or (routed and value.callbackID == callback_id):
-                yield value
+    def _iterate(self, proc: int, callback_id: int | None) -> _EventIterator[_Any]:
+        decode, _routed = _DEMO_EVENTS[proc]
+        program = _DEMO_PROGRAM
+        subscription = self._conn.events(lambda m: m.proc == proc and m.prog == program)
+        bad = self._events.bad_events
+        return _EventIterator(subscription, decode, proc, callback_id, bad)
 
     async def connect_get_version(
         self, *, rpc_timeout: float | None = None
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = await self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        return _DEMO_R1(ret)
+        try:
+            return _DEMO_R1(ret)
+        except _XdrError as exc:
+            raise _bad_reply(1, exc) from exc
 
     async def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4314,7 +4400,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     async def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4323,7 +4412,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R2(ret)
+        try:
+            return _DEMO_R2(ret)
+        except _XdrError as exc:
+            raise _bad_reply(2, exc) from exc
 
     async def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
@@ -4333,7 +4425,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     async def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4342,7 +4437,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R3(ret)
+        try:
+            return _DEMO_R3(ret)
+        except _XdrError as exc:
+            raise _bad_reply(3, exc) from exc
 
     async def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
@@ -4352,7 +4450,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     async def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4361,7 +4462,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R4(ret)
+        try:
+            return _DEMO_R4(ret)
+        except _XdrError as exc:
+            raise _bad_reply(4, exc) from exc
 
     async def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
@@ -4371,7 +4475,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     async def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4380,7 +4487,10 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        return _DEMO_R5(ret)
+        try:
+            return _DEMO_R5(ret)
+        except _XdrError as exc:
+            raise _bad_reply(5, exc) from exc
 
     async def item_set_value(
         self,
@@ -4489,7 +4599,7 @@ class DemoAsyncClient:
         return self._events.subscribe(9, handler, None)
 
     def item_event_changed_events(self) -> _AsyncIterator[demo_item_event_changed_msg]:
-        """Every DEMO_PROC_ITEM_EVENT_CHANGED event from now on, until the connection ends."""
+        """Every DEMO_PROC_ITEM_EVENT_CHANGED event from this call on, until the connection ends."""
         return self._iterate(9, None)
 
 

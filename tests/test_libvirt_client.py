@@ -216,3 +216,29 @@ def test_lsdom_example_matches_virsh(libvirtd: Daemon, client: Any) -> None:
         assert ["1", "test", "running"] in ours and ["-", "xdrgen-lsdom", "shut off"] in ours
     finally:
         client.domain_undefine(dom)
+
+
+def test_asyncio_event_iterator_subscribes_when_made(libvirtd: Daemon, rp: Any) -> None:
+    """The natural pattern (get the iterator, await domain_suspend, then loop) gets the event (issue 11 item 9)."""
+    import asyncio
+
+    async def run() -> list[tuple[str, int]]:
+        async with await rp.RemoteAsyncClient.connect_unix(libvirtd.socket_path) as c:
+            await c.connect_open(name="test:///default")
+            cid = (await c.connect_domain_event_callback_register_any(eventID=VIR_DOMAIN_EVENT_ID_LIFECYCLE)).callbackID
+            events = c.domain_event_callback_lifecycle_events(callback_id=cid)
+            dom = (await c.domain_lookup_by_name("test")).dom
+            await c.domain_suspend(dom)
+            await c.domain_resume(dom)
+            await asyncio.sleep(0.5)  # other work before the loop starts: the events arrive meanwhile
+            got = []
+            async for m in events:
+                got.append((m.msg.dom.name, m.msg.event))
+                if len(got) == 2:
+                    break
+            events.close()
+            await c.connect_domain_event_callback_deregister_any(callbackID=cid)
+            assert not c.bad_events
+            return got
+
+    assert asyncio.run(asyncio.wait_for(run(), WAIT)) == [("test", EVENT_SUSPENDED), ("test", EVENT_RESUMED)]

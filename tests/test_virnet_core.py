@@ -17,7 +17,7 @@ from xdrgen.runtime.virnet.constants import (
     Status,
 )
 from xdrgen.runtime.virnet.core import FdCarrier, StreamDirection, VirNetCore
-from xdrgen.runtime.virnet.errors import LibvirtError, ProtocolError, StreamError, StreamStateError, encode_remote_error
+from xdrgen.runtime.virnet.errors import BadMessageError, LibvirtError, ProtocolError, StreamError, StreamStateError, encode_remote_error
 from xdrgen.runtime.virnet.framing import FrameBuffer, encode_frame
 
 T, S = MessageType, Status
@@ -74,12 +74,62 @@ def test_cancelled_call_drops_its_late_reply_and_timeouts_expire() -> None:
         client.receive_data(wire(server))
 
 
-def test_mismatched_procedure_in_reply_is_a_protocol_error() -> None:
+def test_mismatched_procedure_in_reply_fails_only_that_call() -> None:
+    # libvirt's client (virNetClientProgramCall): "Unexpected message proc"; the connection stays.
     client, server = pair()
     serial = client.send_call(4)
     server.send_reply(REMOTE_PROGRAM, 1, 5, serial)
-    with pytest.raises(ProtocolError, match="procedure 5"):
+    (event,) = client.receive_data(wire(server))
+    assert isinstance(event, ev.ReplyError) and event.serial == serial
+    assert isinstance(event.error, BadMessageError) and "names procedure 5" in str(event.error)
+    again = client.send_call(4)
+    server.send_reply(REMOTE_PROGRAM, 1, 4, again, b"ok!!")
+    assert [type(e) for e in client.receive_data(wire(server))] == [ev.Reply]
+    assert client.failed is None
+
+
+def test_reply_with_status_continue_or_bad_remote_error_fails_only_that_call() -> None:
+    client, server = pair()
+    first, second, third = client.send_call(4), client.send_call(4), client.send_call(4)
+    server._frame(REMOTE_PROGRAM, 1, 4, T.REPLY, first, S.CONTINUE)
+    server._frame(REMOTE_PROGRAM, 1, 4, T.REPLY, second, S.ERROR, b"\0\0\0\x01")  # truncated remote_error
+    server.send_reply(REMOTE_PROGRAM, 1, 4, third)
+    events = client.receive_data(wire(server))
+    assert [type(e) for e in events] == [ev.ReplyError, ev.ReplyError, ev.Reply]
+    assert "unexpected message status 2" in str(events[0].error)  # type: ignore[union-attr]
+    assert "truncated remote_error.domain" in str(events[1].error)  # type: ignore[union-attr]
+    assert all(isinstance(e.error, BadMessageError) for e in events[:2])  # type: ignore[union-attr]
+
+
+def test_reply_for_a_serial_nobody_waits_for_closes_as_libvirt_does() -> None:
+    client, server = pair()
+    server.send_reply(REMOTE_PROGRAM, 1, 4, 77)
+    with pytest.raises(ProtocolError, match="serial 77"):
         client.receive_data(wire(server))
+
+
+def test_stream_packets_for_no_stream_and_bad_events_are_ignored_by_the_client() -> None:
+    client, server = pair()
+    server._frame(REMOTE_PROGRAM, 1, 209, T.STREAM, 4242, S.CONTINUE, b"data")
+    server._frame(REMOTE_PROGRAM, 1, 209, T.STREAM, 4243, S.ERROR, b"junk")
+    server._frame(REMOTE_PROGRAM, 1, 209, T.STREAM_HOLE, 4244, S.CONTINUE, b"\0" * 12)
+    server._frame(REMOTE_PROGRAM, 1, 107, T.MESSAGE, 0, S.ERROR)
+    serial = client.send_call(4)
+    server.send_reply(REMOTE_PROGRAM, 1, 4, serial)
+    assert [type(e) for e in client.receive_data(wire(server))] == [ev.Reply]
+    assert client.ignored_messages == 4 and client.failed is None
+
+
+def test_remote_error_strings_that_are_not_utf8_are_kept_with_surrogateescape() -> None:
+    client, server = pair()
+    serial = client.send_call(4)
+    payload = struct.pack(">iiII4siI", 42, 12, 1, 1, b"\xff", 2, 0)  # code, domain, message, level, no dom
+    payload += struct.pack(">II4sIIiiI", 1, 2, b"\xfey", 0, 0, 0, 0, 0)  # str1, no str2/str3, int1, int2, no net
+    server._frame(REMOTE_PROGRAM, 1, 4, T.REPLY, serial, S.ERROR, payload)
+    (event,) = client.receive_data(wire(server))
+    assert isinstance(event, ev.ReplyError) and isinstance(event.error, LibvirtError)
+    assert (event.error.code, event.error.message, event.error.str1) == (42, "\udcff", "\udcfey")
+    assert event.error.message.encode("utf-8", "surrogateescape") == b"\xff"
 
 
 def test_keepalive_ping_is_answered_with_pong() -> None:

@@ -9,7 +9,7 @@ import pytest
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.constants import FRAME_MAX, REMOTE_PROGRAM, MessageType, Status
 from xdrgen.runtime.virnet.core import VirNetCore
-from xdrgen.runtime.virnet.errors import LibvirtError, NotSupportedError, ProtocolError, decode_remote_error, encode_remote_error
+from xdrgen.runtime.virnet.errors import BadMessageError, LibvirtError, NotSupportedError, ProtocolError, decode_remote_error, encode_remote_error
 from xdrgen.runtime.virnet.framing import FrameBuffer, encode_frame
 
 T, S = MessageType, Status
@@ -64,14 +64,28 @@ def test_largest_legal_length_is_accepted_and_buffer_grows_only_to_it() -> None:
 
 @pytest.mark.parametrize(
     ("mtype", "status", "message"),
-    [(7, 0, "unknown message type 7"), (99, 0, "unknown message type"), (1, 3, "unknown message status 3")],
+    [(7, 0, "unknown message type 7"), (99, 0, "unknown message type")],
 )
-def test_bad_type_or_status_is_refused_at_the_header(mtype: int, status: int, message: str) -> None:
+def test_bad_type_is_refused_at_the_header(mtype: int, status: int, message: str) -> None:
     core, _ = client_with_call()
     # header only: refused before any payload arrives
     data = struct.pack(">IIIiiII", 1000, REMOTE_PROGRAM, 1, 4, mtype, 1, status)
     with pytest.raises(ProtocolError, match=message):
         core.receive_data(data)
+
+
+def test_reply_with_an_unknown_status_fails_only_its_call() -> None:
+    # libvirt's client: "Unexpected message status 3"; the connection stays.
+    core, serial = client_with_call()
+    (event,) = core.receive_data(frame(T.REPLY, 3, serial))
+    assert isinstance(event, ev.ReplyError) and "unexpected message status 3" in str(event.error)
+    assert core.failed is None
+
+
+def test_stream_packet_with_an_unknown_status_is_a_protocol_error() -> None:
+    core, _ = client_with_call()
+    with pytest.raises(ProtocolError, match="unknown message status 3"):
+        core.receive_data(frame(T.STREAM, 3, 99))
 
 
 def test_unknown_program_is_a_protocol_error() -> None:
@@ -181,12 +195,14 @@ def test_remote_error_roundtrip_and_unsupported_mapping() -> None:
 
 def test_truncated_remote_error_names_the_field() -> None:
     raw = encode_remote_error(LibvirtError(1, 2, "message text"))
-    with pytest.raises(ProtocolError, match=r"remote_error\.message"):
+    with pytest.raises(BadMessageError, match=r"remote_error\.message"):
         decode_remote_error(raw[:12])
 
 
-def test_reply_error_with_hostile_remote_error_is_a_protocol_error() -> None:
+def test_reply_error_with_hostile_remote_error_fails_only_that_call() -> None:
+    # libvirt's client fails the call ("Unable to decode message payload") and keeps the connection.
     core, serial = client_with_call()
     bad = struct.pack(">iiII", 1, 2, 1, 0xFFFFFFF0)  # message length far beyond the limit
-    with pytest.raises(ProtocolError, match="exceeds"):
-        core.receive_data(frame(T.REPLY, S.ERROR, serial, payload=bad))
+    (event,) = core.receive_data(frame(T.REPLY, S.ERROR, serial, payload=bad))
+    assert isinstance(event, ev.ReplyError) and isinstance(event.error, BadMessageError)
+    assert "exceeds" in str(event.error) and core.failed is None

@@ -289,16 +289,27 @@ class RpcRenderer:
         if p.extra.get("prog"):
             items.append(f"prog={p.extra['prog']}")
         items.append("timeout=rpc_timeout")
+        # A reply that does not decode raises PayloadDecodeError (a VirNetError).
         if p.stream is not None:
             lines.extend(bracketed(8, f"ret, stream = {awaiting}self._conn.call_stream(", items, ")"))
             if p.ret_type is not None:
-                lines.append(f"        return {p.prefix}_R{p.number}(ret), stream")
+                lines += [
+                    "        try:",
+                    f"            return {p.prefix}_R{p.number}(ret), stream",
+                    "        except _XdrError as exc:",
+                    f"            raise _bad_reply({p.number}, exc, stream) from exc",
+                ]
             else:
                 lines.append("        return None, stream")
             return lines
         if p.ret_type is not None:
             lines.extend(bracketed(8, f"ret = {awaiting}self._conn.call(", items, ")"))
-            lines.append(f"        return {p.prefix}_R{p.number}(ret)")
+            lines += [
+                "        try:",
+                f"            return {p.prefix}_R{p.number}(ret)",
+                "        except _XdrError as exc:",
+                f"            raise _bad_reply({p.number}, exc) from exc",
+            ]
         else:
             lines.extend(bracketed(8, f"{awaiting}self._conn.call(", items, ")"))
         return lines

@@ -38,6 +38,7 @@ from xdrgen.runtime.virnet.constants import (
     Status,
 )
 from xdrgen.runtime.virnet.errors import (
+    BadMessageError,
     CallCancelled,
     ConnectionClosed,
     LibvirtError,
@@ -57,6 +58,7 @@ Buffer = bytes | bytearray | memoryview
 _T: Final = MessageType
 _S: Final = Status
 _HOLE: Final = struct.Struct(">qI")
+_STATUSES: Final = frozenset(int(s) for s in Status)
 _NFDS: Final = struct.Struct(">I")
 #: How many closed stream serials to remember, to drop their late packets quietly.
 _CLOSED_MEMORY: Final = 1024
@@ -114,8 +116,13 @@ class VirNetCore:
         server: bool = False,
         programs: Mapping[int, int] | None = None,
         buffer_size: int = 1 << 20,
+        receives_fds: bool = True,
     ) -> None:
         self.server = server
+        #: Whether the transport collects SCM_RIGHTS fds (fds_received before the
+        #: bytes they came with).  If not, the kernel drops them and a client takes
+        #: a *_WITH_FDS reply without its fds.
+        self.receives_fds = receives_fds
         self.programs: dict[int, int] = dict(programs or {REMOTE_PROGRAM: REMOTE_PROTOCOL_VERSION})
         self._buffer = FrameBuffer(buffer_size)
         self._out: list[OutBuffer] = []
@@ -130,6 +137,9 @@ class VirNetCore:
         self._fd_frame: tuple[Header, memoryview, int, int] | None = None
         self._keepalive: KeepaliveTimer | None = None
         self._failed: VirNetError | None = None
+        #: Messages dropped where libvirt's client drops them too (stream packets
+        #: for no stream, events with a bad status); for diagnostics and tests.
+        self.ignored_messages = 0
 
     # ------------------------------------------------------------------ output
 
@@ -440,8 +450,13 @@ class VirNetCore:
     def _complete_fd_frame(self, out: list[ev.Event]) -> bool:
         assert self._fd_frame is not None
         header, payload, offset, count = self._fd_frame
-        if self._buffer.buffered < count or len(self._fds) < count:
+        if self._buffer.buffered < count:
             return False
+        if len(self._fds) < count:
+            if self.server and self.receives_fds:
+                return False
+            if self.receives_fds:  # each fd comes with its carrier byte, and the bytes are here
+                raise ProtocolError(f"{count} fd carrier bytes arrived with only {len(self._fds)} fds", offset)
         self._buffer.discard(count)
         fds, self._fds = self._fds[:count], self._fds[count:]
         self._fd_frame = None
@@ -475,7 +490,10 @@ class VirNetCore:
             self._dispatch_reply_or_call(h, payload, offset, out, [])
         elif mtype == _T.MESSAGE:
             if h.status != _S.OK:
-                raise ProtocolError(f"MESSAGE with status {h.status}", offset)
+                if self.server:
+                    raise ProtocolError(f"MESSAGE with status {h.status}", offset)
+                self.ignored_messages += 1  # libvirt's client logs and drops such an event
+                return
             out.append(ev.EventMessage(h.prog, h.proc, payload))
         elif mtype == _T.STREAM:
             self._stream_message(h, payload, offset, out)
@@ -504,28 +522,38 @@ class VirNetCore:
                 self._cancelled.discard(serial)
                 return
             raise ProtocolError(f"reply for serial {serial}, which has no call waiting", offset)
-        if h.prog != call.prog or h.proc != call.proc:
+        if h.prog != call.prog:
             raise ProtocolError(
-                f"reply for serial {serial} names program {h.prog:#x} procedure {h.proc}, "
-                f"but the call was {call.prog:#x} procedure {call.proc}",
-                offset,
+                f"reply for serial {serial} names program {h.prog:#x}, but the call was to {call.prog:#x}", offset
             )
-        if h.status == _S.OK:
+        # Like libvirt's client: a reply that matches a waiting call but is not a
+        # valid answer fails that call only; the connection stays in step.
+        error: VirNetError
+        if h.proc != call.proc:
+            error = BadMessageError(
+                f"reply for serial {serial} names procedure {h.proc}, but the call was procedure {call.proc} "
+                f"(frame at byte {offset})",
+                call.proc,
+            )
+        elif h.status == _S.OK:
             out.append(ev.Reply(serial, h.prog, h.proc, payload, fds))
+            return
         elif h.status == _S.ERROR:
-            err = self._decode_error(payload, offset, proc=h.proc)
-            if serial in self._streams:
-                self._close_stream(serial)
-            out.append(ev.ReplyError(serial, h.prog, h.proc, err, payload))
+            error = self._decode_error(payload, offset, proc=h.proc)
         else:
-            raise ProtocolError(f"REPLY with status CONTINUE for serial {serial}", offset)
+            error = BadMessageError(f"unexpected message status {h.status} in the reply to procedure {call.proc} "
+                                    f"(frame at byte {offset})", call.proc)
+        if serial in self._streams:
+            self._close_stream(serial)
+        out.append(ev.ReplyError(serial, h.prog, h.proc, error, payload))
 
     @staticmethod
-    def _decode_error(payload: memoryview, offset: int, *, stream: bool = False, proc: int | None = None) -> LibvirtError:
+    def _decode_error(payload: memoryview, offset: int, *, stream: bool = False, proc: int | None = None) -> VirNetError:
+        """The peer's remote_error, or the BadMessageError saying why it does not decode."""
         try:
             return decode_remote_error(payload, stream=stream, proc=proc)
-        except ProtocolError as exc:
-            raise ProtocolError(str(exc), offset) from None
+        except BadMessageError as exc:
+            return BadMessageError(f"{exc} (frame at byte {offset})", proc)
 
     def _stream_closed_by_reply(
         self, serial: int, st: _Stream, h: Header, payload: memoryview, offset: int, out: list[ev.Event]
@@ -542,15 +570,22 @@ class VirNetCore:
 
     def _live_stream(self, h: Header, offset: int) -> _Stream | None:
         st = self._streams.get(h.serial)
-        if st is None:
-            if h.serial in self._closed_streams or h.serial in self._cancelled:
-                return None  # late packet of a stream we already closed
-            raise ProtocolError(f"stream packet for serial {h.serial}, which has no stream", offset)
-        if h.proc != st.proc or h.prog != st.prog:
+        if st is not None and h.proc == st.proc and h.prog == st.prog:
+            return st
+        if h.serial in self._closed_streams or h.serial in self._cancelled:
+            return None  # late packet of a stream we already closed
+        if self.server:
+            if st is None:
+                raise ProtocolError(f"stream packet for serial {h.serial}, which has no stream", offset)
             raise ProtocolError(f"stream packet for serial {h.serial} names procedure {h.proc}, stream is {st.proc}", offset)
-        return st
+        # libvirt's client matches stream packets by program, serial and
+        # procedure, and ignores those that match no stream.
+        self.ignored_messages += 1
+        return None
 
     def _stream_message(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        if h.status not in _STATUSES:
+            raise ProtocolError(f"unknown message status {h.status} on stream {h.serial}", offset)
         st = self._live_stream(h, offset)
         if st is None:
             return

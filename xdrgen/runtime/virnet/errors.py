@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from xdrgen.runtime.errors import XdrDecodeError, XdrError
 from xdrgen.runtime.virnet.constants import (
     STREAM_CHUNK_MAX,
     VIR_ERR_ERROR_LEVEL,
@@ -33,6 +34,55 @@ class ProtocolError(VirNetError):
         where = f" (frame at byte {offset})" if offset is not None else ""
         super().__init__(message + where)
         self.offset = offset
+
+
+class BadMessageError(VirNetError):
+    """The peer sent a well-framed message that is not a valid answer.
+
+    A reply whose payload does not decode as the procedure's ``_ret`` type,
+    names another procedure, or carries an unexpected status; a ``remote_error``
+    that does not decode; an event that does not decode.  Only that call,
+    stream or event fails: the message boundary is known, so the connection
+    stays usable (libvirt's own client does the same).  Together with
+    ProtocolError (the byte stream itself is broken, the connection closes)
+    this is the "the peer sent something bad" family; both are VirNetError.
+    """
+
+    def __init__(self, message: str, proc: int | None = None) -> None:
+        super().__init__(message)
+        #: The procedure whose reply or event was bad, when known.
+        self.proc = proc
+
+
+class PayloadDecodeError(BadMessageError, XdrDecodeError):
+    """A reply or event payload that does not decode as its XDR type.
+
+    Both a VirNetError (catch it with the connection's other failures) and an
+    XdrDecodeError carrying the decoder's ``type_name``, field ``path`` and
+    byte ``offset`` inside the payload.
+    """
+
+    def __init__(self, what: str, cause: XdrError, proc: int | None = None) -> None:
+        XdrDecodeError.__init__(self, cause.problem, type_name=cause.type_name, path=cause.path, offset=cause.offset)
+        self.proc = proc
+        #: What failed to decode, e.g. ``reply to procedure 277``.
+        self.what = what
+
+    def __str__(self) -> str:
+        return f"{self.what}: {XdrDecodeError.__str__(self)}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        cause = XdrDecodeError(self.problem, type_name=self.type_name, path=self.path, offset=self.offset)
+        return (type(self), (self.what, cause, self.proc))
+
+
+class StreamOverflowError(VirNetError):
+    """A stream's unread data passed the connection's ``stream_buffer_max``.
+
+    Raised by that stream's ``recv`` (and ``finish``): the stream was aborted
+    so that other calls on the connection could keep getting their replies.
+    Read streams while other calls run, or raise ``stream_buffer_max``.
+    """
 
 
 class ConnectionClosed(VirNetError):
@@ -158,7 +208,13 @@ _UUID_LEN = 16
 
 
 class _Reader:
-    """Just enough strict XDR to read remote_error; errors name field and offset."""
+    """Just enough strict XDR to read remote_error; errors name field and offset.
+
+    A remote_error that does not decode fails only the call or stream it
+    answers (BadMessageError), as in libvirt's client.  Strings that are not
+    UTF-8 are kept with surrogateescape, like every other string the
+    generated decoders read.
+    """
 
     __slots__ = ("data", "pos", "path")
 
@@ -169,7 +225,7 @@ class _Reader:
 
     def _need(self, n: int, field: str) -> None:
         if self.pos + n > len(self.data):
-            raise ProtocolError(
+            raise BadMessageError(
                 f"truncated {self.path}.{field}: need {n} bytes at payload offset {self.pos}, "
                 f"have {len(self.data) - self.pos}"
             )
@@ -191,7 +247,7 @@ class _Reader:
         self._need(padded, field)
         raw = bytes(self.data[self.pos : self.pos + n])
         if any(self.data[self.pos + n : self.pos + padded]):
-            raise ProtocolError(f"non-zero padding in {self.path}.{field} at payload offset {self.pos + n}")
+            raise BadMessageError(f"non-zero padding in {self.path}.{field} at payload offset {self.pos + n}")
         self.pos += padded
         return raw
 
@@ -199,18 +255,14 @@ class _Reader:
         at = self.pos
         n = self.read_uint(field)
         if n > _STRING_MAX:
-            raise ProtocolError(f"{self.path}.{field}: string length {n} exceeds {_STRING_MAX} at payload offset {at}")
-        raw = self.opaque(n, field)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolError(f"{self.path}.{field}: invalid UTF-8 at payload offset {at + 4 + exc.start}") from None
+            raise BadMessageError(f"{self.path}.{field}: string length {n} exceeds {_STRING_MAX} at payload offset {at}")
+        return self.opaque(n, field).decode("utf-8", "surrogateescape")
 
     def optional(self, field: str) -> bool:
         at = self.pos
         flag = self.read_uint(field)
         if flag > 1:
-            raise ProtocolError(f"{self.path}.{field}: optional flag {flag} is not 0 or 1 at payload offset {at}")
+            raise BadMessageError(f"{self.path}.{field}: optional flag {flag} is not 0 or 1 at payload offset {at}")
         return flag == 1
 
     def optional_string(self, field: str) -> str | None:
@@ -218,7 +270,10 @@ class _Reader:
 
 
 def decode_remote_error(payload: memoryview | bytes, *, stream: bool = False, proc: int | None = None) -> LibvirtError:
-    """Decode a ``remote_error`` payload strictly into the matching exception."""
+    """Decode a ``remote_error`` payload strictly into the matching exception.
+
+    Raises BadMessageError when the payload is not a remote_error.
+    """
     r = _Reader(memoryview(payload))
     code = r.read_int("code")
     domain = r.read_int("domain")
@@ -237,7 +292,7 @@ def decode_remote_error(payload: memoryview | bytes, *, stream: bool = False, pr
         r.string("net.name")
         r.opaque(_UUID_LEN, "net.uuid")
     if r.pos != len(r.data):
-        raise ProtocolError(f"{len(r.data) - r.pos} trailing bytes after remote_error at payload offset {r.pos}")
+        raise BadMessageError(f"{len(r.data) - r.pos} trailing bytes after remote_error at payload offset {r.pos}")
     fields = RemoteErrorFields(code, domain, message, level, str1, str2, str3, int1, int2)
     return make_libvirt_error(fields, stream=stream, proc=proc)
 
@@ -276,7 +331,7 @@ def rpc_error(message: str, code: int = VIR_ERR_RPC) -> LibvirtError:
 
 
 __all__ = [
-    "VirNetError", "ProtocolError", "ConnectionClosed", "CallTimeout", "CallCancelled", "PeerDead",
+    "VirNetError", "ProtocolError", "BadMessageError", "PayloadDecodeError", "StreamOverflowError", "ConnectionClosed", "CallTimeout", "CallCancelled", "PeerDead",
     "StreamStateError", "LibvirtError", "NotSupportedError", "StreamError", "StreamNotSupportedError",
     "RemoteErrorFields", "decode_remote_error", "is_unsupported", "unknown_procedure_error", "encode_remote_error", "make_libvirt_error", "rpc_error",
     "STREAM_CHUNK_MAX",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xdrgen.runtime.virnet.errors import LibvirtError, VirNetError
+from xdrgen.runtime.virnet.errors import VirNetError
 
 
 @dataclass(slots=True)
@@ -24,12 +24,13 @@ class Reply:
 
 @dataclass(slots=True)
 class ReplyError:
-    """A failed call (client role): REPLY with status ERROR, already decoded."""
+    """A failed call (client role): the peer's decoded remote_error (LibvirtError),
+    or a BadMessageError when the reply was not a valid answer."""
 
     serial: int
     prog: int
     proc: int
-    error: LibvirtError
+    error: VirNetError
     payload: memoryview
 
 
@@ -84,10 +85,10 @@ class StreamAborted:
 
 @dataclass(slots=True)
 class StreamFailed:
-    """The peer failed the stream with a remote_error."""
+    """The peer failed the stream with a remote_error (or one that did not decode)."""
 
     serial: int
-    error: LibvirtError
+    error: VirNetError
 
 
 @dataclass(slots=True)

@@ -13,11 +13,13 @@ A background thread reads only while no caller has been around for
 notice events on an idle connection), and it runs the event callbacks, in
 order, outside every lock: a callback may call the connection.
 
-Back-pressure: while a stream's queue holds ``stream_queue_frames`` chunks, or
-``event_backlog`` events wait for their callbacks, nobody reads the socket (the
-peer then blocks on its writes, and calls wait too): memory stays bounded and
-no event is dropped.  A queue can exceed its limit by at most
-the frames of one receive buffer.
+Back-pressure: while a stream's queue holds ``stream_queue_frames`` chunks
+and no caller waits for anything, the background thread stops reading (the
+peer then blocks on its writes).  A caller waiting for a reply, for another
+stream's data or for a confirmation always reads, so unread stream data never
+holds up a reply; it is bounded by ``stream_buffer_max`` instead (see flow.py).
+While ``event_backlog`` events wait for their callbacks, callers wait for the
+event thread to drain them (no event is dropped).
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ from xdrgen.runtime.virnet.errors import (
     ProtocolError,
     StreamStateError,
     VirNetError,
+)
+from xdrgen.runtime.virnet.flow import (
+    STREAM_BUFFER_MAX,
+    STREAM_QUEUE_FRAMES,
+    ChunkQueue,
+    StreamBudget,
+    overflow_victims,
 )
 from xdrgen.runtime.virnet.sockio import close_fds, recv_into_with_fds, write_all
 
@@ -148,11 +157,16 @@ class Stream:
         self.direction = direction
         self.sparse = sparse
         self._max_queued = max_queued
-        self._queue: collections.deque[memoryview | Hole | object] = collections.deque()
+        self._queue = ChunkQueue(conn._budget)
         self._error: BaseException | None = None
         self._closed = False  # finished, aborted or failed: no more traffic
         self._eof = False
         self._close_waiter: _Waiter | None = None
+
+    @property
+    def queued(self) -> ChunkQueue:
+        """Received items not yet taken by ``recv`` (``nbytes``: their data bytes)."""
+        return self._queue
 
     # Called by the reader with the connection lock held; never blocks.
     def _push(self, item: memoryview | Hole | object) -> None:
@@ -161,6 +175,8 @@ class Stream:
         self._queue.append(item)
         if len(self._queue) >= self._max_queued:
             self._conn._full_streams.add(self.serial)
+        if self._conn._budget.over():
+            self._conn._overflow()
 
     def _popped(self) -> None:
         """Lock held: a chunk left the queue; let reading resume below the limit."""
@@ -209,11 +225,11 @@ class Stream:
         """Copy the next data into ``buffer``; 0 at the end.  Holes are refused here."""
         target = memoryview(buffer)
         with self._conn._cv:
-            pending = self._queue[0] if self._queue else None
+            pending = self._queue.head()
             if isinstance(pending, memoryview) and pending.nbytes > target.nbytes:
                 n = target.nbytes
                 target[:n] = pending[:n]
-                self._queue[0] = pending[n:]
+                self._queue.consume_head(n)
                 return n
         item = self.recv()
         if item is None:
@@ -254,6 +270,22 @@ class Stream:
         if waiter.error is not None:
             raise waiter.error
 
+    def discard(self, error: BaseException) -> None:
+        """Give the stream up without waiting: fail it locally with ``error``, send the abort.
+
+        For a stream nobody will use (its call's reply did not decode); the
+        peer's acknowledgement is dropped when it comes.
+        """
+        conn = self._conn
+        with conn._cv:
+            if self._closed:
+                return
+            self._fail(error)
+        try:
+            conn._send(lambda core: core.abort_stream(self.serial))
+        except VirNetError:
+            pass  # the connection is gone: nothing left to abort
+
     def abort(self, timeout: float | None = None) -> None:
         """Send the empty ERROR, drop queued data, wait for the acknowledgement."""
         waiter = _Waiter()
@@ -279,7 +311,12 @@ class Stream:
 
 
 class Connection:
-    """A blocking libvirt RPC client connection over a connected socket."""
+    """A blocking libvirt RPC client connection over a connected socket.
+
+    ``stream_queue_frames``: chunks a stream queues before reading pauses for
+    it (when nothing else waits); ``stream_buffer_max``: unread stream bytes the
+    connection holds at most before aborting the largest backlog (flow.py).
+    """
 
     def __init__(
         self,
@@ -287,15 +324,17 @@ class Connection:
         *,
         programs: Mapping[int, int] | None = None,
         on_event: EventCallback | None = None,
-        stream_queue_frames: int = 64,
+        stream_queue_frames: int = STREAM_QUEUE_FRAMES,
+        stream_buffer_max: int = STREAM_BUFFER_MAX,
         buffer_size: int = 1 << 20,
         event_backlog: int = EVENT_BACKLOG_MAX,
     ) -> None:
         if event_backlog < 1 or stream_queue_frames < 1:
             raise ValueError("event_backlog and stream_queue_frames must be >= 1")
+        self._budget = StreamBudget(stream_buffer_max)
         self._sock = sock
         self._unix = sock.family == socket.AF_UNIX
-        self._core = VirNetCore(programs=programs, buffer_size=buffer_size)
+        self._core = VirNetCore(programs=programs, buffer_size=buffer_size, receives_fds=self._unix)
         self._lock = threading.Lock()
         #: Followers (threads waiting for a reply or for the reader role) wait here.
         self._cv = threading.Condition(self._lock)
@@ -404,7 +443,8 @@ class Connection:
         peer reports a failure, CallTimeout after ``timeout`` seconds.
         """
         if fds != ():
-            payload_view, _fds, _ = self._call(proc, payload, prog=prog, timeout=timeout, fds=fds)
+            payload_view, got, _ = self._call(proc, payload, prog=prog, timeout=timeout, fds=fds)
+            close_fds(got)
             return payload_view
         # The common case, kept short: no fds, no stream, no closure.
         waiter = _Waiter()
@@ -416,6 +456,8 @@ class Connection:
         self._flush(blocking=True)
         self._await_reply(waiter, serial, proc, timeout)
         assert waiter.payload is not None
+        if waiter.fds:
+            close_fds(waiter.fds)  # a reply with fds nobody asked for (libvirt's client closes them too)
         return waiter.payload
 
     def call_with_fds(
@@ -437,9 +479,10 @@ class Connection:
         timeout: float | None = None,
     ) -> tuple[memoryview, Stream]:
         """Call a stream procedure: returns its ``_ret`` payload and the open stream."""
-        payload_view, _fds, stream = self._call(
+        payload_view, got, stream = self._call(
             proc, payload, prog=prog, timeout=timeout, fds=(), direction=direction, sparse=sparse
         )
+        close_fds(got)
         assert stream is not None
         return payload_view, stream
 
@@ -497,11 +540,24 @@ class Connection:
 
     # -------------------------------------------------------- leader/follower
 
-    def _may_read(self, background: bool) -> bool:
-        """Lock held: reading is allowed unless a consumer is behind (back-pressure)."""
-        if self._full_streams:
-            return False
+    def _may_read(self, *, waiting: bool, background: bool) -> bool:
+        """Lock held: may this thread take the reader role now?  (See flow.py.)
+
+        A thread that waits for something (a reply, stream data, a
+        confirmation) reads even when streams are full: what it waits for may
+        be behind their data.  Reading just to serve an idle connection stops
+        while a stream is full.  Callers let the event thread drain a full
+        event backlog first; the event thread itself never waits for it.
+        """
+        if not waiting:
+            return not self._full_streams
         return background or len(self._backlog) < self._event_backlog
+
+    def _overflow(self) -> None:
+        """Lock held, reader: unread stream data passed the budget; abort the largest backlogs."""
+        for st, error in overflow_victims(self._streams.values(), self._budget):
+            st._fail(error)
+            self._core.abort_stream(st.serial)  # written by the reader after this round
 
     def _wait_until(self, ready: Callable[[], bool], deadline: float | None) -> bool:
         """Lock held: block until ``ready()`` or the connection fails; False on timeout.
@@ -516,7 +572,7 @@ class Connection:
                     return True
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
-                if not self._reading and self._may_read(background):
+                if not self._reading and self._may_read(waiting=True, background=background):
                     self._read_round(deadline, poll=background)
                     continue
                 self._followers += 1
@@ -574,9 +630,8 @@ class Connection:
                     close_fds(fds)
                     raise ConnectionClosed("connection closed by peer")
                 if n > 0:
-                    events = core.buffer_updated(n)
-                    if fds:
-                        events += core.fds_received(fds)
+                    events = core.fds_received(fds) if fds else []  # before the bytes they came with
+                    events += core.buffer_updated(n)
                     self._dispatch(events)
                 if timer is not None and time.monotonic() >= timer:
                     self._dispatch(core.expire(time.monotonic()))
@@ -657,7 +712,7 @@ class Connection:
                 if self._error is not None:
                     return
                 idle = time.monotonic() - self._last_caller
-                if idle >= _LINGER and not self._reading and not self._followers and self._may_read(True):
+                if idle >= _LINGER and not self._reading and not self._followers and self._may_read(waiting=False, background=True):
                     self._read_round(None, poll=True)
                     continue
                 self._bg_cv.wait(max(_LINGER - idle, 0.001) if idle < _LINGER else _LINGER)
@@ -769,6 +824,16 @@ class Connection:
     def error(self) -> VirNetError | None:
         """Why the connection ended (None while it is up)."""
         return self._error
+
+    @property
+    def stream_buffered_bytes(self) -> int:
+        """Stream data received and not yet read, over all streams (bounded by ``stream_buffer_max``)."""
+        return self._budget.used
+
+    @property
+    def ignored_messages(self) -> int:
+        """Messages dropped as libvirt's client drops them (stream packets for no stream, ...)."""
+        return self._core.ignored_messages
 
     def close(self) -> None:
         """Close the socket; pending calls fail with ConnectionClosed."""
