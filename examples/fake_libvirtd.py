@@ -5,7 +5,8 @@
 
 It invents two domains, a storage pool with one volume and a screenshot, and
 implements the procedures virsh calls for ``version``, ``list --all``,
-``dominfo NAME``, ``screenshot NAME FILE`` and ``vol-download``; every other
+``dominfo NAME``, ``screenshot NAME FILE``, ``vol-download`` and
+``vol-upload`` (kept in memory, ``--sparse`` too); every other
 procedure answers as libvirtd does for a function its driver lacks.  It runs
 until SIGTERM or SIGINT.  ``--log`` prints the procedures clients call.
 """
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from libvirt_codegen import load_remote_protocol  # noqa: E402
 from xdrgen.runtime.virnet.errors import LibvirtError, NotSupportedError  # noqa: E402
+from xdrgen.runtime.virnet.sync import Hole  # noqa: E402
 
 rp: Any = load_remote_protocol()
 
@@ -42,6 +44,11 @@ VIR_ERR_NO_DOMAIN = 42
 VIR_ERR_NO_STORAGE_POOL = 49
 VIR_ERR_NO_STORAGE_VOL = 50
 VIR_FROM_TEST = 12
+VIR_ERR_SYSTEM_ERROR = 38
+VIR_FROM_STREAMS = 38
+VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM = 1
+#: Largest volume an upload may make (the fake keeps volumes in memory).
+VOLUME_MAX = 64 * 1024 * 1024
 #: virConnectGetLibVersion: major * 1000000 + minor * 1000 + release.
 LIB_VERSION = 9_000_000
 HV_VERSION = 2_004_006  # reported as "2.4.6" by virsh
@@ -251,6 +258,25 @@ class FakeHandler(rp.RemoteHandler):  # type: ignore[misc]
             await stream.send(content[start : min(start + CHUNK, end)])
         await stream.send_eof()
 
+    async def storage_vol_upload(self, call: Any, args: Any) -> None:
+        name = self.world.wire_vol(args.vol.name).name
+        content = bytearray(self.world.volumes[name])
+        limit = args.offset + args.length if args.length else VOLUME_MAX
+        stream = call.accept(None, sparse=bool(args.flags & VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM))
+        pos = args.offset
+        while (chunk := await stream.recv()) is not None:
+            n = chunk.length if isinstance(chunk, Hole) else len(chunk)
+            if pos + n > min(limit, VOLUME_MAX):
+                # What libvirtd's file stream says when the data does not fit.
+                await stream.fail(LibvirtError(VIR_ERR_SYSTEM_ERROR, VIR_FROM_STREAMS, "cannot write to stream: No space left on device"))
+                return
+            if len(content) < pos + n:
+                content.extend(bytes(pos + n - len(content)))
+            content[pos : pos + n] = bytes(n) if isinstance(chunk, Hole) else chunk
+            pos += n
+        if not stream.aborted:  # finished by the client: keep what it sent
+            self.world.volumes[name] = bytes(content)
+
 
 class LoggingServer(rp.RemoteServer):  # type: ignore[misc]
     """Prints every call and whether the handler implemented it."""
@@ -272,11 +298,11 @@ class LoggingServer(rp.RemoteServer):  # type: ignore[misc]
         return result
 
 
-async def main_async(socket_path: str, log: bool) -> None:
+async def main_async(socket_path: str, log: bool, max_clients: int) -> None:
     world = World()
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
-    server = await LoggingServer(world, log).serve_unix(socket_path)
+    # A stale socket file (a daemon that was killed) is replaced atomically; a
+    # live daemon's is refused.  On close the file is removed if it is still ours.
+    server = await LoggingServer(world, log).serve_unix(socket_path, max_clients=max_clients)
     os.chmod(socket_path, 0o777)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -292,8 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True, help="unix socket path to listen on")
     parser.add_argument("--log", action="store_true", help="print each call on stderr")
+    parser.add_argument("--max-clients", type=int, default=5000, help="connections served at once (libvirtd's max_clients)")
     args = parser.parse_args(argv)
-    asyncio.run(main_async(args.socket, args.log))
+    try:
+        asyncio.run(main_async(args.socket, args.log, args.max_clients))
+    except OSError as exc:
+        print(f"fake_libvirtd: cannot listen on {args.socket}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

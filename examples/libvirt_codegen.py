@@ -10,6 +10,9 @@ Where the inputs come from:
   beside the checkout);
 - ``XDRGEN_LIBVIRT_HEADER``: libvirt.h for the constants the .x takes from C
   (default /usr/include/libvirt/libvirt.h, Debian's libvirt-dev);
+- ``XDRGEN_LIBVIRT_API``: libvirt-api.xml, where the server skeleton takes the
+  API names and error domains of its "not supported" answers (default
+  /usr/share/libvirt/api/libvirt-api.xml, also from libvirt-dev);
 - ``XDRGEN_CACHE``: where generated modules go (default ~/.cache/xdrgen).
 """
 
@@ -28,6 +31,7 @@ from xdrgen.generator.cache import generator_fingerprint
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_X = REPO.parent / "shared" / "protocols" / "libvirt" / "remote_protocol.x"
 DEFAULT_HEADER = Path("/usr/include/libvirt/libvirt.h")
+DEFAULT_API = Path("/usr/share/libvirt/api/libvirt-api.xml")
 MODULE_NAME = "remote_protocol"
 
 
@@ -35,20 +39,26 @@ class InputsMissing(FileNotFoundError):
     """remote_protocol.x or libvirt.h is not where we looked."""
 
 
-def inputs() -> tuple[Path, Path]:
+def inputs() -> tuple[Path, Path, Path]:
     x = Path(os.environ.get("XDRGEN_LIBVIRT_X", DEFAULT_X))
     header = Path(os.environ.get("XDRGEN_LIBVIRT_HEADER", DEFAULT_HEADER))
+    api = Path(os.environ.get("XDRGEN_LIBVIRT_API", DEFAULT_API))
     if not x.is_file():
         raise InputsMissing(f"{x}: libvirt's remote_protocol.x not found (set XDRGEN_LIBVIRT_X)")
     if not header.is_file():
         raise InputsMissing(f"{header}: libvirt.h not found (install libvirt-dev or set XDRGEN_LIBVIRT_HEADER)")
-    return x, header
+    if not api.is_file():
+        raise InputsMissing(f"{api}: libvirt-api.xml not found (install libvirt-dev or set XDRGEN_LIBVIRT_API)")
+    return x, header, api
 
 
 def generated_path(cache: Path | None = None) -> Path:
     """Generate the module unless the cache has it for these inputs; its path."""
-    x, header = inputs()
-    key = hashlib.sha256(x.read_bytes() + header.read_bytes() + generator_fingerprint().encode()).hexdigest()[:16]
+    x, header, api = inputs()
+    digest = hashlib.sha256()
+    for part in (x.read_bytes(), header.read_bytes(), api.read_bytes(), generator_fingerprint().encode()):
+        digest.update(hashlib.sha256(part).digest())
+    key = digest.hexdigest()[:16]
     base = cache or Path(os.environ.get("XDRGEN_CACHE", Path.home() / ".cache" / "xdrgen"))
     target = base / f"libvirt-{key}" / f"{MODULE_NAME}.py"
     if target.is_file():
@@ -57,7 +67,7 @@ def generated_path(cache: Path | None = None) -> Path:
     from xdrgen.frontend.options import FrontendOptions
     from xdrgen.generator.render import render_module
 
-    model = load(x, FrontendOptions(constants_from=(header,)))
+    model = load(x, FrontendOptions(constants_from=(header,), libvirt_api=(api,)))
     text = render_module(model, MODULE_NAME)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: concurrent first runs never see half a module.

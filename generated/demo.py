@@ -3806,7 +3806,6 @@ PROCEDURE_TABLES: dict[str, _ProcedureTable] = {
 import asyncio as _asyncio
 import collections as _collections
 import threading as _threading
-import weakref as _weakref
 from collections.abc import AsyncIterator as _AsyncIterator
 from collections.abc import Callable as _Callable
 from typing import Generic as _Generic
@@ -3820,13 +3819,18 @@ from xdrgen.runtime.virnet.aio import EventSubscription as _EventSubscription
 from xdrgen.runtime.virnet.constants import VIR_ERR_RPC as _VIR_ERR_RPC
 from xdrgen.runtime.virnet.constants import VIR_FROM_RPC as _VIR_FROM_RPC
 from xdrgen.runtime.virnet.core import StreamDirection as _StreamDirection
-from xdrgen.runtime.virnet.errors import LibvirtError as _LibvirtError
+from xdrgen.runtime.virnet.daemon_errors import reported as _reported
+from xdrgen.runtime.virnet.daemon_errors import undecodable_arguments as _undecodable
+from xdrgen.runtime.virnet.daemon_errors import unencodable_reply as _unencodable
+from xdrgen.runtime.virnet.daemon_errors import unknown_procedure as _unknown_proc
 from xdrgen.runtime.virnet.errors import NotSupportedError as _NotSupportedError
 from xdrgen.runtime.virnet.errors import PayloadDecodeError as _PayloadDecodeError
 from xdrgen.runtime.virnet.errors import StreamStateError as _StreamStateError
-from xdrgen.runtime.virnet.errors import unknown_procedure_error as _unknown_proc
+from xdrgen.runtime.virnet.server import MAX_CLIENTS as _MAX_CLIENTS
+from xdrgen.runtime.virnet.server import MAX_REQUESTS as _MAX_REQUESTS
 from xdrgen.runtime.virnet.server import ServerConnection as _ServerConnection
 from xdrgen.runtime.virnet.server import ServerStream as _ServerStream
+from xdrgen.runtime.virnet.server import VirNetServer as _VirNetServer
 from xdrgen.runtime.virnet.server import serve_unix as _serve_unix
 from xdrgen.runtime.virnet.sync import Connection as _Connection
 from xdrgen.runtime.virnet.sync import Stream as _Stream
@@ -3845,24 +3849,34 @@ _Unsubscribe = _Callable[[], None]
 _Handlers = list[tuple[int | None, _Callable[[_Any], None]]]
 #: What libvirtd reports when its driver lacks a function (VIR_ERR_NO_SUPPORT).
 _NO_SUPPORT = 3
-_FROM_DOMAIN = 20
 _NO_SUPPORT_FORMAT = "this function is not supported by the connection driver: %s"
 
 
-def _unsupported(api: str) -> _NotSupportedError:
+def _unsupported(api: str, domain: int) -> _NotSupportedError:
     """The error libvirtd sends for a function its driver does not implement."""
     return _NotSupportedError(
         _NO_SUPPORT,
-        _FROM_DOMAIN,
+        domain,
         _NO_SUPPORT_FORMAT % api,
         2,
         _NO_SUPPORT_FORMAT,
         api,
+        None,
+        -1,
+        -1,
     )
 
 
-def _bad_payload(what: str, exc: Exception) -> _LibvirtError:
-    return _LibvirtError(_VIR_ERR_RPC, _VIR_FROM_RPC, f"cannot decode {what}: {exc}")
+def _encode_reply(
+    encode: _Callable[[_Any], bytes] | None, ret: _Any, proc: int
+) -> bytes:
+    """The ``_ret`` payload; a value that does not encode is answered as libvirtd does."""
+    if encode is None:
+        return b""
+    try:
+        return encode(ret)
+    except Exception as exc:  # wrong types, bad lengths, strings that are not UTF-8
+        raise _unencodable(f"the reply of procedure {proc}: {exc}") from None
 
 
 def _bad_reply(
@@ -4630,10 +4644,10 @@ class DemoStreamCall(_Generic[_T]):
         """Open the stream and reply with ``ret``; returns the stream."""
         if self.stream is not None:
             raise _StreamStateError(f"stream call {self.call.serial} already accepted")
+        payload = _encode_reply(self._encode, ret, self.call.proc)
         direction = _BOTH if two_way else self._direction
         stream = self.connection.open_stream(self.call, direction, sparse)
         self.stream = stream
-        payload = b"" if self._encode is None else self._encode(ret)
         self.connection.reply(self.call, payload)
         return stream
 
@@ -4653,43 +4667,43 @@ class DemoHandler:
 
     async def connect_get_version(self) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
-        raise _unsupported("virConnectGetVersion")
+        raise _unsupported("virConnectGetVersion", 20)
 
     async def item_create(self, args: demo_item_create_args) -> demo_item_create_ret:
         """DEMO_PROC_ITEM_CREATE (2)."""
-        raise _unsupported("virItemCreate")
+        raise _unsupported("virItemCreate", 20)
 
     async def item_lookup_by_name(
         self, args: demo_item_lookup_by_name_args
     ) -> demo_item_lookup_by_name_ret:
         """DEMO_PROC_ITEM_LOOKUP_BY_NAME (3)."""
-        raise _unsupported("virItemLookupByName")
+        raise _unsupported("virItemLookupByName", 20)
 
     async def item_list(self, args: demo_item_list_args) -> demo_item_list_ret:
         """DEMO_PROC_ITEM_LIST (4)."""
-        raise _unsupported("virItemList")
+        raise _unsupported("virItemList", 20)
 
     async def item_get_counters(
         self, args: demo_item_get_counters_args
     ) -> demo_item_get_counters_ret:
         """DEMO_PROC_ITEM_GET_COUNTERS (5)."""
-        raise _unsupported("virItemGetCounters")
+        raise _unsupported("virItemGetCounters", 20)
 
     async def item_set_value(self, args: demo_item_set_value_args) -> None:
         """DEMO_PROC_ITEM_SET_VALUE (6)."""
-        raise _unsupported("virItemSetValue")
+        raise _unsupported("virItemSetValue", 20)
 
     async def item_upload(
         self, call: DemoStreamCall[None], args: demo_item_upload_args
     ) -> None:
         """DEMO_PROC_ITEM_UPLOAD (7)."""
-        raise _unsupported("virItemUpload")
+        raise _unsupported("virItemUpload", 20)
 
     async def item_download(
         self, call: DemoStreamCall[None], args: demo_item_download_args
     ) -> None:
         """DEMO_PROC_ITEM_DOWNLOAD (8)."""
-        raise _unsupported("virItemDownload")
+        raise _unsupported("virItemDownload", 20)
 
     def emit_item_event_changed(self, msg: demo_item_event_changed_msg) -> None:
         """Send a DEMO_PROC_ITEM_EVENT_CHANGED event to this handler's client."""
@@ -4716,17 +4730,14 @@ class DemoServer:
 
     def __init__(self, handler_factory: _Callable[[], DemoHandler]) -> None:
         self._factory = handler_factory
-        self._handlers: _weakref.WeakKeyDictionary[_ServerConnection, DemoHandler] = (
-            _weakref.WeakKeyDictionary()
-        )
 
     def handler_for(self, connection: _ServerConnection) -> DemoHandler:
-        """The connection's handler, made on its first call."""
-        handler = self._handlers.get(connection)
-        if handler is None:
+        """The connection's handler, made on its first call (dropped when it closes)."""
+        handler = connection.handler
+        if not isinstance(handler, DemoHandler):
             handler = self._factory()
             handler.connection = connection
-            self._handlers[connection] = handler
+            connection.handler = handler
         return handler
 
     async def __call__(
@@ -4742,22 +4753,38 @@ class DemoServer:
             try:
                 args = (decode(call.payload),)
             except _XdrError as exc:
-                what = f"the arguments of procedure {call.proc}"
-                raise _bad_payload(what, exc) from None
+                what = f"the arguments of procedure {call.proc}: {exc}"
+                raise _undecodable(what) from None
         if stream:
             direction = _SEND if stream == 1 else _RECEIVE
             stream_call = DemoStreamCall(connection, call, encode, direction)
             await method(stream_call, *args)
             if stream_call.stream is None:
-                raise _LibvirtError(
+                raise _reported(
                     _VIR_ERR_RPC,
                     _VIR_FROM_RPC,
                     f"stream procedure {call.proc} returned without accepting the stream",
                 )
             return None
         ret = await method(*args)
-        return b"" if encode is None else encode(ret)
+        return _encode_reply(encode, ret, call.proc)
 
-    async def serve_unix(self, path: str) -> _asyncio.AbstractServer:
-        """Listen on a unix socket (libvirtd's protocol; keepalive PINGs answered)."""
-        return await _serve_unix(path, self, {_DEMO_PROGRAM: _DEMO_VERSION})
+    async def serve_unix(
+        self,
+        path: str,
+        *,
+        max_clients: int = _MAX_CLIENTS,
+        max_requests: int = _MAX_REQUESTS,
+    ) -> _VirNetServer:
+        """Listen on a unix socket (libvirtd's protocol; keepalive PINGs answered).
+
+        ``max_clients`` connections are served at once (more wait, as with
+        libvirtd), each with at most ``max_requests`` calls running.
+        """
+        return await _serve_unix(
+            path,
+            self,
+            {_DEMO_PROGRAM: _DEMO_VERSION},
+            max_clients=max_clients,
+            max_requests=max_requests,
+        )

@@ -137,3 +137,20 @@ def test_handler_error_reaches_virsh(fake: tuple[str, Any], tmp_path: Path) -> N
     assert done.returncode == 1
     assert "Requested operation is not valid: domain is not running" in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_vol_upload_then_download(fake: tuple[str, Any], tmp_path: Path) -> None:
+    sock, world = fake
+    data = bytes((i * 7 + 3) & 0xFF for i in range(700_000))
+    src = tmp_path / "up.img"
+    src.write_bytes(data)
+    virsh(sock, "vol-upload", "--pool", world.pool_name, "disk0.img", str(src))
+    back = tmp_path / "back.img"
+    virsh(sock, "vol-download", "--pool", world.pool_name, "--length", str(len(data)), "disk0.img", str(back))
+    assert back.read_bytes() == data
+    # Sparse: virsh sends the zero runs as holes; they come back as zeros.
+    holey = data[:100_000] + bytes(500_000) + data[:50_000]
+    src.write_bytes(holey)
+    virsh(sock, "vol-upload", "--sparse", "--pool", world.pool_name, "disk0.img", str(src))
+    virsh(sock, "vol-download", "--pool", world.pool_name, "--length", str(len(holey)), "disk0.img", str(back))
+    assert back.read_bytes() == holey

@@ -217,8 +217,6 @@ def test_disconnect_at_every_point_of_a_reply(rp: Any, flavour: str, cut: int) -
             assert (theirs["outcome"], theirs["alive"]) == ("error", False), theirs
 
 
-@pytest.mark.xfail(strict=True, reason="needs the receive buffer that grows with the bytes received "
-                   "(framing.py, issue 11 item 2, done by the virnet-server work): remove this mark when it lands")
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_huge_declared_length_costs_only_bytes_received(rp: Any, flavour: str) -> None:
     """A 32 MiB length word followed by 100 bytes and silence: the call times out, memory stays small."""

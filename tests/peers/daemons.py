@@ -110,12 +110,17 @@ def _wait_for_socket(daemon: Daemon) -> None:
     )
 
 
-def start_libvirtd(keepalive_interval: int = 5, keepalive_count: int = 5) -> Daemon:
-    """Root libvirtd with no driver modules: only the built-in test driver."""
+def start_libvirtd(keepalive_interval: int = 5, keepalive_count: int = 5, extra_config: str = "") -> Daemon:
+    """Root libvirtd with no driver modules: only the built-in test driver.
+
+    ``extra_config``: more libvirtd.conf lines (e.g. ``max_clients = 3``).
+    """
     root = Path(tempfile.mkdtemp(dir="/tmp", prefix="xv"))
     (root / "run").mkdir()
     (root / "drivers").mkdir()
-    conf = _config(root, f"keepalive_interval = {keepalive_interval}\nkeepalive_count = {keepalive_count}\n")
+    conf = _config(
+        root, f"keepalive_interval = {keepalive_interval}\nkeepalive_count = {keepalive_count}\n" + extra_config
+    )
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LIBVIRT_DRIVER_DIR": str(root / "drivers"),

@@ -6,6 +6,7 @@ Example::
     output = "src/mypkg/protocol"          # directory that receives the modules
     defines = { FEATURE_X = "1" }          # -D for every module
     constants-from = ["/usr/include/libvirt/libvirt.h"]
+    libvirt-api = ["/usr/share/libvirt/api/libvirt-api.xml"]
     include-dirs = ["proto"]
     cpp = false
 
@@ -31,7 +32,7 @@ from xdrgen.generator.names import module_name_for
 
 PYPROJECT = "pyproject.toml"
 #: Keys allowed both at table level (defaults) and per module.
-_SHARED_KEYS = frozenset({"defines", "constants-from", "include-dirs", "imports", "cpp"})
+_SHARED_KEYS = frozenset({"defines", "constants-from", "include-dirs", "imports", "cpp", "libvirt-api"})
 _TABLE_KEYS = _SHARED_KEYS | {"output", "modules"}
 _MODULE_KEYS = _SHARED_KEYS | {"source", "name"}
 
@@ -122,6 +123,7 @@ def _options(table: dict[str, Any], entry: dict[str, Any], root: Path, label: st
         imports=_paths(table, entry, "imports", root, label),
         include_dirs=_paths(table, entry, "include-dirs", root, label),
         system_cpp=cpp,
+        libvirt_api=_paths(table, entry, "libvirt-api", root, label),
     )
 
 

@@ -69,6 +69,7 @@ def options_record(
         "imports": [portable_path(p, root) for p in options.imports],
         "include_dirs": [portable_path(p, root) for p in options.include_dirs],
         "cpp": options.system_cpp,
+        "libvirt_api": [portable_path(p, root) for p in options.libvirt_api],
     }
 
 

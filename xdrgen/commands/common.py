@@ -46,6 +46,16 @@ def add_frontend_arguments(parser: argparse.ArgumentParser) -> None:
         help="search DIR for #include \"...\" files",
     )
     group.add_argument(
+        "--libvirt-api",
+        dest="libvirt_api",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="XML",
+        help="libvirt's API description (libvirt-api.xml): API names and error domains of the "
+        "server skeleton's \"not supported\" answers",
+    )
+    group.add_argument(
         "--cpp",
         action="store_true",
         help="run the system C preprocessor (cpp) instead of the built-in subset",
@@ -67,4 +77,5 @@ def frontend_options_from(args: argparse.Namespace) -> FrontendOptions:
         imports=tuple(args.imports),
         include_dirs=tuple(args.include_dirs),
         system_cpp=bool(args.cpp),
+        libvirt_api=tuple(args.libvirt_api),
     )

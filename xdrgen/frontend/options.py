@@ -19,3 +19,7 @@ class FrontendOptions:
     include_dirs: tuple[Path, ...] = ()
     #: ``--cpp``: run the system C preprocessor instead of the built-in subset.
     system_cpp: bool = False
+    #: ``--libvirt-api XML``: libvirt's API descriptions (libvirt-api.xml), where the
+    #: server skeleton takes the API names and error domains of its "not supported"
+    #: answers.  Recorded as inputs of the module.
+    libvirt_api: tuple[Path, ...] = ()

@@ -95,7 +95,7 @@ def load_module(
         source_text=source_bytes,
         external_constants=externals,
         imports=imports,
-        inputs=list(pre.files) + header_files,
+        inputs=list(pre.files) + header_files + _existing(options.libvirt_api),
     )
     return resolver.resolve()
 
@@ -107,3 +107,11 @@ def module_name_for(path: Path) -> str:
 
 
 __all__ = ["load_module", "module_name_for", "XdrgenError", "Diagnostic"]
+
+
+def _existing(paths: tuple[Path, ...]) -> list[Path]:
+    """Extra input files the generator reads (``--libvirt-api``); each must exist."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise error(f"{path}: no such file (--libvirt-api)")
+    return [Path(p) for p in paths]

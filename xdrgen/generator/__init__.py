@@ -50,6 +50,8 @@ def options_summary(options: FrontendOptions) -> list[str]:
         parts.append(f"--constants-from {Path(header).name}")
     for other in options.imports:
         parts.append(f"--import {Path(other).name}")
+    for api in options.libvirt_api:
+        parts.append(f"--libvirt-api {Path(api).name}")
     return [f"Options: {' '.join(parts)}"] if parts else []
 
 

@@ -161,6 +161,7 @@ def options_key(module_name: str, options: FrontendOptions) -> str:
             "imports": [str(Path(p).resolve()) for p in options.imports],
             "include_dirs": [str(Path(p).resolve()) for p in options.include_dirs],
             "system_cpp": options.system_cpp,
+            "libvirt_api": [str(Path(p).resolve()) for p in options.libvirt_api],
         },
         sort_keys=True,
     )

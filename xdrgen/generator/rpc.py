@@ -28,6 +28,7 @@ from pathlib import Path
 import jinja2
 
 from xdrgen.generator.layout import LINE, bracketed
+from xdrgen.generator.libvirt_api import LibvirtApi, unsupported_answer
 from xdrgen.generator.names import field_name, py_name
 from xdrgen.model import (
     DeclKind,
@@ -71,7 +72,9 @@ class ProcView:
     name: str
     constant: str
     method: str
+    #: The public API libvirtd names when the function is unsupported, and its error domain.
     api_name: str
+    api_domain: int
     #: Class / type expression of the single argument, or None (void).
     args_type: str | None
     #: Parameters taking the argument's fields (a lone ``arg`` for non-structs).
@@ -106,6 +109,8 @@ class RpcRenderer:
         self.module = module
         self.renderer = context.get("renderer")
         self._header_constants: dict[str, int] | None = None
+        self._api: LibvirtApi | None = None
+        self._api_loaded = False
 
     # ------------------------------------------------------------ type helpers
 
@@ -170,6 +175,14 @@ class RpcRenderer:
                     self._header_constants = {}
         return self._header_constants.get(name)
 
+    def libvirt_api(self) -> LibvirtApi | None:
+        """libvirt's API descriptions given with ``--libvirt-api`` (recorded as inputs), if any."""
+        if not self._api_loaded:
+            files = [Path(p) for p in self.module.inputs if Path(p).suffix == ".xml"]
+            self._api = LibvirtApi.load(files) if files else None
+            self._api_loaded = True
+        return self._api
+
     # ------------------------------------------------------------ procedures
 
     def proc_view(self, table: ProcedureTable, proc: Procedure, prefix: str) -> ProcView:
@@ -223,12 +236,14 @@ class RpcRenderer:
         if keyword.iskeyword(method) or method in _CLIENT_RESERVED or method in _HANDLER_RESERVED:
             method += "_"
         doc = f"{proc.constant} ({proc.number})."
+        unsupported = unsupported_answer(proc.name, self.libvirt_api())
         return ProcView(
             number=proc.number,
             name=proc.name,
             constant=proc.constant,
             method=method,
-            api_name="vir" + "".join(w.capitalize() for w in proc.name.split("_")),
+            api_name=unsupported.name,
+            api_domain=unsupported.error_domain,
             args_type=args_type,
             params=params,
             args_struct=args_struct,

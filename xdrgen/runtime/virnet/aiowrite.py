@@ -8,6 +8,8 @@ per call.  ``SocketWriter`` instead keeps references to the queued buffers
 ``sendmsg`` many at a time, and waits for writability on a duplicate of the
 socket's fd (asyncio lets only the transport watch the original).  The
 transport keeps doing the reading; it never writes, so nothing interleaves.
+A connection that drives its own socket (the server) hands it in as ``sock``:
+the writer then watches it directly and leaves closing it to its owner.
 
 Small writes are coalesced: ``write`` schedules one flush per loop iteration,
 so the calls queued by many tasks in one iteration leave in one syscall.
@@ -37,10 +39,17 @@ SEND_BUFFER: Final = 4 << 20
 class SocketWriter:
     """Ordered, uncopied output for one asyncio connection (see the module docstring)."""
 
-    def __init__(self, transport: asyncio.Transport, on_error: Callable[[VirNetError], None]) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport | None,
+        on_error: Callable[[VirNetError], None],
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._transport = transport
-        self._on_error = on_error
+        #: Dropped once the writer has failed or closed: no cycle keeps its owner alive.
+        self._on_error: Callable[[VirNetError], None] | None = on_error
         self._queue: collections.deque[OutBuffer] = collections.deque()
         self._queued = 0
         self._scheduled = False
@@ -48,14 +57,25 @@ class SocketWriter:
         self._waiters: list[asyncio.Future[None]] = []
         self._error: VirNetError | None = None
         self._sock: socket.socket | None = None
+        #: Whether ``_sock`` is our duplicate (closed by us) or the owner's socket.
+        self._owns_sock = sock is None
+        if sock is not None:
+            self._sock = sock
+            self._tune(sock)
+            return
+        assert transport is not None, "SocketWriter needs a transport or a socket"
         raw = transport.get_extra_info("socket")
         if raw is not None and raw.family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):
             # A second fd on the same socket: ours to watch for writability.
             self._sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
-            try:
-                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-            except OSError:
-                pass
+            self._tune(self._sock)
+
+    @staticmethod
+    def _tune(sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except OSError:
+            pass
 
     @property
     def queued_bytes(self) -> int:
@@ -84,6 +104,7 @@ class SocketWriter:
             if isinstance(b, FdCarrier):
                 raise NotImplementedError("fd passing needs a unix socket")
             small.append(b)
+        assert self._transport is not None
         self._transport.writelines(small)
 
     async def drain(self) -> None:
@@ -136,8 +157,10 @@ class SocketWriter:
             return
         except OSError as exc:
             error = ConnectionClosed(f"write failed: {exc}")
+            on_error = self._on_error
             self.fail(error)
-            self._on_error(error)
+            if on_error is not None:
+                on_error(error)
             return
         if self._armed:
             self._armed = False
@@ -166,11 +189,15 @@ class SocketWriter:
         self.close()
 
     def close(self) -> None:
+        self._on_error = None
+        self._queue.clear()
+        self._queued = 0
         if self._sock is not None:
             if self._armed:
                 self._armed = False
                 self._loop.remove_writer(self._sock.fileno())
-            self._sock.close()
+            if self._owns_sock:
+                self._sock.close()
             self._sock = None
             if self._error is None:
                 self._error = ConnectionClosed("connection closed")

@@ -11,17 +11,26 @@ Output is a list of buffers for gathered writes (``socket.sendmsg`` /
 slice of the caller's buffer, never copied.  An :class:`FdCarrier` in the list
 means "send one zero byte carrying this fd with SCM_RIGHTS" (libvirt sends the
 fds of a *_WITH_FDS message that way, one by one, after the message).
+
+In the server role the core answers what libvirtd's RPC layer answers itself
+(see ``_dispatch_server``): a CALL to an unknown program or with a bad status
+gets libvirtd's error reply, and messages a server never expects (REPLY,
+MESSAGE, unknown types, stream packets of no open stream, malformed
+keepalives) are dropped; only broken framing ends the connection.
+Received file descriptors the protocol has no use for are closed here.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from xdrgen.runtime.virnet import daemon_errors
 from xdrgen.runtime.virnet import events as ev
 from xdrgen.runtime.virnet.constants import (
     FRAME_MAX,
@@ -34,6 +43,10 @@ from xdrgen.runtime.virnet.constants import (
     REMOTE_PROGRAM,
     REMOTE_PROTOCOL_VERSION,
     STREAM_CHUNK_MAX,
+    VIR_ERR_INTERNAL_ERROR,
+    VIR_ERR_RPC,
+    VIR_FROM_RPC,
+    VIR_FROM_STREAMS,
     MessageType,
     Status,
 )
@@ -124,7 +137,7 @@ class VirNetCore:
         #: a *_WITH_FDS reply without its fds.
         self.receives_fds = receives_fds
         self.programs: dict[int, int] = dict(programs or {REMOTE_PROGRAM: REMOTE_PROTOCOL_VERSION})
-        self._buffer = FrameBuffer(buffer_size)
+        self._buffer = FrameBuffer(buffer_size, check_header=not server)
         self._out: list[OutBuffer] = []
         self._out_bytes = 0
         self._serial = 0
@@ -338,14 +351,6 @@ class VirNetCore:
         st.state = _StreamState.ABORTING
         self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR)
 
-    def ack_stream_finish(self, serial: int) -> None:
-        """Server role: confirm the client's finish (an empty STREAM OK, as libvirtd sends)."""
-        st = self._streams.get(serial)
-        if st is None:
-            raise StreamStateError(f"no stream with serial {serial}")
-        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
-        self._close_stream(serial)
-
     def send_stream_error(self, serial: int, error: LibvirtError) -> None:
         """The server's failure report on a stream: STREAM/ERROR with remote_error."""
         st = self._streams.get(serial)
@@ -354,12 +359,8 @@ class VirNetCore:
         self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR, encode_remote_error(error))
         self._close_stream(serial)
 
-    def ack_stream_abort(self, serial: int) -> None:
-        """Server role: acknowledge a client abort as libvirtd 9.0 does (an empty STREAM OK)."""
-        st = self._streams.get(serial)
-        if st is None:
-            raise StreamStateError(f"no stream with serial {serial}")
-        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
+    def drop_stream(self, serial: int) -> None:
+        """Server role: forget a stream whose call failed before its reply opened it for the client."""
         self._close_stream(serial)
 
     def stream_is_open(self, serial: int) -> bool:
@@ -395,8 +396,18 @@ class VirNetCore:
         return self._buffer.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> list[ev.Event]:
+        """``nbytes`` arrived in the buffer from ``get_buffer`` (their fds, if any, already handed in)."""
         self._buffer.buffer_updated(nbytes)
-        return self._parse()
+        return self._parse_read()
+
+    def trim_buffer(self) -> None:
+        """Give receive storage back while nothing is buffered (an idle connection)."""
+        self._buffer.trim()
+
+    @property
+    def receive_capacity(self) -> int:
+        """Bytes of receive storage held."""
+        return self._buffer.capacity
 
     def receive_data(self, data: Buffer) -> list[ev.Event]:
         """Feed received bytes (copied once into the buffer); returns the events.
@@ -405,12 +416,21 @@ class VirNetCore:
         failed and the transport must close the connection.
         """
         self._buffer.feed(memoryview(data))
-        return self._parse()
+        return self._parse_read()
 
     def fds_received(self, fds: Iterable[int]) -> list[ev.Event]:
-        """File descriptors that arrived with SCM_RIGHTS, in order."""
+        """File descriptors that arrived with SCM_RIGHTS, in order: hand them in
+        before the bytes of the same read (``buffer_updated``)."""
         self._fds.extend(fds)
         return self._parse()
+
+    def _parse_read(self) -> list[ev.Event]:
+        """Parse after a read; fds that came with it and no message waits for are closed."""
+        try:
+            return self._parse()
+        finally:
+            if self.receives_fds and self._fds:
+                self._close_stray_fds()
 
     def connection_lost(self, error: VirNetError | None = None) -> list[ev.Event]:
         """The transport is gone: fail everything pending, once."""
@@ -419,7 +439,29 @@ class VirNetCore:
         self._failed = error or ConnectionClosed("connection closed by peer")
         self._calls.clear()
         self._streams.clear()
+        self._drop_fds()
         return [ev.ConnectionFailed(self._failed)]
+
+    def _drop_fds(self) -> None:
+        """Close every fd received and not handed out (the connection is over)."""
+        pending = self._fds
+        if self._fd_frame is not None:
+            self._fd_frame = None
+        self._fds = []
+        close_fds(pending)
+
+    def _close_stray_fds(self) -> None:
+        """After a read: fds no *_WITH_FDS message is waiting for are closed.
+
+        The kernel ends a read after the bytes that carried fds, so fds left
+        over here came with bytes that were not carrier bytes; libvirtd reads
+        such bytes without their fds (the kernel then closes them).
+        """
+        keep = self._fd_frame[3] if self._fd_frame is not None and self._failed is None else 0
+        if len(self._fds) > keep:
+            extra = self._fds[keep:]
+            del self._fds[keep:]
+            close_fds(extra)
 
     @property
     def failed(self) -> VirNetError | None:
@@ -444,6 +486,7 @@ class VirNetCore:
             self._failed = exc
             self._calls.clear()
             self._streams.clear()
+            self._drop_fds()
             raise
         return out
 
@@ -452,18 +495,114 @@ class VirNetCore:
         header, payload, offset, count = self._fd_frame
         if self._buffer.buffered < count:
             return False
-        if len(self._fds) < count:
-            if self.server and self.receives_fds:
-                return False
-            if self.receives_fds:  # each fd comes with its carrier byte, and the bytes are here
-                raise ProtocolError(f"{count} fd carrier bytes arrived with only {len(self._fds)} fds", offset)
+        if len(self._fds) < count and self.receives_fds:
+            # Each fd comes with its carrier byte, and the bytes are here: these came without
+            # (libvirtd drops such a client).  A transport that cannot receive fds goes on without.
+            raise ProtocolError(f"{count} fd carrier bytes arrived with only {len(self._fds)} fds", offset)
         self._buffer.discard(count)
         fds, self._fds = self._fds[:count], self._fds[count:]
         self._fd_frame = None
-        self._dispatch_reply_or_call(header, payload, offset, out, fds)
+        if self.server:
+            self._incoming_call(header, payload, out, fds)
+        else:
+            self._dispatch_reply_or_call(header, payload, offset, out, fds)
         return True
 
+    def _fd_count(self, h: Header, payload: memoryview, offset: int) -> int:
+        """The fd count that starts a *_WITH_FDS payload (libvirtd closes on a bad one)."""
+        if len(payload) < 4:
+            raise ProtocolError("fd count missing in a *_WITH_FDS message", offset)
+        (count,) = _NFDS.unpack_from(payload, 0)
+        if count > NUM_FDS_MAX:
+            raise ProtocolError(f"{count} fds exceed the per-message maximum {NUM_FDS_MAX}", offset)
+        return int(count)
+
+    def _dispatch_server(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        """What libvirtd 9.0 does with each message a client sends (docs/libvirt.md has the table)."""
+        mtype = h.type
+        if mtype == _T.CALL:
+            self._incoming_call(h, payload, out, [])
+        elif mtype == _T.CALL_WITH_FDS:
+            # libvirtd reads the fds first, whatever the call turns out to be.
+            self._fd_frame = (h, payload[4:], offset, self._fd_count(h, payload, offset))
+            self._complete_fd_frame(out)
+        elif h.prog == KEEPALIVE_PROGRAM:
+            if h.vers == KEEPALIVE_PROTOCOL_VERSION and mtype == _T.MESSAGE:
+                # Status and payload are not looked at; unknown procedures are dropped.
+                if h.proc == KEEPALIVE_PROC_PING:
+                    self._frame(KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, KEEPALIVE_PROC_PONG, _T.MESSAGE, 0, _S.OK)
+                    out.append(ev.KeepalivePing())
+                elif h.proc == KEEPALIVE_PROC_PONG:
+                    out.append(ev.KeepalivePong())
+        elif mtype == _T.STREAM or mtype == _T.STREAM_HOLE:
+            st = self._streams.get(h.serial)
+            if st is None or h.proc != st.proc or h.prog != st.prog or h.vers != st.vers:
+                return  # libvirtd: "Ignoring unexpected stream data" (late or stray packets)
+            self._client_stream_packet(st, h, payload, offset, out)
+        # REPLY, REPLY_WITH_FDS, MESSAGE and unknown types: libvirtd drops them.
+
+    def _client_stream_packet(self, st: _Stream, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        """A client's STREAM / STREAM_HOLE on one of our open streams, handled as libvirtd 9.0 does.
+
+        Misuse that libvirtd answers by failing the stream (data or a hole on
+        a download, an unknown status) gets the same STREAM ERROR; a hole that
+        breaks the protocol of an upload ends the connection, as there.
+        """
+        serial = h.serial
+        receiving = StreamDirection.RECEIVE in st.direction
+        if h.type == _T.STREAM_HOLE:
+            if not receiving:
+                self._fail_stream(st, serial, "stream had unexpected termination", out)
+            elif not st.sparse:
+                raise ProtocolError(f"STREAM_HOLE on serial {serial}, a stream not opened sparse", offset)
+            elif len(payload) != _HOLE.size:
+                raise ProtocolError(f"STREAM_HOLE payload of {len(payload)} bytes, expected {_HOLE.size}", offset)
+            else:
+                length, flags = _HOLE.unpack_from(payload, 0)
+                if length >= 0:
+                    out.append(ev.StreamHole(serial, length, flags))
+                else:
+                    # libvirtd fails the call (a REPLY error) and drops the stream.
+                    error = daemon_errors.reported(VIR_ERR_INTERNAL_ERROR, VIR_FROM_RPC, f"negative stream hole length {length}")
+                    self._frame(st.prog, st.vers, st.proc, _T.REPLY, serial, _S.ERROR, encode_remote_error(error))
+                    self._close_stream(serial)
+                    out.append(ev.StreamFailed(serial, error))
+        elif h.status == _S.CONTINUE:
+            if not receiving:
+                self._fail_stream(st, serial, "stream had unexpected termination", out)
+            elif len(payload):  # an empty CONTINUE writes nothing, ends nothing
+                out.append(ev.StreamData(serial, payload))
+        elif h.status == _S.OK or h.status == _S.ERROR:
+            # Finish or abort: libvirtd confirms both at once with an empty STREAM OK.
+            self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.OK)
+            self._close_stream(serial)
+            out.append(ev.StreamFinished(serial) if h.status == _S.OK else ev.StreamAborted(serial))
+        else:
+            self._fail_stream(st, serial, f"stream aborted with unexpected status {h.status & 0xFFFFFFFF}", out)
+
+    def _fail_stream(self, st: _Stream, serial: int, message: str, out: list[ev.Event]) -> None:
+        """End a stream with a STREAM ERROR from us (libvirtd's error domain for streams)."""
+        error = daemon_errors.reported(VIR_ERR_RPC, VIR_FROM_STREAMS, message)
+        self._frame(st.prog, st.vers, st.proc, _T.STREAM, serial, _S.ERROR, encode_remote_error(error))
+        self._close_stream(serial)
+        out.append(ev.StreamFailed(serial, error))
+
+    def _incoming_call(self, h: Header, payload: memoryview, out: list[ev.Event], fds: list[int]) -> None:
+        """A complete CALL: checked as libvirtd's program dispatcher checks it, then handed out."""
+        if self.programs.get(h.prog) != h.vers:
+            error = daemon_errors.unknown_program(h.prog, h.vers)
+        elif h.status != _S.OK:
+            error = daemon_errors.unexpected_status(h.status)
+        else:
+            out.append(ev.IncomingCall(h.prog, h.vers, h.proc, h.serial, payload, fds))
+            return
+        close_fds(fds)
+        self._frame(h.prog, h.vers, h.proc, _T.REPLY, h.serial, _S.ERROR, encode_remote_error(error))
+
     def _dispatch(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event]) -> None:
+        if self.server:
+            self._dispatch_server(h, payload, offset, out)
+            return
         mtype = h.type
         if h.prog == KEEPALIVE_PROGRAM:
             self._keepalive_message(h, payload, offset, out)
@@ -476,12 +615,7 @@ class VirNetCore:
         if mtype in (_T.REPLY_WITH_FDS, _T.CALL_WITH_FDS):
             if (mtype == _T.REPLY_WITH_FDS) == self.server:
                 raise ProtocolError(f"message type {mtype} is not valid towards the {self._role} side", offset)
-            if len(payload) < 4:
-                raise ProtocolError("fd count missing in a *_WITH_FDS message", offset)
-            (count,) = _NFDS.unpack_from(payload, 0)
-            if count > NUM_FDS_MAX:
-                raise ProtocolError(f"{count} fds exceed the per-message maximum {NUM_FDS_MAX}", offset)
-            self._fd_frame = (h, payload[4:], offset, count)
+            self._fd_frame = (h, payload[4:], offset, self._fd_count(h, payload, offset))
             self._complete_fd_frame(out)
             return
         if mtype == _T.REPLY or mtype == _T.CALL:
@@ -490,8 +624,6 @@ class VirNetCore:
             self._dispatch_reply_or_call(h, payload, offset, out, [])
         elif mtype == _T.MESSAGE:
             if h.status != _S.OK:
-                if self.server:
-                    raise ProtocolError(f"MESSAGE with status {h.status}", offset)
                 self.ignored_messages += 1  # libvirt's client logs and drops such an event
                 return
             out.append(ev.EventMessage(h.prog, h.proc, payload))
@@ -505,11 +637,6 @@ class VirNetCore:
         return "server" if self.server else "client"
 
     def _dispatch_reply_or_call(self, h: Header, payload: memoryview, offset: int, out: list[ev.Event], fds: list[int]) -> None:
-        if self.server:
-            if h.status != _S.OK:
-                raise ProtocolError(f"CALL with status {h.status}", offset)
-            out.append(ev.IncomingCall(h.prog, h.vers, h.proc, h.serial, payload, fds))
-            return
         serial = h.serial
         call = self._calls.pop(serial, None)
         if call is None:
@@ -574,10 +701,6 @@ class VirNetCore:
             return st
         if h.serial in self._closed_streams or h.serial in self._cancelled:
             return None  # late packet of a stream we already closed
-        if self.server:
-            if st is None:
-                raise ProtocolError(f"stream packet for serial {h.serial}, which has no stream", offset)
-            raise ProtocolError(f"stream packet for serial {h.serial} names procedure {h.proc}, stream is {st.proc}", offset)
         # libvirt's client matches stream packets by program, serial and
         # procedure, and ignores those that match no stream.
         self.ignored_messages += 1
@@ -603,18 +726,11 @@ class VirNetCore:
                 st.remote_eof = True
                 out.append(ev.StreamEnd(serial))
         elif h.status == _S.OK:
-            if self.server:
-                st.state = _StreamState.FINISHING
-                out.append(ev.StreamFinished(serial))
-            elif st.state is _StreamState.OPEN:
+            if st.state is _StreamState.OPEN:
                 raise ProtocolError(f"stream OK on serial {serial} before this side finished it", offset)
             else:
                 self._stream_closed_by_reply(serial, st, h, payload, offset, out)
         else:  # ERROR
-            if self.server:
-                st.state = _StreamState.ABORTING
-                out.append(ev.StreamAborted(serial))
-                return
             aborting = st.state is _StreamState.ABORTING
             self._close_stream(serial)
             if aborting:
@@ -654,4 +770,13 @@ class VirNetCore:
             raise ProtocolError(f"unknown keepalive procedure {h.proc}", offset)
 
 
-__all__ = ["VirNetCore", "StreamDirection", "FdCarrier", "OutBuffer", "CallCancelled"]
+def close_fds(fds: Iterable[int]) -> None:
+    """Close received file descriptors nobody will use (errors ignored: they are ours to drop)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+__all__ = ["VirNetCore", "StreamDirection", "FdCarrier", "OutBuffer", "CallCancelled", "close_fds"]

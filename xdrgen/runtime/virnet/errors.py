@@ -297,6 +297,19 @@ def decode_remote_error(payload: memoryview | bytes, *, stream: bool = False, pr
     return make_libvirt_error(fields, stream=stream, proc=proc)
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 of an error string; never fails, so every failed call can be answered.
+
+    Bytes that arrived as invalid UTF-8 (decoded with surrogateescape) go back
+    as they came, as libvirtd echoes the bytes it was given; other lone
+    surrogates are written as ``\\udXXX`` escapes.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
+
+
 def encode_remote_error(error: LibvirtError) -> bytes:
     """Serialise an error as ``remote_error`` (server role; dom and net left null)."""
     out = bytearray()
@@ -305,7 +318,7 @@ def encode_remote_error(error: LibvirtError) -> bytes:
         if value is None:
             out.extend(_UINT.pack(0))
             return
-        raw = value.encode("utf-8")
+        raw = _utf8(value)
         out.extend(_UINT.pack(1))
         out.extend(_UINT.pack(len(raw)))
         out.extend(raw)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import array
-import os
 import socket
 from collections.abc import Sequence
 from typing import Final, cast
 
 from xdrgen.runtime.virnet.constants import NUM_FDS_MAX
-from xdrgen.runtime.virnet.core import FdCarrier, OutBuffer
+from xdrgen.runtime.virnet.core import FdCarrier, OutBuffer, close_fds
 
 #: Linux's IOV_MAX: most buffers one sendmsg takes.
 _IOV_MAX: Final = 1024
@@ -77,9 +76,4 @@ def recv_into_with_fds(sock: socket.socket, buf: memoryview, want_fds: bool, fla
     return nbytes, fds
 
 
-def close_fds(fds: Sequence[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+__all__ = ["write_all", "recv_into_with_fds", "close_fds", "ANCILLARY_SIZE"]
