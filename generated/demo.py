@@ -4712,7 +4712,7 @@ class DemoHandler:
 
 
 #: DEMO dispatch: number -> (handler method, args decoder, ret encoder,
-#: stream: 0 none, 1 server sends, 2 server receives).
+#: stream: 0 none, 1 server sends, 2 server receives, 3 both ways).
 _DEMO_DISPATCH: dict[int, _DispatchEntry] = {
     1: ("connect_get_version", None, _DEMO_RE1, 0),
     2: ("item_create", _DEMO_AD2, _DEMO_RE2, 0),
@@ -4756,7 +4756,7 @@ class DemoServer:
                 what = f"the arguments of procedure {call.proc}: {exc}"
                 raise _undecodable(what) from None
         if stream:
-            direction = _SEND if stream == 1 else _RECEIVE
+            direction = _SEND if stream == 1 else (_RECEIVE if stream == 2 else _BOTH)
             stream_call = DemoStreamCall(connection, call, encode, direction)
             await method(stream_call, *args)
             if stream_call.stream is None:

@@ -201,9 +201,15 @@ LIBVIRT_H = Path("/usr/include/libvirt/libvirt.h")
 _OUT = Path(tempfile.mkdtemp(prefix="xdrgen-test-gen-"))
 
 
+#: libguestfs's procedure facts (streams, optional arguments) for guestfs_protocol.x.
+GUESTFS_ANNOTATIONS = REPO / "protocols" / "annotations" / "guestfs-1.48.toml"
+
+
 def options_for(source: Path) -> FrontendOptions:
     if source.name == "remote_protocol.x":
         return FrontendOptions(constants_from=(LIBVIRT_H,))
+    if source.name == "guestfs_protocol.x":
+        return FrontendOptions(annotations=(GUESTFS_ANNOTATIONS,))
     return FrontendOptions()
 
 

@@ -32,7 +32,13 @@ def without_pythonpath() -> dict[str, str]:
 
 
 def run(cmd: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
-    """Run a command; on failure, fail the test with its output."""
+    """Run a command; on failure, fail the test with its output.
+
+    PYTHONPATH is dropped (a worktree sets it to its checkout): only what the
+    venv has installed may provide ``xdrgen`` here.
+    """
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [str(c) for c in cmd],
         cwd=cwd,

@@ -256,25 +256,66 @@ class AclRule:
 
 
 @dataclass(frozen=True, slots=True)
+class OptionalArgument:
+    """A field of a procedure's argument struct that is optional, flagged by one bit.
+
+    libguestfs sends every field but sets bit ``bit`` of the header's
+    ``optargs_bitmask`` only for the optional arguments the caller gave.
+    """
+
+    field: str
+    bit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deprecation:
+    """A procedure that should no longer be used."""
+
+    #: The procedure to use instead (its method name), if there is one.
+    replacement: str | None = None
+    #: Free text for documentation and the warning.
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcedureAnnotations:
-    """libvirt's ``/** @name: value */`` procedure annotations, validated."""
+    """Procedure annotations, validated: libvirt's ``/** @name: value */`` comments
+    and the keys of a procedure-annotation file (``--annotations``)."""
 
     generate: str | None = None  # both | server | client | none
     priority: str | None = None  # high | low
     acl: tuple[AclRule, ...] = ()
     aclfilter: tuple[AclRule, ...] = ()
-    readstream: int | None = None  # 1-based argument that is the stream
+    #: 1-based argument that is the stream the client reads (libguestfs: FileOut).
+    readstream: int | None = None
+    #: 1-based argument that is the stream the client writes (libguestfs: FileIn).
+    #: Both set (to the same argument): a two-way stream.
     writestream: int | None = None
     sparseflag: str | None = None
+    optargs: tuple[OptionalArgument, ...] = ()
+    deprecated: Deprecation | None = None
 
     @property
     def stream(self) -> str | None:
-        """'read' (daemon to client), 'write' (client to daemon) or None."""
+        """'read' (daemon to client), 'write' (client to daemon), 'both' or None."""
         if self.readstream is not None:
-            return "read"
+            return "both" if self.writestream is not None else "read"
         if self.writestream is not None:
             return "write"
         return None
+
+    @property
+    def stream_arg(self) -> int | None:
+        """The 1-based argument that is the stream, if any."""
+        return self.readstream if self.readstream is not None else self.writestream
+
+    @property
+    def optargs_mask(self) -> int:
+        """Every bit an optional argument of this procedure may set."""
+        mask = 0
+        for optarg in self.optargs:
+            mask |= 1 << optarg.bit
+        return mask
 
 
 @dataclass(eq=False, slots=True)

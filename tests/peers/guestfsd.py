@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,10 @@ GUESTFSD = "/usr/sbin/guestfsd"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
-# $1: the new root (an empty host dir), $2: host dir for the socket.
+# $1: the new root (an empty host dir), $2: host dir for the socket, $3: /sysroot size.
 _LAUNCHER = r"""
 set -eu
-root="$1"; chan="$2"
+root="$1"; chan="$2"; sysroot_size="$3"
 mount -t tmpfs -o size=1m,mode=755 xdrgen-guestfsd-root "$root"
 cd "$root"
 mkdir usr etc proc tmp run var sysroot dev chan
@@ -45,7 +46,7 @@ done
 for dir in usr etc; do mount --bind "/$dir" "$dir"; mount -o remount,bind,ro "$dir"; done
 mount -t proc proc proc
 for dir in tmp run var; do mount -t tmpfs -o size=16m tmpfs "$dir"; done
-mount -t tmpfs -o size=64m xdrgen-guestfsd-sysroot sysroot
+mount -t tmpfs -o "size=$sysroot_size" xdrgen-guestfsd-sysroot sysroot
 mount -t tmpfs -o size=64k,mode=755 xdrgen-guestfsd-dev dev
 mknod -m 666 dev/null c 1 3
 mknod -m 666 dev/zero c 1 5
@@ -103,7 +104,8 @@ class GuestfsDaemon:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_guestfsd() -> GuestfsDaemon:
+def start_guestfsd(sysroot_size: str = "64m") -> GuestfsDaemon:
+    """Start a jailed guestfsd whose /sysroot is a tmpfs of ``sysroot_size`` (tmpfs syntax)."""
     workdir = Path(tempfile.mkdtemp(prefix="xdrgen-guestfsd-"))
     root = workdir / "root"
     chan = workdir / "chan"
@@ -111,7 +113,10 @@ def start_guestfsd() -> GuestfsDaemon:
     chan.mkdir()
     with open(workdir / "stderr", "wb") as log:
         process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _LAUNCHER, "guestfsd-launcher", str(root), str(chan)],
+            [
+                "unshare", "--mount", "--propagation", "private", "sh", "-c", _LAUNCHER, "guestfsd-launcher",
+                str(root), str(chan), sysroot_size,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -127,15 +132,29 @@ def start_guestfsd() -> GuestfsDaemon:
     return daemon
 
 
-@pytest.fixture
-def guestfsd() -> Iterator[GuestfsDaemon]:
-    """A fresh guestfsd (it serves one client) with an empty tmpfs /sysroot."""
+@contextmanager
+def running_guestfsd(sysroot_size: str = "64m") -> Iterator[GuestfsDaemon]:
+    """A fresh guestfsd for a test (skips, or fails under XDRGEN_REQUIRE_PEERS=1, without root)."""
     require_guestfsd_environment()
     try:
-        daemon = start_guestfsd()
+        daemon = start_guestfsd(sysroot_size)
     except PeerUnavailable as exc:
         pytest.fail(str(exc))
     try:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def guestfsd() -> Iterator[GuestfsDaemon]:
+    """A fresh guestfsd (it serves one client) with an empty tmpfs /sysroot."""
+    with running_guestfsd() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def big_guestfsd() -> Iterator[GuestfsDaemon]:
+    """A fresh guestfsd whose /sysroot holds a few 64 MiB files."""
+    with running_guestfsd("400m") as daemon:
+        yield daemon

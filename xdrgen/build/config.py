@@ -9,6 +9,7 @@ Example::
     libvirt-api = ["/usr/share/libvirt/api/libvirt-api.xml"]
     include-dirs = ["proto"]
     cpp = false
+    annotations = "proto/annotations.toml"  # procedure annotations (or a list)
 
     [[tool.xdrgen.modules]]
     source = "../libvirt/src/remote/remote_protocol.x"
@@ -32,7 +33,9 @@ from xdrgen.generator.names import module_name_for
 
 PYPROJECT = "pyproject.toml"
 #: Keys allowed both at table level (defaults) and per module.
-_SHARED_KEYS = frozenset({"defines", "constants-from", "include-dirs", "imports", "cpp", "libvirt-api"})
+_SHARED_KEYS = frozenset(
+    {"defines", "constants-from", "include-dirs", "imports", "cpp", "libvirt-api", "annotations"}
+)
 _TABLE_KEYS = _SHARED_KEYS | {"output", "modules"}
 _MODULE_KEYS = _SHARED_KEYS | {"source", "name"}
 
@@ -124,16 +127,21 @@ def _options(table: dict[str, Any], entry: dict[str, Any], root: Path, label: st
         include_dirs=_paths(table, entry, "include-dirs", root, label),
         system_cpp=cpp,
         libvirt_api=_paths(table, entry, "libvirt-api", root, label),
+        annotations=_paths(table, entry, "annotations", root, label, single=True),
     )
 
 
-def _paths(table: dict[str, Any], entry: dict[str, Any], key: str, root: Path, label: str) -> tuple[Path, ...]:
-    """Table-level paths first, then the module's own."""
+def _paths(
+    table: dict[str, Any], entry: dict[str, Any], key: str, root: Path, label: str, *, single: bool = False
+) -> tuple[Path, ...]:
+    """Table-level paths first, then the module's own; ``single``: one path may stand alone."""
     result: list[Path] = []
     for scope in (table, entry):
         raw = scope.get(key, [])
+        if single and isinstance(raw, str):
+            raw = [raw]
         if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
-            raise error(f"{label}: '{key}' must be a list of paths")
+            raise error(f"{label}: '{key}' must be {'a path or ' if single else ''}a list of paths")
         result.extend(_path(root, item) for item in raw)
     return tuple(result)
 

@@ -62,6 +62,13 @@ def _inputs(result: object, source: Path, options: FrontendOptions) -> tuple[Pat
 
         inputs = load(source, options).inputs
     ordered: dict[Path, None] = {}
-    for path in [source, *inputs, *options.constants_from, *options.imports, *options.libvirt_api]:
+    for path in [
+        source,
+        *inputs,
+        *options.constants_from,
+        *options.imports,
+        *options.libvirt_api,
+        *options.annotations,
+    ]:
         ordered[Path(os.path.abspath(path))] = None
     return tuple(ordered)

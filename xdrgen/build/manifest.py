@@ -70,6 +70,11 @@ def options_record(
         "include_dirs": [portable_path(p, root) for p in options.include_dirs],
         "cpp": options.system_cpp,
         "libvirt_api": [portable_path(p, root) for p in options.libvirt_api],
+        **(
+            {"annotations": [portable_path(p, root) for p in options.annotations]}
+            if options.annotations
+            else {}
+        ),
     }
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+
+from xdrgen.build.config import ProjectConfig
 
 from xdrgen.diagnostics import display_path
 
@@ -35,13 +38,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     mode.add_argument("--force", action="store_true", help="regenerate every module")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
+    parser.add_argument(
+        "--annotations",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.toml",
+        help="a procedure-annotation file for every module, after those in [tool.xdrgen]",
+    )
     parser.set_defaults(handler=run)
+
+
+def with_annotations(config: ProjectConfig, extra: tuple[Path, ...]) -> ProjectConfig:
+    """``config`` with ``extra`` annotation files appended to every module's options."""
+    modules = tuple(
+        replace(m, options=replace(m.options, annotations=m.options.annotations + extra)) for m in config.modules
+    )
+    return replace(config, modules=modules)
 
 
 def run(args: argparse.Namespace) -> int:
     from xdrgen.build import build_project, check_project, load_config
 
     config = load_config(args.project)
+    if args.annotations:
+        config = with_annotations(config, tuple(p.resolve() for p in args.annotations))
     if args.check:
         stale = check_project(config)
         for item in stale:

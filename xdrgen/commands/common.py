@@ -56,6 +56,14 @@ def add_frontend_arguments(parser: argparse.ArgumentParser) -> None:
         "server skeleton's \"not supported\" answers",
     )
     group.add_argument(
+        "--annotations",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.toml",
+        help="attach the procedure annotations of a TOML file (streams, optional arguments, ...)",
+    )
+    group.add_argument(
         "--cpp",
         action="store_true",
         help="run the system C preprocessor (cpp) instead of the built-in subset",
@@ -78,4 +86,5 @@ def frontend_options_from(args: argparse.Namespace) -> FrontendOptions:
         include_dirs=tuple(args.include_dirs),
         system_cpp=bool(args.cpp),
         libvirt_api=tuple(args.libvirt_api),
+        annotations=tuple(args.annotations),
     )

@@ -12,8 +12,9 @@ from xdrgen.diagnostics import Diagnostic, Position, XdrgenError
 from xdrgen.model import AclRule, AllocSpec, MemberAnnotations, ProcedureAnnotations
 
 _ANNOTATION = re.compile(r"^\s*(?:\*\s*)?@([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
-_GENERATE_VALUES = ("both", "server", "client", "none")
-_PRIORITY_VALUES = ("high", "low")
+GENERATE_VALUES = ("both", "server", "client", "none")
+PRIORITY_VALUES = ("high", "low")
+_FLAG_NAME = re.compile(r"[A-Za-z_]\w*")
 _INSERT = re.compile(r"\binsert@(\d+)\b")
 _ALLOC = re.compile(r"\balloc@(\d+)@([^@]+)@(\d+)\b")
 
@@ -51,15 +52,18 @@ def parse_procedure_annotations(
             return XdrgenError(Diagnostic("error", f"annotation @{name}: {message}", where))
 
         if name == "generate":
-            if value not in _GENERATE_VALUES:
-                raise fail(f"'{value}' is not one of {', '.join(_GENERATE_VALUES)}")
+            if value not in GENERATE_VALUES:
+                raise fail(f"'{value}' is not one of {', '.join(GENERATE_VALUES)}")
             values["generate"] = value
         elif name == "priority":
-            if value not in _PRIORITY_VALUES:
-                raise fail(f"'{value}' is not one of {', '.join(_PRIORITY_VALUES)}")
+            if value not in PRIORITY_VALUES:
+                raise fail(f"'{value}' is not one of {', '.join(PRIORITY_VALUES)}")
             values["priority"] = value
         elif name in ("acl", "aclfilter"):
-            rule = _parse_acl(value, fail)
+            try:
+                rule = parse_acl_rule(value)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
             if rule is not None:
                 (acl if name == "acl" else aclfilter).append(rule)
         elif name in ("readstream", "writestream"):
@@ -67,7 +71,7 @@ def parse_procedure_annotations(
                 raise fail(f"expected a 1-based argument number, found '{value}'")
             values[name] = int(value)
         elif name == "sparseflag":
-            if not re.fullmatch(r"[A-Za-z_]\w*", value):
+            if not _FLAG_NAME.fullmatch(value):
                 raise fail(f"expected a flag name, found '{value}'")
             values["sparseflag"] = value
         else:
@@ -87,7 +91,8 @@ def parse_procedure_annotations(
     )
 
 
-def _parse_acl(value: str, fail: object) -> AclRule | None:
+def parse_acl_rule(value: str) -> AclRule | None:
+    """One ``@acl`` / ``@aclfilter`` value (None for ``none``); ValueError says what is wrong."""
     if value == "none":
         return None
     parts = value.split(":")
@@ -97,11 +102,15 @@ def _parse_acl(value: str, fail: object) -> AclRule | None:
         return AclRule(parts[0], parts[1], flag=parts[2])
     if len(parts) == 5 and parts[0] and parts[1] and not parts[2] and parts[3] and parts[4]:
         return AclRule(parts[0], parts[1], param=parts[3], value=parts[4])
-    assert callable(fail)
-    raise fail(
+    raise ValueError(
         f"expected 'object:permission', 'object:permission:flag' or "
         f"'object:permission::param:value', found '{value}'"
     )
+
+
+def is_flag_name(value: str) -> bool:
+    """A C identifier, as ``@sparseflag`` names one."""
+    return _FLAG_NAME.fullmatch(value) is not None
 
 
 def parse_member_annotations(comment: str | None) -> MemberAnnotations:

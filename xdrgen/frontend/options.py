@@ -23,3 +23,5 @@ class FrontendOptions:
     #: server skeleton takes the API names and error domains of its "not supported"
     #: answers.  Recorded as inputs of the module.
     libvirt_api: tuple[Path, ...] = ()
+    #: ``--annotations FILE``: procedure-annotation files (TOML) merged into the model.
+    annotations: tuple[Path, ...] = ()

@@ -97,7 +97,12 @@ def load_module(
         imports=imports,
         inputs=list(pre.files) + header_files + _existing(options.libvirt_api),
     )
-    return resolver.resolve()
+    module = resolver.resolve()
+    if options.annotations:
+        from xdrgen.frontend.annotation_file import apply_annotation_files
+
+        apply_annotation_files(module, options.annotations)
+    return module
 
 
 def module_name_for(path: Path) -> str:

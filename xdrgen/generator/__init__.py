@@ -52,6 +52,8 @@ def options_summary(options: FrontendOptions) -> list[str]:
         parts.append(f"--import {Path(other).name}")
     for api in options.libvirt_api:
         parts.append(f"--libvirt-api {Path(api).name}")
+    for annotations in options.annotations:
+        parts.append(f"--annotations {Path(annotations).name}")
     return [f"Options: {' '.join(parts)}"] if parts else []
 
 
@@ -70,7 +72,9 @@ def generate_source(
     name = module_name or module_name_for(Path(source).stem)
     text = render_module(model, name, options_summary(options))
     inputs = list(
-        dict.fromkeys([Path(source), *model.inputs, *map(Path, options.imports)])
+        dict.fromkeys(
+            [Path(source), *model.inputs, *map(Path, options.imports), *map(Path, options.annotations)]
+        )
     )
     return text, inputs
 

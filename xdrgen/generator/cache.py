@@ -162,6 +162,7 @@ def options_key(module_name: str, options: FrontendOptions) -> str:
             "include_dirs": [str(Path(p).resolve()) for p in options.include_dirs],
             "system_cpp": options.system_cpp,
             "libvirt_api": [str(Path(p).resolve()) for p in options.libvirt_api],
+            "annotations": [str(Path(p).resolve()) for p in options.annotations],
         },
         sort_keys=True,
     )

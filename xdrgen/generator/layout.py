@@ -90,3 +90,20 @@ def assignment(indent: int, target: str, value: str) -> list[str]:
     if len(line) <= LINE:
         return [line]
     return [f"{pad}{target} = (", f"{pad}    {value}", f"{pad})"]
+
+
+def binding(target: str, annotation: str, value: str) -> list[str] | None:
+    """``target: annotation = codecs["name"].attr`` split the way black splits it.
+
+    None when even that does not fit (the annotation itself must split: rare).
+    """
+    head = f"{target}: {annotation} = "
+    if len(head) + len(value) <= LINE:
+        return [head + value]
+    base, sep, rest = value.partition("[")
+    key, sep2, attr = rest.partition("]")
+    if sep and sep2 and len(head) + len(base) + 1 <= LINE:
+        return [f"{head}{base}[", f"    {key}", f"]{attr}"]
+    if len(head) + 1 <= LINE and 4 + len(value) <= LINE:
+        return [f"{head}(", f"    {value}", ")"]
+    return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jinja2
 
 from xdrgen import __version__
-from xdrgen.generator import rpc
+from xdrgen.generator import guestfs_stubs, rpc
 from xdrgen.generator.layout import (
     LINE,
     assignment,
@@ -361,20 +361,18 @@ class ModuleRenderer:
                 value = getattr(ann, key)
                 if value is not None:
                     args.append(f"{key}={value}")
+            if ann.optargs:
+                pairs = [f"({string_literal(o.field)}, {o.bit})" for o in ann.optargs]
+                args.append(_tuple_argument("optargs", pairs))
+            if ann.deprecated is not None:
+                args.append("deprecated=True")
+                if ann.deprecated.replacement:
+                    args.append(f"replaced_by={string_literal(ann.deprecated.replacement)}")
             for key in ("acl", "aclfilter"):
                 rules = getattr(ann, key)
                 if rules:
                     texts = [string_literal(_acl_text(r)) for r in rules]
-                    one = f"{key}=({', '.join(texts)}{',' if len(texts) == 1 else ''})"
-                    if len(one) + 9 > LINE and len(texts) > 1:
-                        one = "\n".join(
-                            [
-                                f"{key}=(",
-                                *(f"            {t}," for t in texts),
-                                "        )",
-                            ]
-                        )
-                    args.append(one)
+                    args.append(_tuple_argument(key, texts))
             lines.extend(_call_lines(4, "_ProcedureInfo(", args, "),"))
         lines.append(")")
         return "\n".join(lines)
@@ -453,6 +451,9 @@ class ModuleRenderer:
             s.rstrip("\n")
             for s in rpc.render_rpc_sections(self.env, self.module, context)
         )
+        sections.extend(
+            guestfs_stubs.render_guestfs_sections(self.env, self.module, context)
+        )
         imports = sorted(
             {
                 (f"_imp_{imp.module_name}", imp.module_name)
@@ -492,6 +493,14 @@ def _acl_text(rule: object) -> str:
     if rule.param is not None:
         text += f"::{rule.param}:{rule.value}"
     return text
+
+
+def _tuple_argument(key: str, texts: list[str]) -> str:
+    """``key=(a, b)`` as an argument of a ``_ProcedureInfo(...)`` call, exploded when long."""
+    one = f"{key}=({', '.join(texts)}{',' if len(texts) == 1 else ''})"
+    if len(one) + 9 <= LINE or len(texts) == 1:
+        return one
+    return "\n".join([f"{key}=(", *(f"            {t}," for t in texts), "        )"])
 
 
 def _hex(value: int) -> str:

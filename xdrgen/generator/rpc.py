@@ -28,6 +28,7 @@ from pathlib import Path
 import jinja2
 
 from xdrgen.generator.layout import LINE, bracketed
+from xdrgen.generator.layout import binding as layout_binding
 from xdrgen.generator.libvirt_api import LibvirtApi, unsupported_answer
 from xdrgen.generator.names import field_name, py_name
 from xdrgen.model import (
@@ -292,7 +293,7 @@ class RpcRenderer:
         if payload is not None:
             items.append(payload)
         if p.stream is not None:
-            direction = "_RECEIVE" if p.stream == "read" else "_SEND"
+            direction = {"read": "_RECEIVE", "write": "_SEND", "both": "_BOTH"}[p.stream]
             items.append(f"direction=_BOTH if two_way else {direction}")
             if p.sparse_expr is not None:
                 expr = p.sparse_expr
@@ -360,16 +361,10 @@ class RpcRenderer:
 
     def binding(self, target: str, annotation: str, value: str) -> list[str]:
         """``target: annotation = codecs["name"].attr`` split the way black splits it."""
-        head = f"{target}: {annotation} = "
-        if len(head) + len(value) <= LINE:
-            return [head + value]
-        base, sep, rest = value.partition("[")
-        key, sep2, attr = rest.partition("]")
-        if sep and sep2 and len(head) + len(base) + 1 <= LINE:
-            return [f"{head}{base}[", f"    {key}", f"]{attr}"]
-        if len(head) + 1 <= LINE and 4 + len(value) <= LINE:
-            return [f"{head}(", f"    {value}", ")"]
-        return fit([head + value], 0)  # the annotation itself must split: rare
+        lines = layout_binding(target, annotation, value)
+        if lines is not None:
+            return lines
+        return fit([f"{target}: {annotation} = {value}"], 0)  # the annotation itself must split
 
     def line(self, indent: int, text: str) -> str:
         """One statement from the templates, split as black would."""

@@ -25,6 +25,9 @@ class ProcedureInfo:
         "readstream",
         "writestream",
         "sparseflag",
+        "optargs",
+        "deprecated",
+        "replaced_by",
     )
 
     def __init__(
@@ -44,6 +47,9 @@ class ProcedureInfo:
         readstream: int | None = None,
         writestream: int | None = None,
         sparseflag: str | None = None,
+        optargs: tuple[tuple[str, int], ...] = (),
+        deprecated: bool = False,
+        replaced_by: str | None = None,
     ) -> None:
         #: Procedure number on the wire.
         self.number = number
@@ -68,6 +74,11 @@ class ProcedureInfo:
         self.readstream = readstream
         self.writestream = writestream
         self.sparseflag = sparseflag
+        #: Optional-argument fields and their bits of guestfs's ``optargs_bitmask``.
+        self.optargs = optargs
+        #: The procedure should no longer be used (``replaced_by`` names the successor).
+        self.deprecated = deprecated
+        self.replaced_by = replaced_by
 
     @property
     def arg(self) -> Codec[Any] | None:
@@ -80,9 +91,9 @@ class ProcedureInfo:
 
     @property
     def stream(self) -> str | None:
-        """'read' (daemon to client), 'write' (client to daemon) or None."""
+        """'read' (daemon to client), 'write' (client to daemon), 'both' or None."""
         if self.readstream is not None:
-            return "read"
+            return "both" if self.writestream is not None else "read"
         if self.writestream is not None:
             return "write"
         return None

@@ -212,7 +212,9 @@ class GuestfsCore:
         """Feed bytes read from the daemon; returns the events they complete.
 
         Raises GuestfsProtocolError when the daemon broke the protocol; the
-        core is then failed and the transport must close the connection.
+        core is then failed and the transport must close the connection.  When
+        the fault follows complete records, their events are returned first:
+        check ``failed`` after every call.
         """
         self._check_usable()
         self._input.feed(data)
@@ -235,6 +237,10 @@ class GuestfsCore:
                     out.append(ev.Launched())
         except GuestfsProtocolError as exc:
             self._fail(exc)
+            if out:
+                # What came before the fault still counts (a call may have completed);
+                # the failure is raised by the next use of the core.
+                return out
             raise
         return out
 

@@ -12,63 +12,38 @@ from __future__ import annotations
 import select
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar, cast
+from collections.abc import Iterator
+from typing import Any, Final, TypeVar, overload
 
 from xdrgen.runtime.codec import Codec
-from xdrgen.runtime.errors import XdrError
 from xdrgen.runtime.guestfs import events as ev
+from xdrgen.runtime.guestfs.conversation import Conversation, absorb, outcome
 from xdrgen.runtime.guestfs.core import GuestfsCore, Phase
 from xdrgen.runtime.guestfs.errors import (
-    GuestfsCancelled,
     GuestfsConnectionClosed,
-    GuestfsError,
-    GuestfsReplyDecodeError,
     GuestfsRuntimeError,
     GuestfsStateError,
     GuestfsTimeout,
 )
 from xdrgen.runtime.guestfs.framing import Buffer, OutBuffers
+from xdrgen.runtime.guestfs.transfer import (
+    UPLOAD_BLOCK,
+    Cancel,
+    CancelCheck,
+    DownloadSink,
+    ProgressCallback,
+    UploadSource,
+    cancel_check,
+    sink_writer,
+    source_blocks,
+    source_size,
+)
 
 T = TypeVar("T")
-ProgressCallback = Callable[[ev.ProgressNotice], object]
-CancelCheck = Callable[[], bool]
 
 #: Linux's IOV_MAX: most buffers one sendmsg takes.
 _IOV_MAX: Final = 1024
-#: Upload block read from a file per round (32 chunks of 8 KiB, one sendmsg).
-UPLOAD_BLOCK: Final = 256 * 1024
 _RECV_SIZE: Final = 256 * 1024
-
-
-class _Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-class _Writable(Protocol):
-    def write(self, data: bytes, /) -> object: ...
-
-
-UploadSource = Buffer | _Readable | Iterable[Buffer]
-DownloadSink = bytearray | _Writable | Callable[[bytes], object]
-
-
-@dataclass
-class _Conversation:
-    """What one call has produced so far."""
-
-    progress: ProgressCallback | None
-    sink: Callable[[bytes], object] | None = None
-    reply: ev.Reply | None = None
-    error: GuestfsError | None = None
-    cancelled: ev.TransferCancelled | None = None
-    daemon_cancelled_upload: bool = False
-    done: bool = False
-    received: int = 0
-    #: An exception raised by the caller's sink or callback, re-raised at the end.
-    callback_error: BaseException | None = None
-    notices: list[ev.ProgressNotice] = field(default_factory=list)
 
 
 class GuestfsConnection:
@@ -126,6 +101,30 @@ class GuestfsConnection:
 
     # ------------------------------------------------------------------ calls
 
+    @overload
+    def call(
+        self,
+        proc: int,
+        args_codec: Codec[Any] | None,
+        args: Any,
+        ret_codec: Codec[T],
+        *,
+        optargs_bitmask: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> T: ...
+
+    @overload
+    def call(
+        self,
+        proc: int,
+        args_codec: Codec[Any] | None,
+        args: Any,
+        ret_codec: None,
+        *,
+        optargs_bitmask: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> None: ...
+
     def call(
         self,
         proc: int,
@@ -142,11 +141,41 @@ class GuestfsConnection:
         """
         payload = args_codec.encode(args) if args_codec is not None else b""
         with self._lock:
-            conv = _Conversation(progress)
+            conv = Conversation(progress)
             self._core.send_call(proc, payload, optargs_bitmask=optargs_bitmask)
             self._flush()
             self._finish(conv)
-            return self._result(conv, ret_codec)
+            return outcome(conv, ret_codec)
+
+    @overload
+    def upload(
+        self,
+        proc: int,
+        args_codec: Codec[Any] | None,
+        args: Any,
+        source: UploadSource,
+        ret_codec: Codec[T],
+        *,
+        progress_hint: int = 0,
+        optargs_bitmask: int = 0,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> T: ...
+
+    @overload
+    def upload(
+        self,
+        proc: int,
+        args_codec: Codec[Any] | None,
+        args: Any,
+        source: UploadSource,
+        ret_codec: None = None,
+        *,
+        progress_hint: int = 0,
+        optargs_bitmask: int = 0,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> None: ...
 
     def upload(
         self,
@@ -159,35 +188,28 @@ class GuestfsConnection:
         progress_hint: int = 0,
         optargs_bitmask: int = 0,
         progress: ProgressCallback | None = None,
-        cancel: CancelCheck | None = None,
+        cancel: Cancel | None = None,
     ) -> T | None:
         """A FileIn call: sends ``source`` in chunks after the call, then the reply.
 
-        ``source``: a bytes-like object, a binary file (``read``), or an iterable
-        of bytes-like blocks.  ``cancel()`` is polled between blocks: when it
-        returns True the upload is cancelled and GuestfsCancelled raised.  If the
-        daemon cancels (e.g. it cannot open the target), its error is raised as
-        GuestfsError.  Either way the connection stays usable.
+        ``source``: a bytes-like object, a path, a binary file (``read``), or an
+        iterable of bytes-like blocks.  ``cancel`` (an event, a CancelToken or a
+        callable) is checked between blocks: once set, the upload is cancelled
+        and GuestfsCancelled raised.  If the daemon cancels (e.g. it cannot open
+        the target), its error is raised as GuestfsError.  Either way the
+        connection stays usable.
         """
         payload = args_codec.encode(args) if args_codec is not None else b""
+        stop = cancel_check(cancel)
+        progress_hint = progress_hint or source_size(source) or 0
         with self._lock:
-            conv = _Conversation(progress)
+            conv = Conversation(progress)
             core = self._core
             core.send_call(proc, payload, file_in=True, progress_hint=progress_hint, optargs_bitmask=optargs_bitmask)
             self._flush()
             try:
-                for block in _blocks(source):
-                    if cancel is not None and cancel():
-                        core.cancel_upload()
-                        break
-                    if not core.send_data(block):
-                        break  # the daemon cancelled; its cancel chunk is already queued
-                    self._flush()
-                    self._poll(conv)
-                    if conv.daemon_cancelled_upload or conv.done:
-                        break
-                else:
-                    core.end_upload()
+                with source_blocks(source) as blocks:
+                    self._send_blocks(blocks, conv, stop)
             except GuestfsRuntimeError:
                 raise
             except BaseException:
@@ -196,7 +218,7 @@ class GuestfsConnection:
                 raise
             self._flush()
             self._finish(conv)
-            return self._result(conv, ret_codec)
+            return outcome(conv, ret_codec)
 
     def download(
         self,
@@ -207,37 +229,51 @@ class GuestfsConnection:
         *,
         optargs_bitmask: int = 0,
         progress: ProgressCallback | None = None,
-        cancel: CancelCheck | None = None,
+        cancel: Cancel | None = None,
     ) -> int:
         """A FileOut call: passes each received chunk to ``sink``; returns the byte count.
 
-        ``sink``: a bytearray (extended), a callable taking bytes, or an object
-        with ``write`` (a binary file).  When
-        ``cancel()`` returns True (polled before each read), or the sink raises,
-        the download is cancelled, the rest discarded, and GuestfsCancelled (or
-        the sink's exception) raised; the connection stays usable.
+        ``sink``: a bytearray (extended), a path (written), a callable taking
+        bytes, or an object with ``write`` (a binary file).  When ``cancel`` is
+        set (checked before each read), or the sink raises, the download is
+        cancelled, the rest discarded, and GuestfsCancelled (or the sink's
+        exception) raised; the connection stays usable.
         """
         payload = args_codec.encode(args) if args_codec is not None else b""
-        write = _sink_writer(sink)
-        with self._lock:
-            conv = _Conversation(progress, sink=write)
+        stop = cancel_check(cancel)
+        with self._lock, sink_writer(sink) as write:
+            conv = Conversation(progress, sink=write, file_out=True)
             core = self._core
             cancelled = False
             core.send_call(proc, payload, file_out=True, optargs_bitmask=optargs_bitmask)
             self._flush()
             while not conv.done:
-                if cancel is not None and not cancelled and conv.callback_error is None and cancel():
+                if stop is not None and not cancelled and conv.callback_error is None and stop():
                     core.cancel_download()
                     cancelled = True
                     self._flush()
-                self._process(self._read(block=True), conv)
+                absorb(core, self._read(block=True), conv)
                 self._flush()
-            self._result(conv, None)
+            outcome(conv, None)
             return conv.received
 
     # -------------------------------------------------------------- internals
 
-    def _abandon_upload(self, conv: _Conversation) -> None:
+    def _send_blocks(self, blocks: Iterator[Buffer], conv: Conversation, stop: CancelCheck | None) -> None:
+        core = self._core
+        for block in blocks:
+            if stop is not None and stop():
+                core.cancel_upload()
+                return
+            if not core.send_data(block):
+                return  # the daemon cancelled; its cancel chunk is already queued
+            self._flush()
+            self._poll(conv)
+            if conv.daemon_cancelled_upload or conv.done:
+                return
+        core.end_upload()
+
+    def _abandon_upload(self, conv: Conversation) -> None:
         """After a local failure mid-upload: cancel and consume the reply, if we still can."""
         core = self._core
         if core.failed is not None:
@@ -250,75 +286,14 @@ class GuestfsConnection:
         except GuestfsRuntimeError:
             pass  # the original exception is more useful
 
-    def _result(self, conv: _Conversation, ret_codec: Codec[T] | None) -> T | None:
-        if conv.callback_error is not None:
-            raise conv.callback_error
-        if conv.error is not None:
-            raise conv.error
-        if conv.cancelled is not None:
-            if conv.cancelled.by_daemon:
-                raise GuestfsError("the daemon cancelled the file transfer")
-            raise GuestfsCancelled("file transfer cancelled by this side")
-        reply = conv.reply
-        assert reply is not None
-        if ret_codec is None:
-            if reply.payload:
-                raise GuestfsReplyDecodeError(
-                    f"reply to procedure {reply.proc} has {len(reply.payload)} payload bytes, expected none",
-                    reply.offset,
-                )
-            return None
-        try:
-            return ret_codec.decode(reply.payload)
-        except XdrError as exc:
-            where = reply.offset + exc.offset if exc.offset is not None else reply.offset
-            raise GuestfsReplyDecodeError(f"reply to procedure {reply.proc}: {exc}", where) from exc
-
-    def _finish(self, conv: _Conversation) -> None:
+    def _finish(self, conv: Conversation) -> None:
         while not conv.done:
-            self._process(self._read(block=True), conv)
+            absorb(self._core, self._read(block=True), conv)
             self._flush()
 
-    def _poll(self, conv: _Conversation) -> None:
+    def _poll(self, conv: Conversation) -> None:
         """Handle whatever the daemon has sent, without waiting."""
-        self._process(self._read(block=False), conv)
-
-    def _process(self, events: list[ev.Event], conv: _Conversation) -> None:
-        core = self._core
-        for event in events:
-            if isinstance(event, ev.DownloadData):
-                conv.received += len(event.data)
-                if conv.sink is not None and conv.callback_error is None:
-                    try:
-                        conv.sink(event.data)
-                    except Exception as exc:  # the caller's sink: cancel, then re-raise
-                        conv.callback_error = exc
-                        core.cancel_download()
-            elif isinstance(event, ev.ProgressNotice):
-                if conv.progress is not None and conv.callback_error is None:
-                    try:
-                        conv.progress(event)
-                    except Exception as exc:
-                        conv.callback_error = exc
-                        if core.phase is Phase.DOWNLOADING:
-                            core.cancel_download()
-                        elif core.phase is Phase.UPLOADING:
-                            core.cancel_upload()
-            elif isinstance(event, ev.Reply):
-                conv.reply = event
-                conv.done = core.phase is not Phase.DOWNLOADING
-            elif isinstance(event, ev.ErrorReply):
-                conv.error = event.error
-                conv.done = True
-            elif isinstance(event, ev.DownloadEnd):
-                conv.done = True
-            elif isinstance(event, ev.TransferCancelled):
-                conv.cancelled = event
-                conv.done = True
-            elif isinstance(event, ev.UploadCancelledByDaemon):
-                conv.daemon_cancelled_upload = True
-            else:
-                raise GuestfsStateError(f"unexpected {type(event).__name__} during a call")
+        absorb(self._core, self._read(block=False), conv)
 
     def _read(self, *, block: bool) -> list[ev.Event]:
         core = self._core
@@ -335,15 +310,20 @@ class GuestfsConnection:
         if not data:
             self._broken(GuestfsConnectionClosed("connection closed by the daemon"))
         try:
-            return core.receive_data(data)
+            events = core.receive_data(data)
         except GuestfsRuntimeError:
             self._sock.close()
             raise
+        if core.failed is not None:
+            self._sock.close()  # the events before the fault are still handed over
+        return events
 
     def _flush(self) -> None:
         buffers = self._core.data_to_send()
         if not buffers:
             return
+        if self._core.failed is not None:
+            raise self._core.failed
         try:
             _send_all(self._sock, buffers)
         except TimeoutError:
@@ -355,32 +335,6 @@ class GuestfsConnection:
         self._core.connection_lost(error)
         self._sock.close()
         raise error
-
-
-def _sink_writer(sink: DownloadSink) -> Callable[[bytes], object]:
-    if isinstance(sink, bytearray):
-        return sink.extend
-    if callable(sink):
-        return sink
-    return sink.write
-
-
-def _blocks(source: UploadSource) -> Iterator[Buffer]:
-    """Upload data in blocks, whatever form the caller handed in."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source).cast("B")
-        for start in range(0, view.nbytes, UPLOAD_BLOCK):
-            yield view[start : start + UPLOAD_BLOCK]
-        return
-    read: Callable[[int], bytes] | None = getattr(source, "read", None)
-    if read is not None:
-        while block := read(UPLOAD_BLOCK):
-            yield block
-        return
-    blocks = cast(Iterable[Buffer], source)
-    for item in blocks:
-        if len(item):
-            yield item
 
 
 def _send_all(sock: socket.socket, buffers: OutBuffers) -> None:
