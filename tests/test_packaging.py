@@ -25,12 +25,6 @@ TEMPLATES = REPO_ROOT / "templates"
 GENERATOR_ONLY = ("ply", "jinja2", "black")
 
 
-def without_pythonpath() -> dict[str, str]:
-    """The environment minus PYTHONPATH: a checkout on it (as a worktree's test
-    run sets) would be imported instead of the installed wheel."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-
-
 def run(cmd: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
     """Run a command; on failure, fail the test with its output.
 
@@ -140,36 +134,27 @@ def test_installed_wheel_is_what_runs(installed: Path, tmp_path: Path) -> None:
     where = run(
         [installed / "python", "-c", "import xdrgen; print(xdrgen.__file__)"],
         cwd=tmp_path,
-        env=without_pythonpath(),
     ).strip()
     assert Path(where).is_relative_to(installed.parent), where
     assert not Path(where).is_relative_to(REPO_ROOT), where
 
 
 def test_installed_version(installed: Path, tmp_path: Path, wheel: Path) -> None:
-    out = run(
-        [installed / "xdrgen", "--version"], cwd=tmp_path, env=without_pythonpath()
-    )
+    out = run([installed / "xdrgen", "--version"], cwd=tmp_path)
     version = re.fullmatch(r"xdrgen-([^-]+)-.*\.whl", wheel.name)
     assert version is not None
     assert out.strip() == f"xdrgen {version.group(1)}"
 
 
 def test_installed_check_demo(installed: Path, tmp_path: Path) -> None:
-    out = run(
-        [installed / "xdrgen", "check", DEMO_X], cwd=tmp_path, env=without_pythonpath()
-    )
+    out = run([installed / "xdrgen", "check", DEMO_X], cwd=tmp_path)
     assert "demo.x" in out and "DEMO_RPC_PROGRAM" in out
 
 
 def test_installed_generate_and_import(installed: Path, tmp_path: Path) -> None:
     """Needs ``xdrgen generate`` (templates read from inside the installed wheel)."""
     outdir = tmp_path / "out"
-    run(
-        [installed / "xdrgen", "generate", DEMO_X, "-o", outdir],
-        cwd=tmp_path,
-        env=without_pythonpath(),
-    )
+    run([installed / "xdrgen", "generate", DEMO_X, "-o", outdir], cwd=tmp_path)
     assert (outdir / "demo.py").is_file()
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import demo\n"
@@ -179,11 +164,7 @@ def test_installed_generate_and_import(installed: Path, tmp_path: Path) -> None:
         "assert codec.decode(data) == demo.demo_kind.DEMO_KIND_ASSEMBLY\n"
         "import xdrgen.runtime; print(xdrgen.runtime.__file__)\n"
     )
-    where = run(
-        [installed / "python", "-c", probe, outdir],
-        cwd=tmp_path,
-        env=without_pythonpath(),
-    ).strip()
+    where = run([installed / "python", "-c", probe, outdir], cwd=tmp_path).strip()
     assert Path(where).is_relative_to(installed.parent), where
 
 
@@ -203,10 +184,9 @@ def test_generated_module_imports_only_the_runtime(generated_demo: Path) -> None
         "import sys, json; sys.path.insert(0, sys.argv[1]); import demo\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = run(
-        [sys.executable, "-c", probe, generated_demo],
-        cwd=generated_demo,
-        env=without_pythonpath(),
+        [sys.executable, "-c", probe, generated_demo], cwd=generated_demo, env=env
     )
     loaded = json.loads(out)
     leaked = [m for m in loaded if m.split(".")[0] in GENERATOR_ONLY]
