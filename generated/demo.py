@@ -4788,3 +4788,795 @@ class DemoServer:
             max_clients=max_clients,
             max_requests=max_requests,
         )
+
+
+# ---------------------------------------------------------------------------
+# ONC RPC (RFC 5531): per program version, a blocking and an asyncio client, a
+# handler base class and a server.  The runtime (xdrgen.runtime.oncrpc, and
+# with it asyncio and threading) is imported when a client or a server is
+# made, not when this module is imported.
+
+from collections.abc import Callable as _OncCallable
+from collections.abc import Iterable as _OncIterable
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+from xdrgen.runtime.errors import XdrTrailingDataError as _XdrTrailing
+
+if _TYPE_CHECKING:
+    from xdrgen.runtime.oncrpc.aio import AsyncClient as _OncAsyncClient
+    from xdrgen.runtime.oncrpc.dispatch import GeneratedEntry as _OncEntry
+    from xdrgen.runtime.oncrpc.dispatch import Service as _OncService
+    from xdrgen.runtime.oncrpc.dispatch import ServiceProvider as _OncProvider
+    from xdrgen.runtime.oncrpc.server import RpcServer as _OncServer
+    from xdrgen.runtime.oncrpc.sync import Client as _OncClient
+
+
+def _onc_void(data: _Buffer) -> None:
+    """The results of a void procedure: nothing."""
+    if len(data):
+        raise _XdrTrailing(f"{len(data)} bytes where the result is void", offset=0)
+
+
+# DEMO_RPC_PROGRAM version 1: argument and result codecs, bound once.
+_DEMO_RPC_PROGRAM_1_E1_1: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "int"
+].encode_into
+_DEMO_RPC_PROGRAM_1_D1_1: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["int"].decode_from
+)
+_DEMO_RPC_PROGRAM_1_E1_2: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "int"
+].encode_into
+_DEMO_RPC_PROGRAM_1_D1_2: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["int"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_1_A1(arg1: int, arg2: int) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_1_E1_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_1_E1_2(buffer, arg2)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_1_AD1(data: _Buffer) -> tuple[int, int]:
+    arg1, offset = _DEMO_RPC_PROGRAM_1_D1_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_1_D1_2(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2
+
+
+_DEMO_RPC_PROGRAM_1_R1: _OncCallable[[_Buffer], int] = _PRIMITIVE_CODECS["int"].decode
+_DEMO_RPC_PROGRAM_1_RE1: _OncCallable[[int], bytes] = _PRIMITIVE_CODECS["int"].encode
+_DEMO_RPC_PROGRAM_1_A2: _OncCallable[[demo_name], bytes] = XDR_TYPES["demo_name"].encode
+_DEMO_RPC_PROGRAM_1_D2: _OncCallable[[_Buffer], demo_name] = XDR_TYPES[
+    "demo_name"
+].decode
+
+
+def _DEMO_RPC_PROGRAM_1_AD2(data: _Buffer) -> tuple[demo_name]:
+    return (_DEMO_RPC_PROGRAM_1_D2(data),)
+
+
+_DEMO_RPC_PROGRAM_1_R2: _OncCallable[[_Buffer], demo_lookup_result] = XDR_TYPES[
+    "demo_lookup_result"
+].decode
+_DEMO_RPC_PROGRAM_1_RE2: _OncCallable[[demo_lookup_result], bytes] = XDR_TYPES[
+    "demo_lookup_result"
+].encode
+
+
+class DemoRpcProgram1Client:
+    """Blocking client of DEMO_RPC_PROGRAM version 1 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 1
+
+    def __init__(self, connection: _OncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1Client:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_tcp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1Client:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_udp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    def connect_unix(cls, path: str, **options: _Any) -> DemoRpcProgram1Client:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_unix(path, 536895213, 1, **options))
+
+    @classmethod
+    def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram1Client:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.create(host, 536895213, 1, transport, **options))
+
+    @property
+    def connection(self) -> _OncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> DemoRpcProgram1Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return self._conn.call(
+            1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_1_R1
+        )
+
+    def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return self._conn.call(
+            2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_1_R2
+        )
+
+
+class DemoRpcProgram1AsyncClient:
+    """asyncio client of DEMO_RPC_PROGRAM version 1 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 1
+
+    def __init__(self, connection: _OncAsyncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    async def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_tcp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    async def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_udp(host, port, 536895213, 1, **options))
+
+    @classmethod
+    async def connect_unix(
+        cls, path: str, **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_unix(path, 536895213, 1, **options))
+
+    @classmethod
+    async def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram1AsyncClient:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.create(host, 536895213, 1, transport, **options))
+
+    @property
+    def connection(self) -> _OncAsyncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    async def __aenter__(self) -> DemoRpcProgram1AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    async def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    async def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return await self._conn.call(
+            1, _DEMO_RPC_PROGRAM_1_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_1_R1
+        )
+
+    async def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return await self._conn.call(
+            2, _DEMO_RPC_PROGRAM_1_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_1_R2
+        )
+
+
+class DemoRpcProgram1Handler:
+    """Server side of DEMO_RPC_PROGRAM version 1: override the procedures you serve.
+
+    Each method is a coroutine taking the decoded arguments and returning the
+    result (None for void).  Procedures not overridden answer PROC_UNAVAIL;
+    NULL (procedure 0) is answered by the server without a method.
+    ``xdrgen.runtime.oncrpc.current_call()`` describes the call being served
+    (credential, client address).  Raise an xdrgen.runtime.oncrpc error
+    (SystemErr, GarbageArgs, AuthError, ...) to answer with it; any other
+    exception answers SYSTEM_ERR.
+    """
+
+    async def demo_add(self, arg1: int, arg2: int) -> int:
+        """DEMO_ADD (1)."""
+        raise NotImplementedError("DEMO_ADD")
+
+    async def demo_lookup(self, arg: demo_name) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        raise NotImplementedError("DEMO_LOOKUP")
+
+
+#: DEMO_RPC_PROGRAM version 1: number -> (method, args decoder, result encoder).
+_DEMO_RPC_PROGRAM_1_DISPATCH: dict[int, _OncEntry] = {
+    1: ("demo_add", _DEMO_RPC_PROGRAM_1_AD1, _DEMO_RPC_PROGRAM_1_RE1),
+    2: ("demo_lookup", _DEMO_RPC_PROGRAM_1_AD2, _DEMO_RPC_PROGRAM_1_RE2),
+}
+
+
+class DemoRpcProgram1Server:
+    """Serves a DemoRpcProgram1Handler on TCP and UDP (``serve``), or as a service of a larger RpcServer."""
+
+    program = 536895213
+    version = 1
+
+    def __init__(self, handler: DemoRpcProgram1Handler) -> None:
+        self.handler = handler
+
+    def service(self) -> _OncService:
+        """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
+        from xdrgen.runtime.oncrpc.dispatch import Service
+
+        return Service.of_handler(
+            536895213,
+            1,
+            self.handler,
+            DemoRpcProgram1Handler,
+            _DEMO_RPC_PROGRAM_1_DISPATCH,
+            "DEMO_RPC_PROGRAM version 1",
+        )
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        tcp_port: int | None = 0,
+        udp_port: int | None = 0,
+        register: bool | str = False,
+        also: _OncIterable[_OncProvider] = (),
+        **options: _Any,
+    ) -> _OncServer:
+        """Start serving (port 0: any free port; None: not on that transport).
+
+        ``register``: True (RPCB SET) or "pmap" (portmap SET) registers with
+        rpcbind, undone when the returned server closes.  ``also``: other
+        program versions (their Server objects) served on the same sockets.
+        Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
+        """
+        from xdrgen.runtime.oncrpc.server import RpcServer
+
+        server = RpcServer(
+            [self.service(), *(other.service() for other in also)], **options
+        )
+        return await server.start(
+            host, tcp_port=tcp_port, udp_port=udp_port, register=register
+        )
+
+
+# DEMO_RPC_PROGRAM version 2: argument and result codecs, bound once.
+_DEMO_RPC_PROGRAM_2_E1_1: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "hyper"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D1_1: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["hyper"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E1_2: _OncCallable[[bytearray, int], None] = _PRIMITIVE_CODECS[
+    "hyper"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D1_2: _OncCallable[[_Buffer, int], tuple[int, int]] = (
+    _PRIMITIVE_CODECS["hyper"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_2_A1(arg1: int, arg2: int) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_2_E1_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_2_E1_2(buffer, arg2)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_2_AD1(data: _Buffer) -> tuple[int, int]:
+    arg1, offset = _DEMO_RPC_PROGRAM_2_D1_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_2_D1_2(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2
+
+
+_DEMO_RPC_PROGRAM_2_R1: _OncCallable[[_Buffer], int] = _PRIMITIVE_CODECS["hyper"].decode
+_DEMO_RPC_PROGRAM_2_RE1: _OncCallable[[int], bytes] = _PRIMITIVE_CODECS["hyper"].encode
+_DEMO_RPC_PROGRAM_2_A2: _OncCallable[[demo_name], bytes] = XDR_TYPES["demo_name"].encode
+_DEMO_RPC_PROGRAM_2_D2: _OncCallable[[_Buffer], demo_name] = XDR_TYPES[
+    "demo_name"
+].decode
+
+
+def _DEMO_RPC_PROGRAM_2_AD2(data: _Buffer) -> tuple[demo_name]:
+    return (_DEMO_RPC_PROGRAM_2_D2(data),)
+
+
+_DEMO_RPC_PROGRAM_2_R2: _OncCallable[[_Buffer], demo_lookup_result] = XDR_TYPES[
+    "demo_lookup_result"
+].decode
+_DEMO_RPC_PROGRAM_2_RE2: _OncCallable[[demo_lookup_result], bytes] = XDR_TYPES[
+    "demo_lookup_result"
+].encode
+_DEMO_RPC_PROGRAM_2_E3_1: _OncCallable[[bytearray, demo_name], None] = XDR_TYPES[
+    "demo_name"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D3_1: _OncCallable[[_Buffer, int], tuple[demo_name, int]] = (
+    XDR_TYPES["demo_name"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E3_2: _OncCallable[[bytearray, demo_kind], None] = XDR_TYPES[
+    "demo_kind"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D3_2: _OncCallable[[_Buffer, int], tuple[demo_kind, int]] = (
+    XDR_TYPES["demo_kind"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E3_3: _OncCallable[[bytearray, bool], None] = _PRIMITIVE_CODECS[
+    "bool"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D3_3: _OncCallable[[_Buffer, int], tuple[bool, int]] = (
+    _PRIMITIVE_CODECS["bool"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_2_A3(arg1: demo_name, arg2: demo_kind, arg3: bool) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_2_E3_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_2_E3_2(buffer, arg2)
+    _DEMO_RPC_PROGRAM_2_E3_3(buffer, arg3)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_2_AD3(data: _Buffer) -> tuple[demo_name, demo_kind, bool]:
+    arg1, offset = _DEMO_RPC_PROGRAM_2_D3_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_2_D3_2(data, offset)
+    arg3, offset = _DEMO_RPC_PROGRAM_2_D3_3(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2, arg3
+
+
+_DEMO_RPC_PROGRAM_2_R3: _OncCallable[[_Buffer], demo_item_ptr] = XDR_TYPES[
+    "demo_item_ptr"
+].decode
+_DEMO_RPC_PROGRAM_2_RE3: _OncCallable[[demo_item_ptr], bytes] = XDR_TYPES[
+    "demo_item_ptr"
+].encode
+_DEMO_RPC_PROGRAM_2_E4_1: _OncCallable[[bytearray, demo_option], None] = XDR_TYPES[
+    "demo_option"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D4_1: _OncCallable[[_Buffer, int], tuple[demo_option, int]] = (
+    XDR_TYPES["demo_option"].decode_from
+)
+_DEMO_RPC_PROGRAM_2_E4_2: _OncCallable[[bytearray, demo_limit], None] = XDR_TYPES[
+    "demo_limit"
+].encode_into
+_DEMO_RPC_PROGRAM_2_D4_2: _OncCallable[[_Buffer, int], tuple[demo_limit, int]] = (
+    XDR_TYPES["demo_limit"].decode_from
+)
+
+
+def _DEMO_RPC_PROGRAM_2_A4(arg1: demo_option, arg2: demo_limit) -> bytes:
+    buffer = bytearray()
+    _DEMO_RPC_PROGRAM_2_E4_1(buffer, arg1)
+    _DEMO_RPC_PROGRAM_2_E4_2(buffer, arg2)
+    return bytes(buffer)
+
+
+def _DEMO_RPC_PROGRAM_2_AD4(data: _Buffer) -> tuple[demo_option, demo_limit]:
+    arg1, offset = _DEMO_RPC_PROGRAM_2_D4_1(data, 0)
+    arg2, offset = _DEMO_RPC_PROGRAM_2_D4_2(data, offset)
+    if offset != len(data):
+        raise _XdrTrailing(
+            f"{len(data) - offset} bytes after the arguments", offset=offset
+        )
+    return arg1, arg2
+
+
+_DEMO_RPC_PROGRAM_2_R5: _OncCallable[[_Buffer], demo_maybe_name] = XDR_TYPES[
+    "demo_maybe_name"
+].decode
+_DEMO_RPC_PROGRAM_2_RE5: _OncCallable[[demo_maybe_name], bytes] = XDR_TYPES[
+    "demo_maybe_name"
+].encode
+
+
+class DemoRpcProgram2Client:
+    """Blocking client of DEMO_RPC_PROGRAM version 2 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 2
+
+    def __init__(self, connection: _OncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2Client:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_tcp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2Client:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_udp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    def connect_unix(cls, path: str, **options: _Any) -> DemoRpcProgram2Client:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.connect_unix(path, 536895213, 2, **options))
+
+    @classmethod
+    def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram2Client:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import sync
+
+        return cls(sync.create(host, 536895213, 2, transport, **options))
+
+    @property
+    def connection(self) -> _OncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> DemoRpcProgram2Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return self._conn.call(
+            1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_2_R1
+        )
+
+    def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return self._conn.call(
+            2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_2_R2
+        )
+
+    def demo_find(
+        self,
+        arg1: demo_name,
+        arg2: demo_kind,
+        arg3: bool,
+        *,
+        rpc_timeout: float | None = None,
+    ) -> demo_item_ptr:
+        """DEMO_FIND (3)."""
+        return self._conn.call(
+            3,
+            _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3),
+            rpc_timeout,
+            _DEMO_RPC_PROGRAM_2_R3,
+        )
+
+    def demo_configure(
+        self, arg1: demo_option, arg2: demo_limit, *, rpc_timeout: float | None = None
+    ) -> None:
+        """DEMO_CONFIGURE (4)."""
+        self._conn.call(4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout, _onc_void)
+
+    def demo_first_name(self, *, rpc_timeout: float | None = None) -> demo_maybe_name:
+        """DEMO_FIRST_NAME (5)."""
+        return self._conn.call(5, b"", rpc_timeout, _DEMO_RPC_PROGRAM_2_R5)
+
+
+class DemoRpcProgram2AsyncClient:
+    """asyncio client of DEMO_RPC_PROGRAM version 2 (program 536895213).
+
+    One method per procedure, named after it in lower case: arguments
+    positional (``arg``, or ``arg1``, ``arg2``... for several), the result
+    decoded (None for void).  ``rpc_timeout`` (seconds) overrides the client's
+    ``timeout`` for one call.  A reply other than SUCCESS raises its
+    xdrgen.runtime.oncrpc error (ProgMismatch, ProcUnavail, GarbageArgs,
+    AuthError, ...); a reply that cannot be read BadReply; RpcTimeout when no
+    reply comes in time.
+    """
+
+    program = 536895213
+    version = 2
+
+    def __init__(self, connection: _OncAsyncClient) -> None:
+        self._conn = connection
+
+    @classmethod
+    async def connect_tcp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_tcp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    async def connect_udp(
+        cls, host: str, port: int, **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_udp(host, port, 536895213, 2, **options))
+
+    @classmethod
+    async def connect_unix(
+        cls, path: str, **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Connect to a unix stream socket."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.connect_unix(path, 536895213, 2, **options))
+
+    @classmethod
+    async def create(
+        cls, host: str, transport: str = "tcp", **options: _Any
+    ) -> DemoRpcProgram2AsyncClient:
+        """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
+        from xdrgen.runtime.oncrpc import aio
+
+        return cls(await aio.create(host, 536895213, 2, transport, **options))
+
+    @property
+    def connection(self) -> _OncAsyncClient:
+        """The runtime client (timeout, credential, raw calls)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    async def __aenter__(self) -> DemoRpcProgram2AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._conn.close()
+
+    async def demo_null(self, *, rpc_timeout: float | None = None) -> None:
+        """DEMO_NULL (0)."""
+        await self._conn.call(0, b"", rpc_timeout, _onc_void)
+
+    async def demo_add(
+        self, arg1: int, arg2: int, *, rpc_timeout: float | None = None
+    ) -> int:
+        """DEMO_ADD (1)."""
+        return await self._conn.call(
+            1, _DEMO_RPC_PROGRAM_2_A1(arg1, arg2), rpc_timeout, _DEMO_RPC_PROGRAM_2_R1
+        )
+
+    async def demo_lookup(
+        self, arg: demo_name, *, rpc_timeout: float | None = None
+    ) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        return await self._conn.call(
+            2, _DEMO_RPC_PROGRAM_2_A2(arg), rpc_timeout, _DEMO_RPC_PROGRAM_2_R2
+        )
+
+    async def demo_find(
+        self,
+        arg1: demo_name,
+        arg2: demo_kind,
+        arg3: bool,
+        *,
+        rpc_timeout: float | None = None,
+    ) -> demo_item_ptr:
+        """DEMO_FIND (3)."""
+        return await self._conn.call(
+            3,
+            _DEMO_RPC_PROGRAM_2_A3(arg1, arg2, arg3),
+            rpc_timeout,
+            _DEMO_RPC_PROGRAM_2_R3,
+        )
+
+    async def demo_configure(
+        self, arg1: demo_option, arg2: demo_limit, *, rpc_timeout: float | None = None
+    ) -> None:
+        """DEMO_CONFIGURE (4)."""
+        await self._conn.call(
+            4, _DEMO_RPC_PROGRAM_2_A4(arg1, arg2), rpc_timeout, _onc_void
+        )
+
+    async def demo_first_name(
+        self, *, rpc_timeout: float | None = None
+    ) -> demo_maybe_name:
+        """DEMO_FIRST_NAME (5)."""
+        return await self._conn.call(5, b"", rpc_timeout, _DEMO_RPC_PROGRAM_2_R5)
+
+
+class DemoRpcProgram2Handler:
+    """Server side of DEMO_RPC_PROGRAM version 2: override the procedures you serve.
+
+    Each method is a coroutine taking the decoded arguments and returning the
+    result (None for void).  Procedures not overridden answer PROC_UNAVAIL;
+    NULL (procedure 0) is answered by the server without a method.
+    ``xdrgen.runtime.oncrpc.current_call()`` describes the call being served
+    (credential, client address).  Raise an xdrgen.runtime.oncrpc error
+    (SystemErr, GarbageArgs, AuthError, ...) to answer with it; any other
+    exception answers SYSTEM_ERR.
+    """
+
+    async def demo_add(self, arg1: int, arg2: int) -> int:
+        """DEMO_ADD (1)."""
+        raise NotImplementedError("DEMO_ADD")
+
+    async def demo_lookup(self, arg: demo_name) -> demo_lookup_result:
+        """DEMO_LOOKUP (2)."""
+        raise NotImplementedError("DEMO_LOOKUP")
+
+    async def demo_find(
+        self, arg1: demo_name, arg2: demo_kind, arg3: bool
+    ) -> demo_item_ptr:
+        """DEMO_FIND (3)."""
+        raise NotImplementedError("DEMO_FIND")
+
+    async def demo_configure(self, arg1: demo_option, arg2: demo_limit) -> None:
+        """DEMO_CONFIGURE (4)."""
+        raise NotImplementedError("DEMO_CONFIGURE")
+
+    async def demo_first_name(self) -> demo_maybe_name:
+        """DEMO_FIRST_NAME (5)."""
+        raise NotImplementedError("DEMO_FIRST_NAME")
+
+
+#: DEMO_RPC_PROGRAM version 2: number -> (method, args decoder, result encoder).
+_DEMO_RPC_PROGRAM_2_DISPATCH: dict[int, _OncEntry] = {
+    1: ("demo_add", _DEMO_RPC_PROGRAM_2_AD1, _DEMO_RPC_PROGRAM_2_RE1),
+    2: ("demo_lookup", _DEMO_RPC_PROGRAM_2_AD2, _DEMO_RPC_PROGRAM_2_RE2),
+    3: ("demo_find", _DEMO_RPC_PROGRAM_2_AD3, _DEMO_RPC_PROGRAM_2_RE3),
+    4: ("demo_configure", _DEMO_RPC_PROGRAM_2_AD4, None),
+    5: ("demo_first_name", None, _DEMO_RPC_PROGRAM_2_RE5),
+}
+
+
+class DemoRpcProgram2Server:
+    """Serves a DemoRpcProgram2Handler on TCP and UDP (``serve``), or as a service of a larger RpcServer."""
+
+    program = 536895213
+    version = 2
+
+    def __init__(self, handler: DemoRpcProgram2Handler) -> None:
+        self.handler = handler
+
+    def service(self) -> _OncService:
+        """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
+        from xdrgen.runtime.oncrpc.dispatch import Service
+
+        return Service.of_handler(
+            536895213,
+            2,
+            self.handler,
+            DemoRpcProgram2Handler,
+            _DEMO_RPC_PROGRAM_2_DISPATCH,
+            "DEMO_RPC_PROGRAM version 2",
+        )
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        tcp_port: int | None = 0,
+        udp_port: int | None = 0,
+        register: bool | str = False,
+        also: _OncIterable[_OncProvider] = (),
+        **options: _Any,
+    ) -> _OncServer:
+        """Start serving (port 0: any free port; None: not on that transport).
+
+        ``register``: True (RPCB SET) or "pmap" (portmap SET) registers with
+        rpcbind, undone when the returned server closes.  ``also``: other
+        program versions (their Server objects) served on the same sockets.
+        Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
+        """
+        from xdrgen.runtime.oncrpc.server import RpcServer
+
+        server = RpcServer(
+            [self.service(), *(other.service() for other in also)], **options
+        )
+        return await server.start(
+            host, tcp_port=tcp_port, udp_port=udp_port, register=register
+        )

@@ -1,7 +1,8 @@
 """Differential tests: generated Python against rpcgen's C, byte for byte.
 
-For every type of protocols/demo.x, libvirt's remote_protocol.x and
-guestfs_protocol.x:
+For every type of protocols/demo.x, libvirt's remote_protocol.x,
+guestfs_protocol.x and each .x of the Debian corpus (tests/corpus.py, test ids
+are the file names):
 
 * valid encodings (tests/xdr_values.py, drawn from the model) go through rpcgen's
   C (decode + re-encode must give the same bytes: the strategy is right and the
@@ -25,15 +26,17 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
+from corpus import CORPUS
 from reference.harness import ProtocolUnderTest, session_protocol
 from xdr_values import Deviation, Encodings, Scanner, mutations
 
 #: Deviations where our decoder accepts what rpcgen accepts and keeps every byte.
 OURS_ACCEPTS = frozenset({Deviation.STRING_NUL})
 
-#: Examples per type: small for the ~1400 upstream types, more for demo.x (and
-#: the small files other test modules run these tests on).
+#: Examples per type: small for the ~1400 upstream types, more for demo.x and
+#: for the ~270 types of the Debian corpus.
 EXAMPLES = {"demo": 60, "libvirt": 6, "guestfs": 6}
+CORPUS_EXAMPLES = 25
 SCALE = float(os.environ.get("XDRGEN_DIFF_SCALE", "1"))
 
 
@@ -42,7 +45,7 @@ def _settings(protocol: str) -> settings:
     if os.environ.get("XDRGEN_DIFF_SHRINK") == "1":
         phases.append(Phase.shrink)
     return settings(
-        max_examples=max(1, int(EXAMPLES.get(protocol, 60) * SCALE)),
+        max_examples=max(1, int(EXAMPLES.get(protocol, CORPUS_EXAMPLES) * SCALE)),
         derandomize=True,
         database=None,
         deadline=None,
@@ -51,8 +54,27 @@ def _settings(protocol: str) -> settings:
     )
 
 
+#: tests/xfiles/ files for the rpcgen extensions of issue 10 (test_rpcgen_extensions.py).
+EXTENSION_FILES = [
+    "xfiles/passthrough_anywhere.x",
+    "xfiles/rpc_views.x",
+    "xfiles/proc_params.x",
+    "xfiles/zero_length.x",
+    "xfiles/rpc_h_constants.x",
+    "xfiles/mypy_shapes.x",
+]
+#: tests/xfiles/ files for the marshalling plan (test_union_inline_depth.py).
+PLAN_FILES = ["xfiles/union_inline_depth.x"]
+
 # One generated module and one reference per protocol, per session.
-PROTOCOLS = ["demo", "libvirt", "guestfs"]
+PROTOCOLS = [
+    "demo",
+    "libvirt",
+    "guestfs",
+    *EXTENSION_FILES,
+    *PLAN_FILES,
+    *(entry.name for entry in CORPUS),
+]
 
 
 @pytest.fixture(params=PROTOCOLS)
@@ -86,6 +108,8 @@ def _for_every_type(
 def test_every_model_type_has_an_rpcgen_routine(protocol: ProtocolUnderTest) -> None:
     # rpcgen writes xdr_<T> for each typedef, struct, union and enum; -N adds
     # <proc>_<vers>_argument structs of its own, which the model does not have.
+    # The RPC library's own types the model has (netobj) are in the reference's
+    # table with the library's routines.
     model_types = set(protocol.model.types)
     rpcgen_types = {
         name for name in protocol.reference.type_names if not name.endswith("_argument")

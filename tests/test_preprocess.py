@@ -311,12 +311,58 @@ def test_comment_state_is_tracked_inside_skipped_groups() -> None:
 
 
 def test_percent_lines_in_skipped_groups_are_dropped() -> None:
-    assert run("#ifdef RPC_HDR\n%#include <a.h>\n#endif\n%kept\n") == [
+    assert run("#if 0\n%#include <a.h>\n#endif\n%kept\n") == ["", "", "", "%kept"]
+    assert run("#ifdef RPC_HDR\n%hdr\n#endif\n", predefined={"RPC_XDR": "1"}) == [
         "",
         "",
         "",
-        "%kept",
     ]
+
+
+def test_percent_lines_of_other_rpcgen_views_are_kept_and_tagged() -> None:
+    source = (
+        "%all\n"  # 1
+        "#ifdef RPC_HDR\n"
+        "%#define A 1\n"  # 3: header only
+        "%#define B (A + \\\n"  # 4, joined with 5 as the lexer reads it
+        "  2)\n"
+        "struct only_in_the_header { int x; };\n"  # 6: not a % line: ignored
+        "#include \"never_read.x\"\n"  # 7: directives of other views are not run
+        "#endif\n"
+        "#ifndef RPC_HDR\n"
+        "%not hdr\n"  # 10: main view (and svc, clnt, tbl)
+        "#elif defined(RPC_HDR)\n"
+        "%hdr via elif\n"  # 12
+        "#else\n"
+        "%in no view\n"  # 14
+        "#endif\n"
+        "#if RPC_SVC || defined(RPC_CLNT)\n"
+        "%svc or clnt\n"  # 17
+        "#ifdef RPC_CLNT\n"
+        "%clnt\n"  # 19
+        "#endif\n"
+        "#endif\n"
+    )
+    result = preprocess(Path("t.x"), text=source)
+    lines = body_lines(result)
+    assert lines[2:5] == ["%#define A 1", "%#define B (A + \\", "  2)"]
+    assert lines[5] == lines[6] == lines[13] == ""
+    assert (lines[0], lines[9], lines[11], lines[16], lines[18]) == (
+        "%all",
+        "%not hdr",
+        "%hdr via elif",
+        "%svc or clnt",
+        "%clnt",
+    )
+    # Keys are indexes in result.text, whose line 0 is the marker: source line n is key n.
+    assert dict(result.other_view_lines) == {
+        3: ("RPC_HDR",),
+        4: ("RPC_HDR",),
+        5: ("RPC_HDR",),
+        12: ("RPC_HDR",),
+        17: ("RPC_SVC", "RPC_CLNT"),
+        19: ("RPC_CLNT",),
+    }
 
 
 def test_directive_with_trailing_comment_and_continuation() -> None:
@@ -592,13 +638,16 @@ def test_every_rpcsvc_file_preprocesses(path: Path) -> None:
 )
 @pytest.mark.parametrize("path", rpcsvc_files(), ids=lambda p: p.name)
 def test_builtin_matches_system_cpp_on_rpcsvc_files(path: Path) -> None:
-    """cpp collapses blanks between tokens, so compare lines split on whitespace."""
+    """cpp collapses blanks between tokens, so compare lines split on whitespace.
+    cpp runs in the RPC_XDR view only: leave out the '%' lines of other views."""
 
     def words(result: PreprocessedSource) -> list[list[str]]:
         return [
             line.split()
-            for line in result.text.split("\n")
-            if line.strip() and not line.startswith("# ")
+            for index, line in enumerate(result.text.split("\n"))
+            if line.strip()
+            and not line.startswith("# ")
+            and index not in result.other_view_lines
         ]
 
     assert words(preprocess(path)) == words(preprocess(path, system_cpp=True))
@@ -611,8 +660,12 @@ def test_nis_includes_nis_object() -> None:
     result = preprocess(RPCSVC / "nis.x")
     assert result.files == (RPCSVC / "nis.x", RPCSVC / "nis_object.x")
     assert f'# 1 "{RPCSVC / "nis_object.x"}" 1' in result.text.split("\n")
-    # nis.x's RPC_HDR block (C for the header) is out under the default RPC_XDR view.
-    assert "%#include <rpc/xdr.h>" not in result.text
+    # nis.x's RPC_HDR block (C for the header) is not in the RPC_XDR view: it is kept
+    # for its '%' lines only, tagged as another view's.
+    lines = result.text.split("\n")
+    index = lines.index("%#include <rpc/xdr.h>")
+    assert result.other_view_lines[index] == ("RPC_HDR",)
+    assert "%#include <rpc/xdr.h>" not in preprocess(RPCSVC / "nis.x", predefined={"RPC_XDR": "1"}).text
     assert (
         "%#include <rpc/xdr.h>"
         in preprocess(RPCSVC / "nis.x", predefined={"RPC_HDR": "1"}).text

@@ -135,6 +135,8 @@ class Discriminant:
 
     values: tuple[int, ...] | None  # enum / bool members; None for int ranges
     signed: bool
+    #: A bool (rpcgen reads any nonzero word as TRUE); an enum of 0 and 1 is not one.
+    is_bool: bool = False
 
     def encode(self, value: int) -> bytes:
         return (_INT if self.signed else _UINT).pack(value)
@@ -153,7 +155,7 @@ def discriminant_of(ref: TypeRef) -> Discriminant:
     while True:
         if isinstance(ref, PrimitiveType):
             if ref.primitive is Primitive.BOOL:
-                return Discriminant((0, 1), signed=True)
+                return Discriminant((0, 1), signed=True, is_bool=True)
             if ref.primitive is Primitive.INT:
                 return Discriminant(None, signed=True)
             if ref.primitive is Primitive.UINT:
@@ -614,7 +616,7 @@ class Scanner:
         value = word - (1 << 32) if discriminant.signed and word >= 1 << 31 else word
         offset += 4
         if discriminant.values is not None and value not in discriminant.values:
-            kind = Deviation.BOOL if discriminant.values == (0, 1) else Deviation.ENUM
+            kind = Deviation.BOOL if discriminant.is_bool else Deviation.ENUM
             self._deviations.append((kind, start))
             if kind is Deviation.BOOL:
                 value = 1  # rpcgen's bool_t reads any nonzero as TRUE

@@ -84,9 +84,11 @@ class MemberAnnotations:
 
 @dataclass(eq=False, slots=True)
 class Declaration:
-    """One RFC 4506 declaration: a struct field, a union arm, a typedef body."""
+    """One RFC 4506 declaration: a struct field, a union arm, a typedef body, or a
+    procedure's argument or result (:data:`Parameter`)."""
 
-    name: str | None  # None only for VOID
+    #: None for VOID, and for a procedure argument or result written without a name.
+    name: str | None
     kind: DeclKind
     #: Element type; None for opaque, string and void.
     type: TypeRef | None
@@ -111,6 +113,9 @@ class ConstantDef:
     doc: str | None = None
     #: The right-hand side as written (``0x20008086``, ``OTHER_CONST``, ``-1``).
     text: str = ""
+    #: Defined by a ``%#define NAME VALUE`` pass-through line (C for rpcgen's output,
+    #: in any of its views) rather than by ``const``.
+    c_define: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -189,16 +194,38 @@ class TypedefDef:
 
 TypeDefinition = Union[EnumDef, StructDef, UnionDef, TypedefDef]
 
+#: What a procedure takes or returns: a :class:`Declaration` whose ``kind`` is
+#:
+#: - ``PLAIN``: a type (``type``), the only form RFC 5531 has and the only one
+#:   libvirt / libguestfs procedure tables use;
+#: - ``STRING``: ``string`` (``size`` UNBOUNDED: rpcgen's ``xdr_wrapstring``), or
+#:   ``string<n>`` among several arguments (rpcgen -N);
+#: - ``OPTIONAL``: ``T *name`` among several arguments (rpcgen -N): optional data.
+#:
+#: ``name`` is the argument's name when the .x gives one (``void F(int count)``),
+#: else None.  A lone argument is always sent as rpcgen sends it: ``T *`` as plain
+#: ``T`` and ``string<n>`` without its bound (the resolver warns).  Several arguments
+#: go on the wire one after the other.
+Parameter = Declaration
+
+
+def plain_parameter(ref: TypeRef, pos: Position) -> Parameter:
+    """The :data:`Parameter` for a plain type (RFC 5531's only form)."""
+    return Declaration(None, DeclKind.PLAIN, ref, None, pos)
+
 
 @dataclass(eq=False, slots=True)
 class ProcedureDef:
-    """A procedure of an RFC 5531 ``program`` version."""
+    """A procedure of an RFC 5531 ``program`` version.
+
+    Arguments and result are :class:`Declaration` s (see :data:`Parameter`).
+    """
 
     name: str
     number: int
-    #: Argument types; empty for ``void``.
-    args: list[TypeRef]
-    result: TypeRef | None  # None for void
+    #: Arguments in order; empty for ``void``.
+    args: list[Parameter]
+    result: Parameter | None  # None for void
     pos: Position
     doc: str | None = None
 
@@ -223,10 +250,19 @@ class ProgramDef:
 
 @dataclass(eq=False, slots=True)
 class Passthrough:
-    """A ``%`` line: C text for rpcgen's output, kept with its position."""
+    """A ``%`` line: C text for rpcgen's output, kept with its position.
+
+    rpcgen takes such a line between any two tokens, also inside a struct, union,
+    enum or program, and prints it before the definition it is in.  The model does
+    the same: ``XdrModule.definitions`` lists it just before that definition.
+    """
 
     text: str
     pos: Position
+    #: Empty for a line of the RPC_XDR view (what xdrgen reads).  Otherwise the rpcgen
+    #: views whose conditional blocks hold the line (``("RPC_HDR",)``): xdrgen keeps such
+    #: lines for their ``%#define`` constants only (docs/preprocessing.md).
+    other_views: tuple[str, ...] = ()
 
 
 Definition = Union[
@@ -325,9 +361,10 @@ class Procedure:
     #: The constant naming the number: ``REMOTE_PROC_CONNECT_OPEN`` (an RFC name for programs).
     constant: str
     number: int
-    #: Argument types in order; empty means void.  libvirt and guestfs have at most one.
-    args: list[TypeRef]
-    result: TypeRef | None
+    #: Arguments in order (see :data:`Parameter`); empty means void.  libvirt and
+    #: guestfs have at most one, always PLAIN.
+    args: list[Parameter]
+    result: Parameter | None
     #: libvirt's ``<x>_<name>_msg`` (the body of an event MESSAGE), if defined.
     event: TypeRef | None
     pos: Position
@@ -357,11 +394,15 @@ class ProcedureTable:
 
 @dataclass(eq=False, slots=True)
 class ImportedModule:
-    """Another ``.x`` whose definitions this one uses (``--import``)."""
+    """Another ``.x`` whose definitions this one uses (``--import``), or the runtime's
+    module of RPC-library types XDR cannot describe (``netbuf``: ``package`` is set)."""
 
     source: Path
     module_name: str
     model: XdrModule
+    #: Where the generated module imports it from: None for a sibling module (``from .
+    #: import name``), ``"xdrgen.runtime"`` for :mod:`xdrgen.runtime.rpclib`.
+    package: str | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -370,9 +411,11 @@ class XdrModule:
 
     source: Path
     source_sha256: str
-    #: Definitions of this file in source order (nested inline definitions come just
-    #: before the definition that contains them).
+    #: Definitions of this file in source order.  Nested inline definitions, and ``%``
+    #: lines written inside a definition, come just before the definition that contains
+    #: them; the constant of a ``%#define`` line comes just after its Passthrough.
     definitions: list[Definition]
+    #: ``const`` definitions and ``%#define`` constants (``ConstantDef.c_define``).
     constants: dict[str, ConstantDef]
     types: dict[str, TypeDefinition]
     programs: list[ProgramDef]
@@ -380,6 +423,9 @@ class XdrModule:
     imports: list[ImportedModule] = field(default_factory=list)
     #: External constants (``-D``, ``--constants-from``) that this file actually used.
     external_constants: dict[str, int] = field(default_factory=dict)
+    #: Names from ``<rpc/rpc.h>`` (the RFC 5531 auth flavors) that this file used and
+    #: does not define itself; the generated module defines them too.
+    builtin_constants: dict[str, ConstantDef] = field(default_factory=dict)
     #: Every file read to build this model: the source, its includes, the C headers.
     inputs: list[Path] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
@@ -389,6 +435,8 @@ class XdrModule:
             return self.constants[name].value
         if name in self.external_constants:
             return self.external_constants[name]
+        if name in self.builtin_constants:
+            return self.builtin_constants[name].value
         for imported in self.imports:
             try:
                 return imported.model.constant_value(name)

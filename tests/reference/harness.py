@@ -6,7 +6,7 @@ Used by tests/test_differential_*.py (session-scoped fixtures) and bench/.
 from __future__ import annotations
 
 import atexit
-import importlib.util
+import importlib
 import itertools
 import os
 import subprocess
@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import corpus
 from reference.rpcgen_ref import Reference, build_reference, reference_unavailable
 
 _module_counter = itertools.count()
@@ -43,12 +44,7 @@ def require_reference() -> None:
     pytest.skip(message)
 
 
-def generate_module(
-    x_file: Path, outdir: Path, extra_args: Sequence[str] = ()
-) -> ModuleType:
-    """Run ``xdrgen generate`` (the public CLI) and import the result under a unique name."""
-    name = f"xdrgen_diff_{x_file.stem}_{next(_module_counter)}"
-    outdir.mkdir(parents=True, exist_ok=True)
+def _xdrgen_generate(x_file: Path, outdir: Path, name: str, extra_args: Sequence[str]) -> Path:
     result = subprocess.run(
         [
             sys.executable,
@@ -73,12 +69,40 @@ def generate_module(
     path = outdir / f"{name}.py"
     if not path.is_file():
         raise AssertionError(f"xdrgen generate wrote no {path.name} in {outdir}")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return path
+
+
+def generate_module(
+    x_file: Path,
+    outdir: Path,
+    extra_args: Sequence[str] = (),
+    imports: Sequence[Path] = (),
+) -> ModuleType:
+    """Run ``xdrgen generate`` (the public CLI) and import the result under a unique name.
+
+    With ``imports`` (the files of ``--import`` options in ``extra_args``), every
+    module goes into a fresh package, as their relative imports need.
+    """
+    number = next(_module_counter)
+    name = f"xdrgen_diff_{x_file.stem}_{number}"
+    outdir.mkdir(parents=True, exist_ok=True)
+    if not imports:
+        from test_generate_helpers import import_file
+
+        return import_file(_xdrgen_generate(x_file, outdir, name, extra_args), name)
+    from xdrgen.frontend.pipeline import module_name_for
+
+    package = f"xdrgen_diff_pkg_{number}"
+    package_dir = outdir / package
+    package_dir.mkdir()
+    (package_dir / "__init__.py").write_text("")
+    for other in imports:
+        earlier = [o for p in imports[: imports.index(other)] for o in ("--import", str(p))]
+        _xdrgen_generate(other, package_dir, module_name_for(other), earlier)
+    _xdrgen_generate(x_file, package_dir, name, extra_args)
+    if str(outdir) not in sys.path:
+        sys.path.insert(0, str(outdir))
+    return importlib.import_module(f"{package}.{name}")
 
 
 @dataclass
@@ -101,16 +125,26 @@ def load_protocol(
     outdir: Path,
     *,
     constants_from: Sequence[Path] = (),
+    imports: Sequence[Path] = (),
     rpcgen_flags: Sequence[str] = (),
 ) -> ProtocolUnderTest:
+    from reference.rpcgen_ref import LIBRARY_C_TYPES
     from xdrgen.frontend import FrontendOptions, load
 
-    model = load(x_file, FrontendOptions(constants_from=tuple(constants_from)))
+    model = load(
+        x_file, FrontendOptions(constants_from=tuple(constants_from), imports=tuple(imports))
+    )
     extra: list[str] = []
     for header in constants_from:
         extra += ["--constants-from", str(header)]
-    generated = generate_module(x_file, outdir, extra)
-    reference = build_reference(x_file, rpcgen_flags=rpcgen_flags)
+    for other in imports:
+        extra += ["--import", str(other)]
+    generated = generate_module(x_file, outdir, extra, imports)
+    # Builtin types of the RPC library (netobj, des_block): test them against its code.
+    library = [t for t in model.types if t in LIBRARY_C_TYPES]
+    reference = build_reference(
+        x_file, rpcgen_flags=rpcgen_flags, imports=imports, library_types=library
+    )
     own = [type_name for type_name in model.types if type_name in reference.type_names]
     return ProtocolUnderTest(name, x_file, model, generated, reference, own)
 
@@ -141,7 +175,7 @@ def session_protocol(
     if name in _FAILED:
         raise AssertionError(f"setting up {name} failed earlier: {_FAILED[name]}")
     require_reference()
-    outdir = tmp_path_factory.mktemp(f"diff-{name}")
+    outdir = tmp_path_factory.mktemp("diff-" + name.replace("/", "-"))
     try:
         protocol = _load_named(name, outdir)
     except (AssertionError, SyntaxError, ImportError) as error:
@@ -169,6 +203,19 @@ def _load_named(name: str, outdir: Path) -> ProtocolUnderTest:
     elif name == "guestfs":
         protocol = load_protocol(
             name, require_shared("guestfs/guestfs_protocol.x"), outdir
+        )
+    elif name.startswith("xfiles/"):
+        # Small files of tests/xfiles; -N as several of them have multi-argument procedures.
+        x_file = REPO_ROOT / "tests" / name
+        protocol = load_protocol(name, x_file, outdir, rpcgen_flags=["-N"])
+    elif name in corpus.BY_NAME:
+        entry = corpus.BY_NAME[name]
+        protocol = load_protocol(
+            name,
+            corpus.require_corpus_file(entry),
+            outdir,
+            constants_from=entry.constants_from,
+            imports=entry.imports,
         )
     else:
         raise KeyError(name)

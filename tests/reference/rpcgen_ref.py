@@ -29,7 +29,7 @@ from typing import IO
 DRIVER_SOURCE = Path(__file__).with_name("ref_driver.c")
 
 #: Bump when the build recipe changes in a way the hashed inputs do not show.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "3"
 
 #: Address-space limit for the helper: rpcgen's decoders allocate a declared length
 #: before reading it, up to 4 GiB for ``<>`` items.
@@ -43,7 +43,9 @@ _REQUEST = struct.Struct(">IIII")
 _RESPONSE = struct.Struct(">III")
 _BENCH = struct.Struct(">QQQ")
 
-_HEADER_DECL = re.compile(r"^extern\s+bool_t\s+xdr_(\w+)\s*\(XDR \*,", re.MULTILINE)
+# rpcgen's own prototypes, exactly as it writes them ("extern  bool_t xdr_T (XDR *, T*);"):
+# '%' lines of the .x may declare library routines too (rpcb_prot.x's xdr_netbuf).
+_HEADER_DECL = re.compile(r"^extern\s+bool_t\s+xdr_(\w+) \(XDR \*, \1\*?\);$", re.MULTILINE)
 _PASSTHROUGH_INCLUDE = re.compile(r'^%\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 
@@ -106,22 +108,96 @@ def rpcgen_type_names(header_text: str) -> list[str]:
     return list(seen)
 
 
-def sanitize_x(text: str, include_dirs: Sequence[Path]) -> str:
-    """Drop ``%#include`` pass-through lines whose header does not exist here.
+def sanitize_x(
+    text: str, include_dirs: Sequence[Path], imported: Sequence[str] = ()
+) -> str:
+    """The .x as rpcgen should read it here; line numbers stay the same.
 
-    Upstream files include their projects' private headers (libvirt's
-    "internal.h", libguestfs's <config.h>); the XDR routines do not need them.
-    The line is blanked rather than removed so line numbers stay the same.
+    - ``%#include`` lines whose header does not exist here are blanked: upstream
+      files include their projects' private headers (libvirt's "internal.h",
+      libguestfs's <config.h>); the XDR routines do not need them.
+    - An include of the header of an ``imported`` .x stem (nis_callback.x's
+      ``<rpcsvc/nis.h>``) is pointed at rpcgen's header for it, built alongside:
+      the C then sees what xdrgen sees with ``--import``.
+    - A ``%`` line that a trailing backslash continues is joined with the next
+      line (without that line's own ``%``), as xdrgen reads it; the line taken
+      becomes empty.  rpcgen fails on such lines: its cpp splices them, so the
+      continuation reaches rpcgen as XDR text or as a '%' out of column 1
+      (``rpcgen -h nis.x`` fails on ``OWNER_DEFAULT`` and ``ENTRY_VAL``).
     """
     lines = text.splitlines(keepends=True)
     for number, line in enumerate(lines):
+        end = number
+        while lines[number].startswith("%") and lines[number].rstrip("\r\n").endswith("\\"):
+            if end + 1 >= len(lines):
+                break
+            end += 1
+            continuation = lines[end].removeprefix("%").strip()
+            joined = lines[number].rstrip("\r\n")[:-1] + " " + continuation
+            lines[number] = joined + "\n"
+            lines[end] = "\n"
+        line = lines[number]
         match = _PASSTHROUGH_INCLUDE.match(line)
         if match is None:
             continue
         header = match.group(2)
-        if not any((directory / header).is_file() for directory in include_dirs):
+        stem = Path(header).name.removesuffix(".h")
+        if stem in imported:
+            lines[number] = f'%#include "{stem}.h"\n'
+        elif not any((directory / header).is_file() for directory in include_dirs):
             lines[number] = "\n"
     return "".join(lines)
+
+
+_QUOTED_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILINE)
+
+
+def x_sources(
+    x_file: Path, include_dirs: Sequence[Path], imported: Sequence[str] = ()
+) -> dict[str, str]:
+    """Sanitized text of ``x_file`` and of the .x files it ``#include``s with
+    quotes, by path relative to ``x_file``'s directory (rpcgen's cpp reads them
+    beside the copy)."""
+    texts: dict[str, str] = {}
+    pending = [Path(x_file.name)]
+    while pending:
+        relative = pending.pop()
+        key = relative.as_posix()
+        if key in texts:
+            continue
+        source = x_file.parent / relative
+        text = source.read_text(encoding="utf-8")
+        texts[key] = sanitize_x(text, [source.parent, *include_dirs], imported)
+        for name in _QUOTED_INCLUDE.findall(text):
+            if (source.parent / name).is_file():
+                pending.append(relative.parent / name)
+    return texts
+
+
+#: Types of the RPC library that xdrgen's model has as builtins (resolve.py,
+#: xdrgen.runtime.rpclib): their C type, for the table of library routines.
+#: ``wrapstring`` is what rpcgen sends a lone ``string`` procedure argument or result with.
+LIBRARY_C_TYPES = {
+    "netobj": "netobj",
+    "des_block": "des_block",
+    "netbuf": "struct netbuf",
+    "wrapstring": "char *",
+}
+
+#: Always given to gcc.  ``-include rpc/rpc.h``: when <rpc/rpc.h> already includes
+#: a header generated from this very .x (libtirpc's rpcb_prot.h), its types come
+#: first and rpcgen's header, with the same include guard, steps aside.  The rest
+#: supply names the .x files take from other platforms' C: FreeBSD's __FBSDID
+#: (crypt.x) and xdr_<T> routines for libtirpc's rpcprog_t/rpcvers_t/rpcproc_t
+#: typedefs, which libtirpc provides as xdr_rpcprog() & co. only.
+BASE_CFLAGS = (
+    "-include",
+    "rpc/rpc.h",
+    "-D__FBSDID(s)=",
+    "-Dxdr_rpcprog_t=xdr_u_int32_t",
+    "-Dxdr_rpcvers_t=xdr_u_int32_t",
+    "-Dxdr_rpcproc_t=xdr_u_int32_t",
+)
 
 
 def _cache_root() -> Path:
@@ -166,7 +242,7 @@ def _pkg_config_libtirpc() -> list[str]:
 
 def _table_source(header: str, type_names: Sequence[str]) -> str:
     entries = "\n".join(
-        f'    {{"{name}", (xdrproc_t)xdr_{name}, sizeof({name})}},'
+        f'    {{"{name}", (xdrproc_t)xdr_{name}, sizeof({LIBRARY_C_TYPES.get(name, name)})}},'
         for name in type_names
     )
     return f"""/* Generated by tests/reference/rpcgen_ref.py: type table for ref_driver.c. */
@@ -195,6 +271,8 @@ def build_reference(
     rpcgen_flags: Sequence[str] = (),
     defines: Mapping[str, str] | None = None,
     include_dirs: Sequence[Path] = (),
+    imports: Sequence[Path] = (),
+    library_types: Sequence[str] = (),
     cache_dir: Path | None = None,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
 ) -> Reference:
@@ -203,6 +281,9 @@ def build_reference(
     ``type_names`` defaults to every type rpcgen generated a routine for.
     ``defines`` become ``-DNAME=VALUE`` for rpcgen's cpp run and for gcc;
     ``rpcgen_flags`` are extra rpcgen options (``-N`` for multi-argument procedures).
+    ``imports`` are .x files whose types ``x_file`` uses (xdrgen's ``--import``):
+    rpcgen's C for them is built in too.  ``library_types`` (keys of
+    ``LIBRARY_C_TYPES``) join the table with the C library's own routines.
     """
     reason = reference_unavailable()
     if reason is not None:
@@ -215,8 +296,13 @@ def build_reference(
         Path("/usr/include"),
         Path("/usr/include/tirpc"),
     ]
-    sanitized = sanitize_x(x_file.read_text(encoding="utf-8"), search)
     stem = re.sub(r"\W", "_", x_file.stem)
+    import_stems = [re.sub(r"\W", "_", Path(other).stem) for other in imports]
+    units: list[tuple[str, dict[str, str]]] = [
+        (import_stem, x_sources(Path(other), search, import_stems))
+        for import_stem, other in zip(import_stems, imports)
+    ]
+    units.append((stem, x_sources(x_file, search, import_stems)))
     define_flags = [f"-D{name}={value}" for name, value in sorted(defines.items())]
     extra_includes = [f"-I{directory}" for directory in include_dirs]
 
@@ -224,10 +310,13 @@ def build_reference(
     for part in (
         RECIPE_VERSION,
         stem,
-        sanitized,
+        *(f"{unit}\0{name}\0{text}" for unit, texts in units for name, text in texts.items()),
         DRIVER_SOURCE.read_text(encoding="utf-8"),
-        "\0".join(define_flags + list(cflags) + extra_includes + ["|", *rpcgen_flags]),
+        "\0".join(
+            define_flags + list(BASE_CFLAGS) + list(cflags) + extra_includes + ["|", *rpcgen_flags]
+        ),
         "\0".join(type_names) if type_names is not None else "\0*ALL*",
+        "\0".join(library_types),
         _tool_versions(),
     ):
         digest.update(part.encode())
@@ -240,13 +329,13 @@ def build_reference(
         try:
             _build(
                 work,
-                stem,
-                sanitized,
+                units,
                 type_names,
+                library_types,
                 [*rpcgen_flags, *define_flags],
                 define_flags,
                 extra_includes,
-                cflags,
+                [*BASE_CFLAGS, *cflags],
             )
             try:
                 work.rename(target)
@@ -263,17 +352,27 @@ def build_reference(
 
 def _build(
     work: Path,
-    stem: str,
-    sanitized: str,
+    units: Sequence[tuple[str, Mapping[str, str]]],
     type_names: Sequence[str] | None,
+    library_types: Sequence[str],
     rpcgen_options: Sequence[str],
     define_flags: Sequence[str],
     extra_includes: Sequence[str],
     cflags: Sequence[str],
 ) -> None:
-    (work / f"{stem}.x").write_text(sanitized, encoding="utf-8")
-    _run(["rpcgen", *rpcgen_options, "-h", f"{stem}.x", "-o", f"{stem}.h"], work)
-    _run(["rpcgen", *rpcgen_options, "-c", f"{stem}.x", "-o", f"{stem}.c"], work)
+    """rpcgen -h / -c for each unit (imports first, the file under test last)."""
+    for unit, texts in units:
+        unit_dir = work / unit
+        for name, text in texts.items():
+            target = unit_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        main = next(iter(texts))
+        if main != f"{unit}.x":
+            (unit_dir / main).rename(unit_dir / f"{unit}.x")
+        _run(["rpcgen", *rpcgen_options, "-h", f"{unit}.x", "-o", f"../{unit}.h"], unit_dir)
+        _run(["rpcgen", *rpcgen_options, "-c", f"{unit}.x", "-o", f"../{unit}.c"], unit_dir)
+    stem = units[-1][0]
     available = rpcgen_type_names((work / f"{stem}.h").read_text(encoding="utf-8"))
     if type_names is None:
         names = available
@@ -284,6 +383,7 @@ def _build(
                 f"rpcgen generated no routine for: {', '.join(missing)}"
             )
         names = list(type_names)
+    names += [name for name in library_types if name not in names]
     (work / "ref_table.c").write_text(
         _table_source(f"{stem}.h", names), encoding="utf-8"
     )
@@ -301,7 +401,7 @@ def _build(
             "ref_driver",
             "ref_driver.c",
             "ref_table.c",
-            f"{stem}.c",
+            *(f"{unit}.c" for unit, _ in units),
             *_pkg_config_libtirpc(),
         ],
         work,

@@ -31,6 +31,7 @@ from xdrgen.frontend.annotations import GENERATE_VALUES, PRIORITY_VALUES, is_fla
 from xdrgen.frontend.tomlpos import KeyPath, TomlPositions, scan
 from xdrgen.model import (
     AclRule,
+    DeclKind,
     AllocSpec,
     Declaration,
     Deprecation,
@@ -497,7 +498,10 @@ def _args_struct(proc: Procedure) -> StructDef | None:
     """The procedure's single argument when it is a struct (libvirt, guestfs)."""
     if len(proc.args) != 1:
         return None
-    ref = proc.args[0]
+    param = proc.args[0]
+    if param.kind is not DeclKind.PLAIN:
+        return None
+    ref = param.type
     return ref.definition if isinstance(ref, NamedType) and isinstance(ref.definition, StructDef) else None
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import ply.lex as lex
 
 from xdrgen.diagnostics import Diagnostic, Position, XdrgenError
+from xdrgen.frontend.syntax import PassthroughNode
 
 KEYWORDS: dict[str, str] = {
     word: word.upper()
@@ -109,6 +111,9 @@ class LexState:
     raw_docs: dict[int, tuple[str, int]] = field(default_factory=dict)
     #: Comments on the same line after a token, by that token's offset.
     trailing: dict[int, str] = field(default_factory=dict)
+    #: ``%`` lines in order, with their offsets.  They are not grammar tokens: like
+    #: rpcgen's scanner, the lexer takes them between any two tokens.
+    passthrough: list[tuple[int, PassthroughNode]] = field(default_factory=list)
 
 
 class XdrLexer:
@@ -118,9 +123,15 @@ class XdrLexer:
     literals = LITERALS
     t_ignore = " \t\r\f\n"
 
-    def __init__(self, text: str, main_file: str) -> None:
+    def __init__(
+        self,
+        text: str,
+        main_file: str,
+        other_view_lines: Mapping[int, tuple[str, ...]] | None = None,
+    ) -> None:
         self.state = LexState(SourceMap(text, main_file))
         self.text = text
+        self._other_view_lines = other_view_lines or {}
         self._pending: Comment | None = None
         self._prev: Any = None
         #: The token before ``_prev`` (``_prev`` is the parser's lookahead on an error).
@@ -186,6 +197,22 @@ class XdrLexer:
         self._pending = Comment(text, start, start + len(text))
 
     def token(self) -> Any:
+        """The next grammar token; ``%`` lines go to ``state.passthrough`` instead."""
+        while True:
+            tok = self.raw_token()
+            if tok is None or tok.type != "PASSTHROUGH":
+                return tok
+            source = self.state.source
+            line_index = bisect.bisect_right(source.line_starts, tok.lexpos) - 1
+            node = PassthroughNode(
+                tok.value,
+                source.position(tok.lexpos),
+                self._other_view_lines.get(line_index, ()),
+            )
+            self.state.passthrough.append((tok.lexpos, node))
+
+    def raw_token(self) -> Any:
+        """The next token, ``%`` lines included (as PASSTHROUGH)."""
         tok = self._lexer.token()
         if tok is None:
             return None
@@ -195,8 +222,9 @@ class XdrLexer:
             if not _BLANK_LINE.search(self.text, pending.end, tok.lexpos):
                 self.state.docs[tok.lexpos] = clean_comment(pending.text)
                 self.state.raw_docs[tok.lexpos] = (pending.text, pending.start)
-        self._before = self._prev
-        self._prev = tok
+        if tok.type != "PASSTHROUGH":  # a '%' line is never what an error follows
+            self._before = self._prev
+            self._prev = tok
         return tok
 
     def input(self, text: str) -> None:  # PLY's parser calls this only if given input
@@ -210,6 +238,6 @@ def tokenize(text: str, main_file: str) -> list[tuple[str, str, Position]]:
     """All tokens as (type, value, position): for tests and debugging."""
     lexer = XdrLexer(text, main_file)
     out: list[tuple[str, str, Position]] = []
-    while (tok := lexer.token()) is not None:
+    while (tok := lexer.raw_token()) is not None:
         out.append((tok.type, tok.value, lexer.state.source.position(tok.lexpos)))
     return out

@@ -9,6 +9,7 @@ its state, so two parses never interfere.  PLY is told never to write
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import ply.yacc as yacc
@@ -26,7 +27,6 @@ from xdrgen.frontend.syntax import (
     InlineStruct,
     InlineUnion,
     NameSpec,
-    PassthroughNode,
     PrimitiveSpec,
     ProcedureNode,
     ProgramNode,
@@ -64,13 +64,15 @@ _UNSIGNED_KEYWORDS = {
 class _Grammar:
     """Grammar rules.  ``p_*`` docstrings are the productions (PLY's convention)."""
 
-    tokens = TOKENS
+    tokens = tuple(t for t in TOKENS if t != "PASSTHROUGH")  # '%' lines stay in the lexer
     start = "specification"
 
     # Set per instance by XdrParser.
     lexer: XdrLexer
     parser: Any
     _spec_starts: dict[int, int]
+    #: Offset of each top-level definition's final ';', by id of its node.
+    _ends: dict[int, int]
 
     def pos(self, p: Any, n: int) -> Position:
         return self.lexer.state.source.position(p.lexpos(n))
@@ -96,40 +98,41 @@ class _Grammar:
     def p_empty(self, p: Any) -> None:
         "empty :"
 
-    def p_definition_passthrough(self, p: Any) -> None:
-        "definition : PASSTHROUGH"
-        p[0] = PassthroughNode(p[1], self.pos(p, 1))
+    def _definition(self, p: Any, node: DefinitionNode) -> None:
+        self._ends[id(node)] = p.lexpos(len(p) - 1)
+        p[0] = node
 
     def p_definition_const(self, p: Any) -> None:
         "definition : CONST IDENT '=' value ';'"
-        p[0] = ConstNode(p[2], p[4], self.pos(p, 2), self.doc(p, 1))
+        self._definition(p, ConstNode(p[2], p[4], self.pos(p, 2), self.doc(p, 1)))
 
     def p_definition_string_const(self, p: Any) -> None:
         "definition : CONST IDENT '=' STRING_LITERAL ';'"
         literal = p[4]
         value = Value(literal, self.pos(p, 4), string=literal[1:-1])
-        p[0] = ConstNode(p[2], value, self.pos(p, 2), self.doc(p, 1))
+        self._definition(p, ConstNode(p[2], value, self.pos(p, 2), self.doc(p, 1)))
 
     def p_definition_typedef(self, p: Any) -> None:
         "definition : TYPEDEF declaration ';'"
-        p[0] = TypedefNode(p[2], self.pos(p, 1), self.doc(p, 1))
+        self._definition(p, TypedefNode(p[2], self.pos(p, 1), self.doc(p, 1)))
 
     def p_definition_enum(self, p: Any) -> None:
         "definition : ENUM IDENT enum_body ';'"
-        p[0] = EnumNode(p[2], p[3], self.pos(p, 2), self.doc(p, 1))
+        self._definition(p, EnumNode(p[2], p[3], self.pos(p, 2), self.doc(p, 1)))
 
     def p_definition_struct(self, p: Any) -> None:
         "definition : STRUCT IDENT struct_body ';'"
         fields, trailing = p[3]
-        p[0] = StructNode(p[2], fields, self.pos(p, 2), self.doc(p, 1), trailing)
+        node = StructNode(p[2], fields, self.pos(p, 2), self.doc(p, 1), trailing)
+        self._definition(p, node)
 
     def p_definition_union(self, p: Any) -> None:
         "definition : UNION IDENT union_body ';'"
-        p[0] = UnionNode(p[2], p[3], self.pos(p, 2), self.doc(p, 1))
+        self._definition(p, UnionNode(p[2], p[3], self.pos(p, 2), self.doc(p, 1)))
 
     def p_definition_program(self, p: Any) -> None:
         "definition : PROGRAM IDENT '{' version_list '}' '=' value ';'"
-        p[0] = ProgramNode(p[2], p[7], p[4], self.pos(p, 2), self.doc(p, 1))
+        self._definition(p, ProgramNode(p[2], p[7], p[4], self.pos(p, 2), self.doc(p, 1)))
 
     # ---------------------------------------------------------------- values
 
@@ -401,27 +404,76 @@ class _Grammar:
         doc = self.lexer.state.docs.get(start)
         p[0] = ProcedureNode(p[2], p[7], p[4], result, self.pos(p, 2), doc)
 
+    def _param(
+        self, p: Any, kind: DeclKind, type_: TypeSpec | None, name: str | None, size: Value | None
+    ) -> DeclarationNode:
+        """A procedure argument or result: what rpcgen's get_prog_declaration reads."""
+        pos = self.lexer.state.source.position(self._start(p, 1))
+        return DeclarationNode(name, kind, type_, size, pos, pos)
+
     def p_proc_type(self, p: Any) -> None:
         """proc_type : type_specifier
+        | STRING
         | VOID"""
         if p[1] == "void":
             p[0] = (None, p.lexpos(1))
+        elif p[1] == "string":  # rpcgen: a string result is string<> (xdr_wrapstring)
+            p[0] = (self._param(p, DeclKind.STRING, None, None, None), p.lexpos(1))
         else:
-            p[0] = (p[1], self._spec_starts[id(p[1])])
+            p[0] = (self._param(p, DeclKind.PLAIN, p[1], None, None), self._start(p, 1))
+
+    def p_proc_type_opaque(self, p: Any) -> None:
+        "proc_type : OPAQUE"
+        raise self.error(
+            "a procedure result cannot be opaque data: declare a typedef and use its name "
+            "(rpcgen: 'illegal result type')",
+            self.pos(p, 1),
+        )
 
     def p_proc_args(self, p: Any) -> None:
         """proc_args : VOID
-        | type_list"""
+        | arg_list"""
         p[0] = [] if p[1] == "void" else p[1]
 
-    def p_type_list(self, p: Any) -> None:
-        """type_list : type_specifier
-        | type_list ',' type_specifier"""
+    def p_arg_list(self, p: Any) -> None:
+        """arg_list : proc_arg
+        | arg_list ',' proc_arg"""
         if len(p) == 2:
             p[0] = [p[1]]
         else:
             p[1].append(p[3])
             p[0] = p[1]
+
+    def p_proc_arg(self, p: Any) -> None:
+        """proc_arg : type_specifier arg_name"""
+        p[0] = self._param(p, DeclKind.PLAIN, p[1], p[2], None)
+
+    def p_proc_arg_optional(self, p: Any) -> None:
+        """proc_arg : type_specifier '*' arg_name"""
+        p[0] = self._param(p, DeclKind.OPTIONAL, p[1], p[3], None)
+
+    def p_proc_arg_string(self, p: Any) -> None:
+        """proc_arg : STRING arg_name
+        | STRING arg_name '<' value_opt '>'"""
+        p[0] = self._param(p, DeclKind.STRING, None, p[2], p[4] if len(p) == 6 else None)
+
+    def p_proc_arg_bad(self, p: Any) -> None:
+        """proc_arg : type_specifier arg_name '<' value_opt '>'
+        | type_specifier arg_name '[' value ']'
+        | OPAQUE arg_name '<' value_opt '>'
+        | OPAQUE arg_name '[' value ']'
+        | OPAQUE arg_name"""
+        what = "opaque data" if p[1] == "opaque" else "an array"
+        raise self.error(
+            f"a procedure argument cannot be {what}: declare a typedef and use its name "
+            "(rpcgen: 'arrays cannot be declared as arguments to procedures')",
+            self.lexer.state.source.position(self._start(p, 1)),
+        )
+
+    def p_arg_name(self, p: Any) -> None:
+        """arg_name : IDENT
+        | empty"""
+        p[0] = p[1]
 
     # ---------------------------------------------------------------- errors
 
@@ -557,7 +609,7 @@ def syntax_error(grammar: _Grammar, tok: Any) -> XdrgenError:
         found = f"identifier '{tok.value}'"
     elif tok.type == "INTEGER":
         found = f"integer constant {tok.value}"
-    elif tok.type in HUMAN_NAMES and tok.type.isupper() and tok.type not in ("PASSTHROUGH",):
+    elif tok.type in HUMAN_NAMES and tok.type.isupper():
         found = f"keyword '{tok.value}'"
     else:
         found = HUMAN_NAMES.get(tok.type, repr(tok.value))
@@ -654,9 +706,15 @@ def _tables() -> Any:
 class XdrParser(_Grammar):
     """Parses one preprocessed text into a :class:`Specification`."""
 
-    def __init__(self, text: str, main_file: str) -> None:
-        self.lexer = XdrLexer(text, main_file)
+    def __init__(
+        self,
+        text: str,
+        main_file: str,
+        other_view_lines: Mapping[int, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.lexer = XdrLexer(text, main_file, other_view_lines)
         self._spec_starts: dict[int, int] = {}
+        self._ends: dict[int, int] = {}
         template = _tables()
         parser = yacc.LRParser.__new__(yacc.LRParser)
         parser.productions = [_bind(prod, self) for prod in template.productions]
@@ -669,7 +727,24 @@ class XdrParser(_Grammar):
 
     def parse(self, file: str) -> Specification:
         definitions: list[DefinitionNode] = self.parser.parse(lexer=self.lexer)
-        return Specification(file, definitions)
+        return Specification(file, self._with_passthrough(definitions))
+
+    def _with_passthrough(self, definitions: list[DefinitionNode]) -> list[DefinitionNode]:
+        """Each ``%`` line just before the first definition that ends after it: where
+        rpcgen, which prints it as it reads it, puts it in its C output."""
+        lines = self.lexer.state.passthrough
+        if not lines:
+            return definitions
+        merged: list[DefinitionNode] = []
+        k = 0
+        for definition in definitions:
+            end = self._ends[id(definition)]
+            while k < len(lines) and lines[k][0] < end:
+                merged.append(lines[k][1])
+                k += 1
+            merged.append(definition)
+        merged.extend(node for _, node in lines[k:])
+        return merged
 
 
 def _bind(prod: Any, instance: object) -> Any:
@@ -680,6 +755,11 @@ def _bind(prod: Any, instance: object) -> Any:
     return bound
 
 
-def parse(text: str, main_file: str) -> tuple[Specification, XdrLexer]:
-    parser = XdrParser(text, main_file)
+def parse(
+    text: str,
+    main_file: str,
+    other_view_lines: Mapping[int, tuple[str, ...]] | None = None,
+) -> tuple[Specification, XdrLexer]:
+    """``other_view_lines``: PreprocessedSource.other_view_lines, to tag those ``%`` lines."""
+    parser = XdrParser(text, main_file, other_view_lines)
     return parser.parse(main_file), parser.lexer

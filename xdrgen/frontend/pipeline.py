@@ -88,7 +88,7 @@ def load_module(
             _loading=_loading + (resolved_path,),
         )
         imports.append(ImportedModule(other, module_name_for(other), model))
-    spec, _lexer = parse(pre.text, str(path))
+    spec, _lexer = parse(pre.text, str(path), pre.other_view_lines)
     resolver = Resolver(
         spec,
         source=path,

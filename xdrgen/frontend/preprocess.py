@@ -20,14 +20,24 @@ from xdrgen.diagnostics import Diagnostic, Position, XdrgenError, error
 
 __all__ = [
     "DEFAULT_PREDEFINED",
+    "OTHER_VIEWS",
+    "RPCGEN_VIEWS",
     "PreprocessedSource",
     "preprocess",
 ]
+
+#: The symbols rpcgen defines, one per C file it writes: the header, the XDR routines,
+#: the server, the client stubs, the dispatch table.  Each is a "view" of the .x file.
+RPCGEN_VIEWS = ("RPC_HDR", "RPC_XDR", "RPC_SVC", "RPC_CLNT", "RPC_TBL")
 
 #: What xdrgen defines when ``predefined`` is not given: the view of rpcgen's XDR-routine
 #: pass (``rpcgen -c``), i.e. exactly the declarations rpcgen writes marshallers for.
 #: (``RPC_HDR`` blocks hold C for the header; nis.x's is not even valid rpcgen input.)
 DEFAULT_PREDEFINED: Mapping[str, str] = {"RPC_XDR": "1"}
+
+#: The other views, read (with the default ``predefined``) only for their ``%`` lines:
+#: one Python module plays the part of every C file, so it needs their ``%#define``s.
+OTHER_VIEWS = ("RPC_HDR", "RPC_SVC", "RPC_CLNT", "RPC_TBL")
 
 #: Hostile-input bounds: nothing the preprocessor builds may grow without limit.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -47,6 +57,9 @@ class PreprocessedSource:
     main_file: str
     #: Every file read: the main file first, then each ``#include``'d file once.
     files: tuple[Path, ...]
+    #: ``%`` lines that only other views see (0-based line index in ``text`` -> those
+    #: views, in ``RPCGEN_VIEWS`` order).  Every other line belongs to the main view.
+    other_view_lines: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------
@@ -574,6 +587,10 @@ class _Group:
     active: bool
     taken: bool
     seen_else: bool = False
+    #: The same three facts for the other rpcgen views (sets of view symbols).
+    parent_others: frozenset[str] = frozenset()
+    others: frozenset[str] = frozenset()
+    others_taken: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -585,12 +602,26 @@ class _Context:
     seen: set[Path] = field(default_factory=set)
     stack: list[tuple[Path, str]] = field(default_factory=list)  # (resolved, display)
     expansion_cache: dict[str, str] = field(default_factory=dict)
+    #: Views read only for their ``%`` lines, and where those lines are in ``out``.
+    other_views: frozenset[str] = frozenset()
+    view_lines: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    _view_macros: dict[str, MacroTable] = field(default_factory=dict)
     _macro_re: re.Pattern[str] | None = None
     _macro_re_stale: bool = True
 
     def macros_changed(self) -> None:
         self.expansion_cache.clear()
+        self._view_macros.clear()
         self._macro_re_stale = True
+
+    def view_macros(self, view: str) -> MacroTable:
+        """The macros as rpcgen's cpp run for ``view`` has them: that symbol alone."""
+        table = self._view_macros.get(view)
+        if table is None:
+            table = {k: v for k, v in self.macros.items() if k not in RPCGEN_VIEWS}
+            table[view] = [Token("num", "1", 1)]
+            self._view_macros[view] = table
+        return table
 
     @property
     def macro_re(self) -> re.Pattern[str] | None:
@@ -625,6 +656,7 @@ def preprocess(
     (the user's ``-D``). Raises ``XdrgenError`` for any problem, with its position.
     """
     display = str(path)
+    other_views = frozenset(OTHER_VIEWS if predefined is None else ())
     symbols = dict(DEFAULT_PREDEFINED if predefined is None else predefined)
     symbols.update(defines)
     for name in symbols:
@@ -637,7 +669,9 @@ def preprocess(
     macros: MacroTable = {}
     for name, value in symbols.items():
         macros[name] = tokenize_c(value)
-    context = _Context(macros, tuple(Path(d) for d in include_dirs))
+    context = _Context(
+        macros, tuple(Path(d) for d in include_dirs), other_views=other_views
+    )
     context.files.append(Path(path))
     resolved = _resolve(Path(path))
     context.seen.add(resolved)
@@ -651,7 +685,10 @@ def preprocess(
     context.stack.append((resolved, display))
     _process_file(context, text, display)
     return PreprocessedSource(
-        "\n".join(context.out) + "\n", display, tuple(context.files)
+        "\n".join(context.out) + "\n",
+        display,
+        tuple(context.files),
+        context.view_lines,
     )
 
 
@@ -703,6 +740,7 @@ def _process_file(context: _Context, text: str, display: str) -> None:
     while index < count:
         line = lines[index]
         active = not groups or groups[-1].active
+        others = groups[-1].others if groups else context.other_views
         if not in_comment:
             stripped = line.lstrip(" \t\f\v")
             if stripped.startswith("#"):
@@ -723,8 +761,11 @@ def _process_file(context: _Context, text: str, display: str) -> None:
                 index += consumed
                 continue
             if line.startswith("%"):  # rpcgen pass-through: column 1 only, verbatim
-                out.append(line if active else "")
-                index += 1
+                if active or not others:
+                    out.append(line if active else "")
+                    index += 1
+                else:
+                    index = _other_view_passthrough(context, lines, index, others)
                 continue
         if active:
             line, in_comment = _substitute_line(
@@ -738,6 +779,21 @@ def _process_file(context: _Context, text: str, display: str) -> None:
     if groups:
         group = groups[-1]
         raise error(f"#{group.directive} without matching #endif", group.pos)
+
+
+def _other_view_passthrough(
+    context: _Context, lines: Sequence[str], index: int, views: frozenset[str]
+) -> int:
+    """Copy a ``%`` line only other views see, with the lines a trailing backslash
+    joins to it (as the lexer reads them); return the index of the next line."""
+    shown = tuple(view for view in RPCGEN_VIEWS if view in views)
+    while True:
+        line = lines[index]
+        context.view_lines[len(context.out)] = shown
+        context.out.append(line)
+        index += 1
+        if not line.rstrip("\r").endswith("\\") or index >= len(lines):
+            return index
 
 
 class _LineMarker(NamedTuple):
@@ -829,15 +885,17 @@ def _directive(
     body_col = body_start + 1
 
     if name in ("if", "ifdef", "ifndef"):
+        parent_others = groups[-1].others if groups else context.other_views
+        others = _view_conditions(context, parent_others, name, body, body_col, pos)
         if not active:
-            groups.append(_Group(name, pos, False, False, True))
+            groups.append(
+                _Group(name, pos, False, False, True, False, parent_others, others, others)
+            )
             return None
-        if name == "if":
-            flag = _condition(context, body, body_col, pos)
-        else:
-            flag = _ifdef_name(body, body_col, name, pos) in context.macros
-            flag = flag if name == "ifdef" else not flag
-        groups.append(_Group(name, pos, True, flag, flag))
+        flag = _test(context.macros, name, body, body_col, pos)
+        groups.append(
+            _Group(name, pos, True, flag, flag, False, parent_others, others, others)
+        )
         return None
     if name in ("elif", "else", "endif"):
         if not groups:
@@ -856,12 +914,18 @@ def _directive(
             group.seen_else = True
             group.active = group.parent_active and not group.taken
             group.taken = True
+            group.others = group.parent_others - group.others_taken
+            group.others_taken = group.parent_others
             return None
         if group.parent_active and not group.taken:
-            group.active = _condition(context, body, body_col, pos)
+            group.active = _condition(context.macros, body, body_col, pos)
             group.taken = group.active
         else:
             group.active = False
+        group.others = _view_conditions(
+            context, group.parent_others - group.others_taken, "if", body, body_col, pos
+        )
+        group.others_taken |= group.others
         return None
     if not active:
         return None  # other directives in skipped groups are not even looked at
@@ -900,7 +964,37 @@ def _ifdef_name(body: str, body_col: int, directive: str, pos: Position) -> str:
     return tokens[0].text
 
 
-def _condition(context: _Context, body: str, body_col: int, pos: Position) -> bool:
+def _test(
+    macros: MacroTable, directive: str, body: str, body_col: int, pos: Position
+) -> bool:
+    """Whether an ``#if``/``#elif`` (``directive`` "if"), ``#ifdef`` or ``#ifndef`` holds."""
+    if directive == "if":
+        return _condition(macros, body, body_col, pos)
+    flag = _ifdef_name(body, body_col, directive, pos) in macros
+    return flag if directive == "ifdef" else not flag
+
+
+def _view_conditions(
+    context: _Context,
+    views: frozenset[str],
+    directive: str,
+    body: str,
+    body_col: int,
+    pos: Position,
+) -> frozenset[str]:
+    """The views among ``views`` in which the condition holds.  These views are read
+    only for their ``%`` lines, so a condition they cannot evaluate just fails."""
+    held = []
+    for view in views:
+        try:
+            if _test(context.view_macros(view), directive, body, body_col, pos):
+                held.append(view)
+        except XdrgenError:
+            pass
+    return frozenset(held)
+
+
+def _condition(macros: MacroTable, body: str, body_col: int, pos: Position) -> bool:
     tokens = tokenize_c(body, body_col)
     end_col = body_col + len(body.rstrip())
 
@@ -908,7 +1002,7 @@ def _condition(context: _Context, body: str, body_col: int, pos: Position) -> bo
         return CInt(0, 64, False)
 
     try:
-        expanded = expand_macros(tokens, context.macros, handle_defined=True)
+        expanded = expand_macros(tokens, macros, handle_defined=True)
         return (
             evaluate_c_expression(expanded, zero, pp_mode=True, end_col=end_col).value
             != 0

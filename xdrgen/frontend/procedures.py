@@ -22,6 +22,7 @@ from xdrgen.model import (
     ProtocolStyle,
     TypeRef,
     XdrModule,
+    plain_parameter,
 )
 
 _PROCEDURE_ENUM = re.compile(r"^([a-z][a-z0-9_]*)_procedure$")
@@ -106,14 +107,15 @@ def _enum_table(
         name = member.name[len(member_prefix) :]
         base = f"{prefix}_{name.lower()}"
         args = _lookup(module, f"{base}_args")
+        result = _lookup(module, f"{base}_ret")
         raw, raw_pos = raw_docs.get(member.name, (None, None))
         procedures.append(
             Procedure(
                 name=name,
                 constant=member.name,
                 number=member.value,
-                args=[args] if args is not None else [],
-                result=_lookup(module, f"{base}_ret"),
+                args=[plain_parameter(args, member.pos)] if args is not None else [],
+                result=plain_parameter(result, member.pos) if result is not None else None,
                 event=_lookup(module, f"{base}_msg") if style is ProtocolStyle.LIBVIRT else None,
                 pos=member.pos,
                 doc=member.doc,

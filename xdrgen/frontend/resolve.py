@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from xdrgen.diagnostics import Diagnostic, Position, XdrgenError
 from xdrgen.frontend import syntax as syn
 from xdrgen.frontend.annotations import is_member_annotation, parse_member_annotations
-from xdrgen.frontend.preprocess import CExprError, CInt, Token, evaluate_c_expression, tokenize_c
+from xdrgen.frontend.cdefines import (
+    RPC_H_CONSTANTS,
+    RPC_H_POSITION,
+    CDefineEvaluator,
+    c_defines,
+    rpc_h_constants,
+)
 from xdrgen.frontend.procedures import build_procedure_tables
+from xdrgen.frontend.rpclib import LIBRARY_TYPES, library_module
+from xdrgen.frontend.rpclib import SOURCE as LIBRARY_SOURCE
 from xdrgen.model import (
     UNBOUNDED,
     CaseLabel,
@@ -61,6 +68,10 @@ BUILTIN_TYPE_NAMES: dict[str, Primitive] = {
     "u_quad_t": Primitive.UHYPER,
     "u_int32_t": Primitive.UINT,
     "u_int64_t": Primitive.UHYPER,
+    # libtirpc's rpc/types.h (u_int32_t); its own rpcb_prot.x uses them undeclared.
+    "rpcprog_t": Primitive.UINT,
+    "rpcvers_t": Primitive.UINT,
+    "rpcproc_t": Primitive.UINT,
 }
 
 #: Types of the RPC library (rpc/xdr.h, rpc/auth.h) that rpcsvc files use undeclared.
@@ -103,7 +114,7 @@ class Resolver:
         self.source = source
         self.source_sha256 = hashlib.sha256(source_text).hexdigest()
         self.external = external_constants
-        self.imports = imports
+        self.imports = list(imports)
         self.inputs = inputs
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
@@ -112,6 +123,8 @@ class Resolver:
         self.enum_member_nodes: dict[str, tuple[syn.EnumMemberNode, str]] = {}
         self.type_nodes: dict[str, syn.DefinitionNode] = {}
         self.defined_at: dict[str, Position] = {}
+        #: Program, version and procedure names: the numbers they stand for.
+        self.program_numbers: dict[str, syn.Value] = {}
         # Results.
         self.const_values: dict[str, int] = {}
         self.constants: dict[str, ConstantDef] = {}
@@ -121,8 +134,13 @@ class Resolver:
         self.used_external: dict[str, int] = {}
         self._evaluating: set[str] = set()
         self.definitions: list[Definition] = []
-        #: ``%#define NAME <integer>`` lines: C constants the generated C would see.
-        self.passthrough_defines = passthrough_defines(spec, external_constants)
+        #: ``%#define NAME VALUE`` lines (any rpcgen view): C constants rpcgen's C sees.
+        self.c_defines = c_defines(
+            (n for n in spec.definitions if isinstance(n, syn.PassthroughNode)), self.warnings
+        )
+        self.c_evaluator = CDefineEvaluator(self.c_defines, self._c_lookup)
+        #: Names of <rpc/rpc.h> (RPC_H_CONSTANTS) the file used.
+        self.used_rpc_h: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -183,14 +201,19 @@ class Resolver:
                 self._collect_members(None, inline.members)
 
     def const_nodes_program(self, node: syn.ProgramNode) -> None:
-        # Program, version and procedure names are constants in rpcgen's output.
+        # Program, version and procedure names are constants in rpcgen's output
+        # (#defines), usable anywhere: rpcb_prot.x has 'const X = RPCBPROC_CALLIT;'
+        # before its program.
+        self.program_numbers.setdefault(node.name, node.number)
         for version in node.versions:
             self._define(version.name, version.pos, "version")
+            self.program_numbers.setdefault(version.name, version.number)
             for proc in version.procedures:
                 if proc.name in self.defined_at and proc.name in self.const_nodes:
                     continue
                 # The same procedure name may appear in several versions.
                 self.defined_at.setdefault(proc.name, proc.pos)
+                self.program_numbers.setdefault(proc.name, proc.number)
 
     def _collect_members(self, enum_name: str | None, members: list[syn.EnumMemberNode]) -> None:
         for member in members:
@@ -218,6 +241,16 @@ class Resolver:
         if member is not None:
             self._evaluate_enum_members(member[0])
             return self.enum_values.get(name)
+        number = self.program_numbers.get(name)
+        if number is not None:
+            if name in self._evaluating:
+                self.fail(f"the number of '{name}' is defined in terms of itself", number.pos)
+                return None
+            self._evaluating.add(name)
+            try:
+                return self.value_of(number, f"the number of '{name}'")
+            finally:
+                self._evaluating.discard(name)
         for imported in self.imports:
             try:
                 return imported.model.constant_value(name)
@@ -226,10 +259,22 @@ class Resolver:
         if name in self.external:
             self.used_external[name] = self.external[name]
             return self.external[name]
-        if name in self.passthrough_defines:
-            return self.passthrough_defines[name]
+        define = self.c_defines.get(name)
+        if define is not None:
+            value = self.c_evaluator.value(name)
+            if value is None:
+                self.fail(
+                    f"{context}: '{name}' is defined by '%#define {name} {define.text}' "
+                    f"at {define.node.pos}, which is not an integer constant expression "
+                    "xdrgen can evaluate",
+                    pos,
+                )
+            return value
         if name in BUILTIN_CONSTANTS:
             return BUILTIN_CONSTANTS[name]
+        if name in RPC_H_CONSTANTS:
+            self.used_rpc_h[name] = RPC_H_CONSTANTS[name]
+            return RPC_H_CONSTANTS[name]
         if name in self.type_nodes or name in BUILTIN_TYPE_NAMES:
             self.fail(f"{context}: '{name}' is a type, not an integer constant", pos)
             return None
@@ -246,6 +291,16 @@ class Resolver:
             ),
         )
         return None
+
+    def _c_lookup(self, name: str) -> int | None:
+        """A name in a ``%#define`` body, as rpcgen's C sees it; None if unknown.
+
+        Quiet: what goes wrong here is reported again where the name is defined."""
+        errors, warnings = len(self.errors), len(self.warnings)
+        value = self.constant(name, RPC_H_POSITION, "")
+        del self.errors[errors:]
+        del self.warnings[warnings:]
+        return value
 
     def _evaluate_const(self, node: syn.ConstNode) -> int | None:
         if node.value.string is not None:
@@ -375,6 +430,12 @@ class Resolver:
             return PrimitiveType(BUILTIN_TYPE_NAMES[name], name)
         if name in _RPCGEN_OPAQUE_TYPES:
             return NamedType(name, self._builtin_opaque(name))
+        if name in LIBRARY_TYPES:
+            library = next((m for m in self.imports if m.source == LIBRARY_SOURCE), None)
+            if library is None:
+                library = library_module()
+                self.imports.append(library)
+            return NamedType(name, library.model.types[name], library)
         if name in self.const_nodes or name in self.enum_member_nodes:
             self.fail(f"'{name}' is a constant, not a type", pos)
             return None
@@ -630,14 +691,14 @@ class Resolver:
         size: int | None = None
         if node.kind in (DeclKind.FIXED_ARRAY, DeclKind.FIXED_OPAQUE):
             assert node.size is not None
-            size = self._size(node.size, node, fixed=True)
+            size = self._size(node.size, f"'{node.name}'", fixed=True)
             if size is None:
                 return None
         elif node.kind in (DeclKind.VAR_ARRAY, DeclKind.VAR_OPAQUE, DeclKind.STRING):
             if node.size is None:
                 size = UNBOUNDED
             else:
-                size = self._size(node.size, node, fixed=False)
+                size = self._size(node.size, f"'{node.name}'", fixed=False)
                 if size is None:
                     return None
         return Declaration(
@@ -651,20 +712,21 @@ class Resolver:
             annotations=annotations,
         )
 
-    def _size(self, value: syn.Value, node: syn.DeclarationNode, *, fixed: bool) -> int | None:
-        what = "length" if fixed else "maximum length"
-        size = self.value_of(value, f"the {what} of '{node.name}'")
+    def _size(self, value: syn.Value, owner: str, *, fixed: bool) -> int | None:
+        """A length or maximum: 0 .. 2**32-1 (rpcgen takes 0: nothing on the wire)."""
+        what = f"the {'length' if fixed else 'maximum length'} of {owner}"
+        size = self.value_of(value, what)
         if size is None:
             return None
-        if size <= 0:
+        if size < 0:
             self.fail(
-                f"the {what} of '{node.name}' must be positive, not {size}"
+                f"{what} is negative: {size}"
                 + (f" ({value.text})" if value.name else ""),
                 value.pos,
             )
             return None
         if size > UNBOUNDED:
-            self.fail(f"the {what} of '{node.name}' ({size}) does not fit in 32 bits", value.pos)
+            self.fail(f"{what} ({size}) does not fit in 32 bits", value.pos)
             return None
         return size
 
@@ -697,8 +759,16 @@ class Resolver:
                         proc.number.pos,
                     )
                 seen_procs[pnum] = proc.name
-                args = [self.type_ref(a, proc.name, f"arg{i + 1}") for i, a in enumerate(proc.args)]
-                result = self.type_ref(proc.result, proc.name, "result") if proc.result else None
+                single = len(proc.args) == 1
+                args = [
+                    self.procedure_param(a, proc.name, f"arg{i + 1}", single=single)
+                    for i, a in enumerate(proc.args)
+                ]
+                result = (
+                    self.procedure_param(proc.result, proc.name, "result", single=True)
+                    if proc.result
+                    else None
+                )
                 if any(a is None for a in args) or (proc.result is not None and result is None):
                     continue
                 procs.append(
@@ -711,6 +781,87 @@ class Resolver:
             return None
         self.const_values[node.name] = number
         return ProgramDef(node.name, number, versions, node.pos, node.doc)
+
+    def procedure_param(
+        self, node: syn.DeclarationNode, proc: str, role: str, *, single: bool
+    ) -> Declaration | None:
+        """A procedure argument or result, as rpcgen puts it on the wire.
+
+        rpcgen takes ``T``, ``T *`` and ``string``/``string<n>`` (never opaque or
+        arrays).  A lone argument goes through ``xdr_T`` / ``xdr_wrapstring`` whatever
+        the ``*`` or the bound says; with several arguments (rpcgen -N) each is a
+        member of a struct, so ``T *`` is optional data and the bound holds.
+        """
+        type_ref: TypeRef | None = None
+        if node.type is not None:
+            type_ref = self.type_ref(node.type, proc, role)
+            if type_ref is None:
+                return None
+        what = f"the {role} of procedure '{proc}'" if role == "result" else (
+            f"argument {role[3:]} of procedure '{proc}'"
+        )
+        kind, size = node.kind, None
+        if kind is DeclKind.STRING:
+            size = UNBOUNDED if node.size is None else self._size(node.size, what, fixed=False)
+            if size is None:
+                return None
+            if single and size != UNBOUNDED:
+                self.warnings.append(
+                    Diagnostic(
+                        "warning",
+                        f"the bound <{node.size.text if node.size else ''}> of {what} is not "
+                        "checked: rpcgen sends and takes a lone string argument with "
+                        "xdr_wrapstring (any length), and so does xdrgen",
+                        node.pos,
+                    )
+                )
+                size = UNBOUNDED
+        elif kind is DeclKind.OPTIONAL and single:
+            self.warnings.append(
+                Diagnostic(
+                    "warning",
+                    f"the '*' of {what} is ignored: rpcgen sends a lone argument as plain "
+                    "data (optional data needs several arguments, rpcgen -N), and so does xdrgen",
+                    node.pos,
+                )
+            )
+            kind = DeclKind.PLAIN
+        return Declaration(
+            node.name,
+            kind,
+            type_ref,
+            size,
+            node.pos,
+            size_text=node.size.text if node.size is not None else None,
+        )
+
+    def _c_define_constant(self, name: str) -> ConstantDef | None:
+        """The module constant a ``%#define`` gives: an integer the file leaves to it."""
+        define = self.c_defines[name]
+        if name in self.defined_at or any(
+            name in imported.model.constants or name in imported.model.types
+            for imported in self.imports
+        ):
+            # rpcb_prot.x repeats its consts as %#defines: only a different value matters.
+            own = self._c_lookup(name)
+            if own is None or own != self.c_evaluator.value(name):
+                self.warnings.append(
+                    Diagnostic(
+                        "warning",
+                        f"'%#define {name} {define.text}' is ignored: the .x defines "
+                        f"'{name}' itself" + (f" (= {own})" if own is not None else ""),
+                        define.node.pos,
+                    )
+                )
+            return None
+        if name in self.external:
+            return None  # -D and --constants-from values win, as they do everywhere
+        value = self.c_evaluator.value(name)
+        if value is None:
+            return None  # C only (a type, a string, an expression of C names): no constant
+        constant = ConstantDef(name, value, define.node.pos, None, define.text, c_define=True)
+        self.constants[name] = constant
+        return constant
 
     # ------------------------------------------------------------------ recursion
 
@@ -760,9 +911,14 @@ class Resolver:
     def resolve(self) -> XdrModule:
         self.collect()
         programs: list[ProgramDef] = []
+        exported: list[tuple[int, str]] = []  # (index after its Passthrough, name)
+        defined_by = {id(d.node): name for name, d in self.c_defines.items()}
         for node in self.spec.definitions:
             if isinstance(node, syn.PassthroughNode):
-                self.definitions.append(Passthrough(node.text, node.pos))
+                self.definitions.append(Passthrough(node.text, node.pos, node.other_views))
+                define = defined_by.get(id(node))
+                if define is not None:
+                    exported.append((len(self.definitions), define))
             elif isinstance(node, syn.ConstNode) and node.value.string is not None:
                 self.definitions.append(
                     StringConstantDef(node.name, node.value.string, node.pos, node.doc)
@@ -783,6 +939,10 @@ class Resolver:
                 if definition is not None and definition not in self.definitions:
                     self.definitions.append(definition)
         self.check_recursion()
+        placed = [(index, self._c_define_constant(name)) for index, name in exported]
+        for index, constant in reversed(placed):
+            if constant is not None:
+                self.definitions.insert(index, constant)
         self.check()
         # Top-level definitions keep source order; inline ones were appended when
         # first resolved, which may be after their container: move them before it.
@@ -797,6 +957,7 @@ class Resolver:
             procedure_tables=[],
             imports=self.imports,
             external_constants=dict(sorted(self.used_external.items())),
+            builtin_constants=rpc_h_constants(self.used_rpc_h),
             inputs=self.inputs,
             warnings=self.warnings,
         )
@@ -879,36 +1040,3 @@ def _all_enum_member_lists(node: object) -> list[list[syn.EnumMemberNode]]:
     if isinstance(node, syn.EnumNode):
         lists.append(node.members)
     return lists
-
-
-_PASSTHROUGH_DEFINE = re.compile(r"^\s*#\s*define\s+([A-Za-z_]\w*)\s+(.+?)\s*$", re.DOTALL)
-
-
-def passthrough_defines(spec: syn.Specification, known: Mapping[str, int]) -> dict[str, int]:
-    """Integer ``%#define``s, evaluated in order (later ones may use earlier ones)."""
-    values: dict[str, int] = {}
-    for node in spec.definitions:
-        if not isinstance(node, syn.PassthroughNode):
-            continue
-        match = _PASSTHROUGH_DEFINE.match(node.text.replace("\\\n", " "))
-        if match is None:
-            continue
-        value = evaluate_c_integer(match.group(2), {**known, **values})
-        if value is not None:
-            values[match.group(1)] = value
-    return values
-
-
-def evaluate_c_integer(text: str, names: Mapping[str, int]) -> int | None:
-    """Value of a C integer expression over known names; None if it is not one."""
-    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text)
-
-    def lookup(token: Token) -> CInt:
-        if token.text not in names:
-            raise CExprError(f"'{token.text}' is not a known constant", token.col)
-        return CInt(names[token.text], 64, False)
-
-    try:
-        return evaluate_c_expression(tokenize_c(text), lookup, pp_mode=False).value
-    except CExprError:
-        return None

@@ -146,8 +146,10 @@ class TypedefNode:
 class ProcedureNode:
     name: str
     number: Value
-    args: list[TypeSpec]  # empty for void
-    result: TypeSpec | None  # None for void
+    #: Empty for void.  Each is a declaration as rpcgen reads one (get_prog_declaration):
+    #: PLAIN ``T [name]``, OPTIONAL ``T *[name]`` or STRING ``string [name][<n>]``.
+    args: list[DeclarationNode]
+    result: DeclarationNode | None  # None for void; PLAIN, or STRING for ``string``
     pos: Position
     doc: str | None = None
 
@@ -172,8 +174,13 @@ class ProgramNode:
 
 @dataclass(slots=True)
 class PassthroughNode:
+    """A ``%`` line.  rpcgen takes one between any two tokens; the parser places it
+    just before the definition it is in (or that follows it), where rpcgen's C has it."""
+
     text: str
     pos: Position
+    #: Set when only rpcgen's other views (RPC_HDR...) see the line (see preprocess).
+    other_views: tuple[str, ...] = ()
 
 
 DefinitionNode = Union[
@@ -219,7 +226,7 @@ def _dump(node: object, indent: int, out: list[str], label: str | None) -> None:
         out.append(f"{pad}{head}{type(node).__name__}")
         for name in node.__dataclass_fields__:
             value = getattr(node, name)
-            if value is None or name in ("name_pos",):
+            if value is None or value == () or name in ("name_pos",):
                 continue
             if isinstance(value, Position):
                 out.append(f"{pad}  {name}: @{value.line}:{value.col}")

@@ -36,10 +36,12 @@ from xdrgen.model import (
     Primitive,
     PrimitiveType,
     Procedure,
+    Parameter,
     ProcedureTable,
     ProtocolStyle,
     StructDef,
     TypedefDef,
+    TypeRef,
     XdrModule,
 )
 
@@ -152,7 +154,7 @@ class GuestfsRenderer:
         args_type: str | None = None
         args_fields: list[str] = []
         if proc.args:
-            ref = proc.args[0]
+            ref = plain_type(proc.args[0])
             args_type = self.ref_expr(ref)
             struct = ref.definition if isinstance(ref, NamedType) else None
             if isinstance(struct, StructDef):
@@ -205,7 +207,7 @@ class GuestfsRenderer:
                         proc.pos,
                     )
                 )
-            result = proc.result
+            result = plain_type(proc.result)
             definition = result.definition if isinstance(result, NamedType) else None
             if isinstance(definition, StructDef) and len(definition.fields) == 1 and definition.fields[0].name:
                 only = definition.fields[0]
@@ -376,11 +378,12 @@ class GuestfsRenderer:
         for p in procs:
             proc = by_number[p.number]
             if p.args_type is not None:
-                codec = self.codec_expr(proc.args[0])
+                codec = self.codec_expr(plain_type(proc.args[0]))
                 bindings += self.binding(f"{prefix}_A{p.number}", f"_Codec[{p.args_type}]", codec)
             if proc.result is not None:
-                codec = self.codec_expr(proc.result)
-                bindings += self.binding(f"{prefix}_R{p.number}", f"_Codec[{self.ref_expr(proc.result)}]", codec)
+                result = plain_type(proc.result)
+                codec = self.codec_expr(result)
+                bindings += self.binding(f"{prefix}_R{p.number}", f"_Codec[{self.ref_expr(result)}]", codec)
         ctx = dict(table=table, tname=tname, prefix=prefix, procs=procs)
         return [
             "\n".join(bindings),
@@ -391,3 +394,10 @@ class GuestfsRenderer:
 
 def render_guestfs_sections(env: jinja2.Environment, module: XdrModule, context: dict[str, object]) -> list[str]:
     return GuestfsRenderer(env, module, context.get("renderer")).sections()
+
+
+def plain_type(param: Parameter) -> TypeRef:
+    """The type of a guestfs procedure's argument or result: procedure enums name
+    their ``_args`` / ``_ret`` structs, so it is always a plain named type."""
+    assert param.kind is DeclKind.PLAIN and param.type is not None, param
+    return param.type

@@ -7,10 +7,12 @@ The outer structure of every construct comes from the Jinja2 templates in
 
 from __future__ import annotations
 
+import re
+
 import jinja2
 
 from xdrgen import __version__
-from xdrgen.generator import guestfs_stubs, rpc
+from xdrgen.generator import guestfs_stubs, oncrpc_stubs, rpc
 from xdrgen.generator.layout import (
     LINE,
     assignment,
@@ -20,21 +22,24 @@ from xdrgen.generator.layout import (
 )
 from xdrgen.generator.marshal import (
     ModuleContext,
+    TypeFunctions,
     py_type,
     type_functions,
     union_value_type,
 )
 from xdrgen.generator.plan import Planner, TypePlan, plan_value
-from xdrgen.generator.plan.nodes import UnionPlan
+from xdrgen.generator.plan.nodes import TypeName, UnionPlan
 from xdrgen.generator.plan.planner import type_name
 from xdrgen.generator.resources import template_dir
 from xdrgen.generator.names import field_name, py_name, union_disc_name
-from xdrgen.generator.views import view_of
+from xdrgen.generator.views import View, view_of
 from xdrgen.model import (
+    UNBOUNDED,
     ConstantDef,
     DeclKind,
     EnumDef,
     NamedType,
+    Parameter,
     PrimitiveType,
     ProcedureTable,
     StructDef,
@@ -45,6 +50,8 @@ from xdrgen.model import (
 )
 
 GENERATOR = "xdrgen"
+
+_WORD = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")
 
 
 def make_environment() -> jinja2.Environment:
@@ -144,20 +151,41 @@ class ModuleRenderer:
             aliases=aliases,
         )
 
+    def unshadowed(self, annotation: str, attrs: set[str]) -> str:
+        """``annotation`` for use in a class whose attributes are ``attrs``: in a class
+        body, a field named like a type (crypt.x's ``des_dir des_dir;``, a field named
+        ``list``) hides that type from mypy, so such names go through a module alias."""
+
+        def alias(match: re.Match[str]) -> str:
+            word = match.group()
+            if word not in attrs:
+                return word
+            self.type_aliases.setdefault(word, f"_T_{word}")
+            return self.type_aliases[word]
+
+        return _WORD.sub(alias, annotation)
+
+    def type_alias_section(self) -> str:
+        return "\n".join(
+            f"{alias}: _TypeAlias = {word}" for word, alias in self.type_aliases.items()
+        )
+
     def struct_section(self, d: StructDef) -> str:
         name = py_name(d.name)
         self.defined.add(name)
+        attrs = [field_name(f.name or "") for f in d.fields]
         fields: list[dict[str, str | list[str]]] = []
         for f in d.fields:
             assert f.name is not None
             fields.append(
                 {
                     "attr": field_name(f.name),
-                    "type": self.type_expr(f.kind, f.type, f.size),
+                    "type": self.unshadowed(
+                        self.type_expr(f.kind, f.type, f.size), set(attrs)
+                    ),
                     "doc": _comment_lines(f.doc),
                 }
             )
-        attrs = [field_name(f.name or "") for f in d.fields]
         slots = bracketed(
             4, "__slots__ = (", [string_literal(a) for a in attrs], ")", literal=True
         )
@@ -178,12 +206,16 @@ class ModuleRenderer:
         name = py_name(d.name)
         self.defined.add(name)
         disc = union_disc_name(d.discriminant.name or "")
-        disc_type = self.type_expr(
-            d.discriminant.kind, d.discriminant.type, d.discriminant.size
+        attrs = {disc, "value"}
+        disc_type = self.unshadowed(
+            self.type_expr(
+                d.discriminant.kind, d.discriminant.type, d.discriminant.size
+            ),
+            attrs,
         )
         plan = self.plan(d)
         assert isinstance(plan, UnionPlan)
-        value_type = union_value_type(self.ctx, plan.union)
+        value_type = self.unshadowed(union_value_type(self.ctx, plan.union), attrs)
         arms = []
         for arm in d.arms:
             labels = "/".join(label.name or str(label.value) for label in arm.labels)
@@ -240,10 +272,22 @@ class ModuleRenderer:
         functions = type_functions(self.ctx, self.plan(d))
         if functions.encode or functions.decode:
             self.fast[d.name] = (functions.encode, functions.decode)
+        return self.functions_text(functions)
+
+    def functions_text(self, functions: TypeFunctions) -> str:
         return "\n\n\n".join(
             self.render("functions.py.j2", signature=[], body=p.splitlines())
             for p in functions.sources
         )
+
+    def value_functions(
+        self, names: tuple[str, str], type_name: str, pytype: str, view: View
+    ) -> str:
+        """Encoder and decoder of a declaration seen as ``view``, planned like a
+        typedef's body (procedure parameters that are not a type name)."""
+        plan = self.planner.value_plan(TypeName(type_name), view)
+        functions = type_functions(self.ctx, plan, names=names, pytype=pytype)
+        return self.functions_text(functions)
 
     # -------------------------------------------------------------- module
 
@@ -324,6 +368,40 @@ class ModuleRenderer:
             return f"_imp_{ref.imported_from.module_name}.XDR_TYPES[{string_literal(ref.name)}]"
         return f"XDR_TYPES[{string_literal(ref.name)}]"
 
+    def param_codec_expr(self, param: Parameter | None) -> str:
+        """The codec of a procedure argument or result (see model.Parameter)."""
+        if param is None:
+            return "None"
+        if param.kind is DeclKind.PLAIN:
+            return self.codec_expr(param.type)
+        return self.param_codecs[_param_key(param)][0]
+
+    def param_codec_section(self) -> str:
+        """Codecs of the procedure arguments and results that are no type name
+        (``string``, ``string<n>``, ``T *``): made like a typedef's, named privately."""
+        self.param_codecs: dict[tuple[str, int | None, str], tuple[str, str]] = {}
+        for table in self.module.procedure_tables:
+            for proc in table.procedures:
+                for param in [*proc.args, proc.result]:
+                    if param is None or param.kind is DeclKind.PLAIN:
+                        continue
+                    key = _param_key(param)
+                    if key not in self.param_codecs:
+                        number = len(self.param_codecs)
+                        shown = _param_spelling(param)
+                        self.param_codecs[key] = (f"_PARAM{number}", shown)
+                        self._param_decls.append((number, param))
+        parts = []
+        for number, param in self._param_decls:
+            codec, shown = self.param_codecs[_param_key(param)]
+            pytype = self.type_expr(param.kind, param.type, param.size)
+            names = (f"_penc{number}", f"_pdec{number}")
+            view = view_of(param.kind, param.type, param.size)
+            parts.append(self.value_functions(names, shown, pytype, view))
+            args = [string_literal(shown), names[0], names[1]]
+            parts.append("\n".join(bracketed(0, f"{codec}: _Codec[{pytype}] = _Codec(", args, ")")))
+        return "\n\n\n".join(parts)
+
     def table_section(self, table: ProcedureTable) -> str:
         lines: list[str] = []
         defined = set(self.module.constants) | set(self.module.external_constants)
@@ -346,12 +424,12 @@ class ModuleRenderer:
                 string_literal(proc.constant),
                 string_literal(proc.method_name),
             ]
-            arg_codecs = [self.codec_expr(a) for a in proc.args]
+            arg_codecs = [self.param_codec_expr(a) for a in proc.args]
             if len(arg_codecs) == 1:
                 args.append(f"({arg_codecs[0]},)")
             else:
                 args.append("(" + ", ".join(arg_codecs) + ")")
-            args.append(self.codec_expr(proc.result))
+            args.append(self.param_codec_expr(proc.result))
             args.append(self.codec_expr(proc.event))
             for key in ("generate", "priority", "sparseflag"):
                 value = getattr(ann, key)
@@ -412,8 +490,13 @@ class ModuleRenderer:
 
     def render_module(self) -> str:
         self.fast: dict[str, tuple[str, str]] = {}
+        self._param_decls: list[tuple[int, Parameter]] = []
+        self.type_aliases: dict[str, str] = {}
         sections: list[str] = []
-        pending_simple: list[str] = []
+        # Names of <rpc/rpc.h> the file used come first, as the C header has them.
+        pending_simple: list[str] = [
+            self.constant_section(c) for c in self.module.builtin_constants.values()
+        ]
 
         def flush() -> None:
             if pending_simple:
@@ -435,16 +518,22 @@ class ModuleRenderer:
                 flush()
                 sections.append(self.union_section(definition))
         flush()
+        if self.type_aliases:
+            sections.append(self.type_alias_section())
         functions = [
             self.function_section(d)
             for d in self.module.types.values()
             if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef))
         ]
+        # Before module_constants(): their marshallers register formats and run infos.
+        params = self.param_codec_section()
         constants = self.module_constants()
         if constants:
             sections.append(constants)
         sections.extend(functions)
         sections.append(self.registry())
+        if params:
+            sections.append(params)
         sections.append(self.tables())
         context: dict[str, object] = {"module_name": self.module_name, "renderer": self}
         sections.extend(
@@ -454,11 +543,13 @@ class ModuleRenderer:
         sections.extend(
             guestfs_stubs.render_guestfs_sections(self.env, self.module, context)
         )
+        sections.extend(oncrpc_stubs.render_oncrpc_sections(self.env, self.module, context))
         imports = sorted(
             {
-                (f"_imp_{imp.module_name}", imp.module_name)
+                (f"_imp_{imp.module_name}", imp.module_name, imp.package or ".")
                 for imp in self.module.imports
-            }
+            },
+            key=lambda entry: (entry[2] == ".", entry),  # absolute ones first
         )
         text = self.render(
             "module.py.j2",
@@ -473,6 +564,27 @@ class ModuleRenderer:
             first_is_definition=_starts_with_definition(sections[0]),
         )
         return text + "\n"
+
+
+def _param_key(param: Parameter) -> tuple[str, int | None, str]:
+    ref = param.type
+    target = ""
+    if isinstance(ref, NamedType):
+        module = ref.imported_from.module_name if ref.imported_from is not None else ""
+        target = f"{module}.{ref.name}"
+    elif ref is not None:
+        target = ref.primitive.value
+    return (param.kind.value, param.size, target)
+
+
+def _param_spelling(param: Parameter) -> str:
+    """How the .x writes the parameter's type: ``string<>``, ``string<64>``, ``T *``."""
+    if param.kind is DeclKind.STRING:
+        return f"string<{param.size_text or ''}>" if param.size != UNBOUNDED else "string<>"
+    ref = param.type
+    assert param.kind is DeclKind.OPTIONAL and ref is not None
+    name = ref.name if isinstance(ref, NamedType) else (ref.spelling or ref.primitive.value)
+    return f"{name} *"
 
 
 def _starts_with_definition(section: str) -> bool:

@@ -34,6 +34,7 @@ from xdrgen.generator.names import field_name, py_name
 from xdrgen.model import (
     DeclKind,
     NamedType,
+    Parameter,
     PrimitiveType,
     Procedure,
     ProcedureTable,
@@ -126,6 +127,15 @@ class RpcRenderer:
     def ref_expr(self, ref: TypeRef) -> str:
         return self.type_expr(DeclKind.PLAIN, ref, None)
 
+    def param_expr(self, param: Parameter) -> str:
+        return self.type_expr(param.kind, param.type, param.size)
+
+    def param_codec_expr(self, param: Parameter) -> str:
+        if param.kind is DeclKind.PLAIN and param.type is not None:
+            return self.codec_expr(param.type)
+        codec_expr = getattr(self.renderer, "param_codec_expr")
+        return str(codec_expr(param))
+
     def codec_expr(self, ref: TypeRef) -> str:
         codec_expr = getattr(self.renderer, "codec_expr", None)
         if codec_expr is not None:
@@ -192,8 +202,9 @@ class RpcRenderer:
         args_struct = False
         flags_param: str | None = None
         if proc.args:
-            ref = proc.args[0]
-            args_type = self.ref_expr(ref)
+            param = proc.args[0]
+            args_type = self.param_expr(param)
+            ref = param.type if param.kind is DeclKind.PLAIN else None
             definition = ref.definition if isinstance(ref, NamedType) else None
             if isinstance(definition, StructDef):
                 args_struct = True
@@ -248,7 +259,7 @@ class RpcRenderer:
             args_type=args_type,
             params=params,
             args_struct=args_struct,
-            ret_type=self.ref_expr(proc.result) if proc.result is not None else None,
+            ret_type=self.param_expr(proc.result) if proc.result is not None else None,
             stream=stream,
             sparse_expr=sparse_expr,
             sparse_option=sparse_option,
@@ -406,12 +417,12 @@ class RpcRenderer:
         for p in procs:
             proc = by_number[p.number]
             if p.args_type is not None:
-                codec = self.codec_expr(proc.args[0])
+                codec = self.param_codec_expr(proc.args[0])
                 bindings += self.binding(f"{prefix}_A{p.number}", f"_Callable[[{p.args_type}], bytes]", f"{codec}.encode")
                 bindings += self.binding(f"{prefix}_AD{p.number}", f"_Callable[[_Buffer], {p.args_type}]", f"{codec}.decode")
             if p.ret_type is not None:
                 assert proc.result is not None
-                codec = self.codec_expr(proc.result)
+                codec = self.param_codec_expr(proc.result)
                 bindings += self.binding(f"{prefix}_R{p.number}", f"_Callable[[_Buffer], {p.ret_type}]", f"{codec}.decode")
                 bindings += self.binding(f"{prefix}_RE{p.number}", f"_Callable[[{p.ret_type}], bytes]", f"{codec}.encode")
             if p.event_type is not None:

@@ -77,9 +77,15 @@ def view_of(kind: DeclKind, ref: TypeRef | None, size: int | None) -> View:
     )
 
 
+#: rpcgen's typedef names for C types narrower than 4 bytes, by the C type they
+#: stand for: the marshallers check the C type's range (issue 10, defect D3).
+_NARROW_ALIASES = {"u_char": "unsigned char", "u_short": "unsigned short"}
+
+
 def view_of_type(ref: TypeRef) -> View:
     if isinstance(ref, PrimitiveType):
-        return View("prim", primitive=ref.primitive, spelling=ref.spelling)
+        spelling = _NARROW_ALIASES.get(ref.spelling or "", ref.spelling)
+        return View("prim", primitive=ref.primitive, spelling=spelling)
     definition = ref.definition
     if isinstance(definition, TypedefDef):
         decl = definition.declaration

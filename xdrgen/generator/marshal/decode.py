@@ -143,7 +143,10 @@ class Decoder(Unpacker):
             self.decode_run([(fixed(self.ctx, scalar), dv, dpath)])
         else:
             dv = decoded
-        self.emit(f"{val}: {union_value_type(self.ctx, union)}")
+        utype = union_value_type(self.ctx, union)
+        self.emit(f"{val}: {utype}")
+        if set(utype.split(" | ")) - {"int", "bool"}:
+            self.wide_targets.add(val)
 
         def arm(case: Arm) -> None:
             f = case.field

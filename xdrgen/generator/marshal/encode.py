@@ -364,7 +364,9 @@ class Encoder(FunctionBody):
         if arm.encode_with_discriminant:
             assert isinstance(f.node, Scalar)
             self.take(f.node)
-            pack(items + [(fixed(self.ctx, f.node), f"{u}.value", path.attr(f.name))])
+            fx = fixed(self.ctx, f.node)
+            value = self.narrowed_apart(fx, f, u, path, utype)
+            pack(items + [(fx, value, path.attr(f.name))])
             return
         pack(items)
         self.arm_value(f, u, path, utype)
@@ -406,6 +408,7 @@ class Encoder(FunctionBody):
             s = self.ctx.struct(("i" if signed else "I") + fx.enc_fmt)
             value = f"{x}.value"
             with self.guarded(self.run_handler([(fx, value, path.attr(f.name))])):
+                value = self.narrowed(fx, f.node, value, utype)
                 if fx.enc_guard:
                     with self.block(fx.enc_guard.format(x=value)):
                         self.emit("raise _Invalid")
@@ -419,6 +422,28 @@ class Encoder(FunctionBody):
         self.emit(f"buf += {s}.pack({label})")
         self.arm_value(f, x, path, utype)
 
+    def narrowed(self, fx: Fixed, node: Scalar, value: str, utype: str) -> str:
+        """``value`` (a union's ``.value``), or a local annotated with the arm's own
+        type when ``fx``'s guard needs it: mypy refuses ``len()`` and range tests
+        on the union's ``bytes | None`` or ``int | str`` (issue 10, D5)."""
+        if not guard_needs_arm_type(fx, py_type(self.ctx, node), utype):
+            return value
+        local = self.tmp("u")
+        arm_type = py_type(self.ctx, node)
+        self.emit(f"{local}: {arm_type} = {value}  # type: ignore[assignment]")
+        return local
+
+    def narrowed_apart(
+        self, fx: Fixed, f: Field, x: str, path: Path, utype: str
+    ) -> str:
+        """:meth:`narrowed` for a value packed by a run of its own making: the
+        local is read under a handler naming the union."""
+        assert isinstance(f.node, Scalar)
+        if not guard_needs_arm_type(fx, py_type(self.ctx, f.node), utype):
+            return f"{x}.value"
+        with self.guarded(self.efail(path)):
+            return self.narrowed(fx, f.node, f"{x}.value", utype)
+
     def arm_value(self, f: Field, x: str, path: Path, utype: str) -> None:
         """The value of arm ``f`` of union ``x`` (its discriminant already packed;
         ``utype``: the annotation of the union's ``value``)."""
@@ -428,7 +453,9 @@ class Encoder(FunctionBody):
             return
         if isinstance(node, Scalar):
             self.take(node)
-            self.encode_run([(fixed(self.ctx, node), f"{x}.value", path.attr(f.name))])
+            fx = fixed(self.ctx, node)
+            value = self.narrowed_apart(fx, f, x, path, utype)
+            self.encode_run([(fx, value, path.attr(f.name))])
             return
         value = self.tmp("u")
         arm_type = py_type(self.ctx, node)
@@ -484,3 +511,15 @@ def float32_items(run: list[Item], start: int = 0) -> list[tuple[int, str]]:
             out.append((position, x))
         position += fx.size
     return out
+
+
+def guard_needs_arm_type(fx: Fixed, arm_type: str, utype: str) -> bool:
+    """Whether ``fx``'s guard must see the arm's own type ``arm_type`` rather than
+    the union's ``utype``: membership tests take any object; ``len()`` and range
+    tests do not (bool is an int, so ``int | bool`` needs nothing)."""
+    if fx.enc_guard is None or " not in " in fx.enc_guard:
+        return False
+    others = set(utype.split(" | ")) - {arm_type}
+    if arm_type == "int":
+        others.discard("bool")
+    return bool(others)

@@ -45,9 +45,18 @@ class TypeFunctions:
     decoded: list[object] = field(default_factory=list)
 
 
-def type_functions(ctx: ModuleContext, plan: TypePlan) -> TypeFunctions:
-    """The functions of ``plan``'s type."""
+def type_functions(
+    ctx: ModuleContext,
+    plan: TypePlan,
+    *,
+    names: tuple[str, str] | None = None,
+    pytype: str | None = None,
+) -> TypeFunctions:
+    """The functions of ``plan``'s type: ``_enc_<T>`` and ``_dec_<T>`` (or
+    ``names``) for values annotated ``pytype`` (default: the type's class)."""
     name = py_name(plan.type.name)
+    enc_name, dec_name = names or (f"_enc_{name}", f"_dec_{name}")
+    pytype = pytype or name
     # Bodies sit one level in: inside the catch-all ``try`` (see _net).
     enc = Encoder(ctx, plan.type.name, indent=8)
     dec = Decoder(ctx, plan.type.name, indent=8)
@@ -75,7 +84,7 @@ def type_functions(ctx: ModuleContext, plan: TypePlan) -> TypeFunctions:
     out.sources.append(
         "\n".join(
             [
-                *_def(f"_enc_{name}", ["buf: bytearray", f"v: {name}"], "None"),
+                *_def(enc_name, ["buf: bytearray", f"v: {pytype}"], "None"),
                 *_net(enc.lines, _enc_net(plan.type.name)),
             ]
         )
@@ -83,9 +92,7 @@ def type_functions(ctx: ModuleContext, plan: TypePlan) -> TypeFunctions:
     out.sources.append(
         "\n".join(
             [
-                *_def(
-                    f"_dec_{name}", ["data: _Buffer", "off: int"], f"tuple[{name}, int]"
-                ),
+                *_def(dec_name, ["data: _Buffer", "off: int"], f"tuple[{pytype}, int]"),
                 *_net(dec.lines, _dec_net(plan.type.name)),
             ]
         )

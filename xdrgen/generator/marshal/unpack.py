@@ -14,7 +14,7 @@ from xdrgen.generator.marshal.body import (
     Path,
     run_prefix,
 )
-from xdrgen.generator.marshal.context import range_test
+from xdrgen.generator.marshal.context import ModuleContext, range_test
 from xdrgen.generator.plan.nodes import Bytes
 
 
@@ -24,6 +24,12 @@ def _what(node: Bytes) -> str:
 
 class Unpacker(FunctionBody):
     """Runs, groups and lengths, for :class:`~xdrgen.generator.marshal.decode.Decoder`."""
+
+    def __init__(self, ctx: ModuleContext, type_name: str, indent: int = 4) -> None:
+        super().__init__(ctx, type_name, indent)
+        #: Union values declared with every arm's type: a range test there needs a
+        #: temporary of the arm's own type, or mypy rejects it (issue 10, D5).
+        self.wide_targets: set[str] = set()
 
     def dfail(self, path: Path) -> Handler:
         return [
@@ -215,7 +221,9 @@ class Unpacker(FunctionBody):
         # there afterwards: a failed test discards the whole value being decoded,
         # and skipping the temporaries saves a store and a load per item.
         direct = all(
-            fx.dec_conv is None or fx.dec_conv[0] == "range" for fx, _, _ in run
+            fx.dec_conv is None
+            or (fx.dec_conv[0] == "range" and t not in self.wide_targets)
+            for fx, t, _ in run
         )
         targets = [t for _, t, _ in run] if direct else [self.tmp("t") for _ in run]
         names = lead + targets + list(trail)

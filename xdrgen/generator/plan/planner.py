@@ -159,10 +159,16 @@ class Planner:
             view = _declaration_view(d.declaration)
         else:
             view = view_of_type(named)
-        node = self.node(view, 1)
-        lone_opaque = isinstance(node, Bytes) and not node.text
-        # No decode shortcut: the generic one already returns the bytes object.
-        return ValuePlan(name, node, ("encode",) if lone_opaque else ())
+        plan = self.value_plan(name, view)
+        if isinstance(plan.node, Bytes) and not plan.node.text:
+            # No decode shortcut: the generic one already returns the bytes object.
+            return ValuePlan(name, plan.node, ("encode",))
+        return plan
+
+    def value_plan(self, name: TypeName, view: View) -> ValuePlan:
+        """A value of ``view`` marshalled by functions of its own (a typedef's, or a
+        procedure parameter's that names no type), as one inlining level."""
+        return ValuePlan(name, self.node(view, 1))
 
     def list_link(self, d: StructDef) -> Field | None:
         """The last field when it is optional data of the struct itself."""
