@@ -2,8 +2,8 @@
 
 Each emitter records the plan parts (segments, fields, nodes, arms) it used, in
 order.  For every type of demo.x, libvirt's remote_protocol.x,
-guestfs_protocol.x, tests/xfiles/*.x and the .x files Debian's rpcsvc-proto
-installs, both lists must be the very same objects in the same order, and
+guestfs_protocol.x, tests/xfiles/*.x and the Debian corpus (tests/corpus.py),
+and for the procedure parameters that name no type, both lists must be the very same objects in the same order, and
 together they must cover the whole plan: neither direction may take a shortcut
 the plan does not describe, or skip part of it.
 """
@@ -11,7 +11,6 @@ the plan does not describe, or skip part of it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import pytest
 
 from xdrgen.frontend import load
 from xdrgen.frontend.options import FrontendOptions
-from xdrgen.generator.marshal import type_functions
+from corpus import CORPUS, CorpusFile, require_corpus_file
+from xdrgen.generator.marshal import ModuleContext, type_functions
 from xdrgen.generator.marshal.encode import Encoder
 from xdrgen.generator.plan.nodes import (
     ListPlan,
@@ -30,16 +30,11 @@ from xdrgen.generator.plan.nodes import (
     ValuePlan,
 )
 from xdrgen.generator.render import ModuleRenderer
-from xdrgen.model import EnumDef, StructDef, TypedefDef, UnionDef, XdrModule
+from xdrgen.generator.views import view_of
+from xdrgen.model import DeclKind, EnumDef, StructDef, TypedefDef, UnionDef, XdrModule
 
 REPO = Path(__file__).resolve().parents[1]
 XFILES = sorted((REPO / "tests" / "xfiles").glob("*.x"))
-#: rpcsvc files that load on their own (the others need --import or headers).
-RPCSVC = [
-    Path("/usr/include/rpcsvc") / name
-    for name in ("bootparam_prot.x", "mount.x", "nfs_prot.x", "nis.x", "rex.x")
-    + ("rquota.x", "rstat.x", "rusers.x", "sm_inter.x", "spray.x", "yp.x")
-]
 
 
 def parts(node: object) -> Iterator[object]:
@@ -60,34 +55,34 @@ def plan_parts(plan: TypePlan) -> list[object]:
     return [plan.union, *parts(plan.union)]
 
 
+def check_plan(ctx: ModuleContext, plan: TypePlan) -> None:
+    functions = type_functions(ctx, plan)
+    name = plan.type.name
+    encoded = [id(part) for part in functions.encoded]
+    decoded = [id(part) for part in functions.decoded]
+    assert encoded, name
+    assert encoded == decoded, f"{name}: encoder and decoder left the plan"
+    assert set(encoded) == {id(p) for p in plan_parts(plan)}, name
+
+
 def check_module(model: XdrModule) -> int:
-    """Assert both directions follow each type's plan; return the number of types."""
+    """Assert both directions follow each plan (every type, and every procedure
+    parameter that names no type); return how many plans were checked."""
     renderer = ModuleRenderer(model, "plan_check", [])
     count = 0
-    for name, d in model.types.items():
-        if not isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef)):
-            continue
-        plan = renderer.plan(d)
-        functions = type_functions(renderer.ctx, plan)
-        encoded = [id(part) for part in functions.encoded]
-        decoded = [id(part) for part in functions.decoded]
-        assert encoded, name
-        assert encoded == decoded, f"{name}: encoder and decoder left the plan"
-        assert set(encoded) == {id(p) for p in plan_parts(plan)}, name
-        count += 1
+    for d in model.types.values():
+        if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef)):
+            check_plan(renderer.ctx, renderer.plan(d))
+            count += 1
+    for table in model.procedure_tables:
+        for proc in table.procedures:
+            for param in [*proc.args, proc.result]:
+                if param is not None and param.kind is not DeclKind.PLAIN:
+                    view = view_of(param.kind, param.type, param.size)
+                    plan = renderer.planner.value_plan(TypeName(proc.name), view)
+                    check_plan(renderer.ctx, plan)
+                    count += 1
     return count
-
-
-def _require(path: Path) -> Path:
-    if path.is_file():
-        return path
-    message = f"{path} not found"
-    if "1" in (
-        os.environ.get("XDRGEN_REQUIRE_SHARED"),
-        os.environ.get("XDRGEN_REQUIRE_PEERS"),
-    ):
-        pytest.fail(message)
-    pytest.skip(message + " (Debian's rpcsvc-proto / ../shared/protocols)")
 
 
 def test_demo() -> None:
@@ -108,9 +103,21 @@ def test_xfiles(x_file: Path) -> None:
     assert check_module(load(x_file)) > 0
 
 
-@pytest.mark.parametrize("x_file", RPCSVC, ids=[p.name for p in RPCSVC])
-def test_rpcsvc(x_file: Path) -> None:
-    assert check_module(load(_require(x_file))) > 0
+@pytest.mark.parametrize("entry", CORPUS, ids=[entry.name for entry in CORPUS])
+def test_corpus(entry: CorpusFile) -> None:
+    options = FrontendOptions(
+        imports=entry.imports, constants_from=entry.constants_from
+    )
+    assert check_module(load(require_corpus_file(entry), options)) > 0
+
+
+def test_procedure_parameters_are_checked_too() -> None:
+    model = load(REPO / "tests" / "xfiles" / "proc_params.x")
+    types = sum(
+        isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef))
+        for d in model.types.values()
+    )
+    assert check_module(model) > types
 
 
 def test_a_direction_that_leaves_the_plan_is_caught(
