@@ -168,7 +168,8 @@ def test_fingerprint_is_path_independent_and_sees_every_relevant_edit(
         second / "templates" / "rpc" / "client.py.j2",
         second / "xdrgen" / "frontend" / "lexer.py",
         second / "xdrgen" / "model.py",
-        second / "xdrgen" / "generator" / "marshal.py",
+        second / "xdrgen" / "generator" / "plan" / "planner.py",
+        second / "xdrgen" / "generator" / "marshal" / "encode.py",
         second / "templates" / "struct.py.j2",
     ]
     seen = {base}

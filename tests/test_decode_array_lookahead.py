@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from test_generate_helpers import import_file
-from xdrgen.generator import generate_source, marshal
+from xdrgen.generator import generate_source
+from xdrgen.generator.plan import planner
 from xdrgen.runtime.errors import XdrError
 
 SOURCE = """\
@@ -57,7 +58,7 @@ def modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, Modul
     source.write_text(SOURCE)
     ahead_text, _ = generate_source(source, module_name="lookahead_on")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(marshal, "ARRAY_LOOKAHEAD", False)
+        patch.setattr(planner, "ARRAY_LOOKAHEAD", False)
         plain_text, _ = generate_source(source, module_name="lookahead_off")
     # The shortcut is really exercised: the last element's format ends in "0s".
     assert '0s", decode=True)' in ahead_text

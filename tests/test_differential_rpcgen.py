@@ -64,9 +64,18 @@ EXTENSION_FILES = [
     "xfiles/rpc_h_constants.x",
     "xfiles/mypy_shapes.x",
 ]
+#: tests/xfiles/ files for the marshalling plan (test_union_inline_depth.py).
+PLAN_FILES = ["xfiles/union_inline_depth.x"]
 
 # One generated module and one reference per protocol, per session.
-PROTOCOLS = ["demo", "libvirt", "guestfs", *EXTENSION_FILES, *(entry.name for entry in CORPUS)]
+PROTOCOLS = [
+    "demo",
+    "libvirt",
+    "guestfs",
+    *EXTENSION_FILES,
+    *PLAN_FILES,
+    *(entry.name for entry in CORPUS),
+]
 
 
 @pytest.fixture(params=PROTOCOLS)

@@ -8,7 +8,6 @@ The outer structure of every construct comes from the Jinja2 templates in
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import jinja2
 
@@ -22,14 +21,15 @@ from xdrgen.generator.layout import (
     string_literal,
 )
 from xdrgen.generator.marshal import (
-    Fixed,
-    FunctionBody,
     ModuleContext,
-    Path as FieldPath,
-    fixed_of,
-    py_type_of_view,
+    TypeFunctions,
+    py_type,
+    type_functions,
     union_value_type,
 )
+from xdrgen.generator.plan import Planner, TypePlan, plan_value
+from xdrgen.generator.plan.nodes import TypeName, UnionPlan
+from xdrgen.generator.plan.planner import type_name
 from xdrgen.generator.resources import template_dir
 from xdrgen.generator.names import (
     enum_member_name,
@@ -37,7 +37,7 @@ from xdrgen.generator.names import (
     py_name,
     union_disc_name,
 )
-from xdrgen.generator.views import View, recursive_types, view_of, view_of_type
+from xdrgen.generator.views import View, view_of
 from xdrgen.model import (
     UNBOUNDED,
     ConstantDef,
@@ -96,14 +96,11 @@ class ModuleRenderer:
         self.module_name = module_name
         self.options_lines = options_lines
         self.env = make_environment()
-        aggregates = {
-            name: d
-            for name, d in module.types.items()
-            if isinstance(d, (StructDef, UnionDef))
-        }
+        self.planner = Planner.for_module(module)
         self.ctx = ModuleContext(
-            recursive=recursive_types(aggregates), module_names=_module_names(module)
+            recursive=self.planner.recursive, module_names=_module_names(module)
         )
+        self.plans: dict[str, TypePlan] = {}
         self.defined: set[str] = set()
         #: Python names of the module's types; typedef aliases written as strings.
         self.type_names = {py_name(name) for name in module.types}
@@ -117,7 +114,7 @@ class ModuleRenderer:
     def type_expr(self, kind: DeclKind, ref: TypeRef | None, size: int | None) -> str:
         """The annotation for a declaration, naming typedefs where the .x did."""
         if kind is DeclKind.PLAIN and isinstance(ref, NamedType):
-            return self.ctx.cls(ref)
+            return self.ctx.cls(type_name(ref))
         if kind in (DeclKind.FIXED_ARRAY, DeclKind.VAR_ARRAY) and ref is not None:
             return f"list[{self.type_expr(DeclKind.PLAIN, ref, None)}]"
         if kind is DeclKind.OPTIONAL and ref is not None:
@@ -125,7 +122,7 @@ class ModuleRenderer:
             if view_of(kind, ref, size).kind == "var_array":
                 return f"list[{element}]"  # optional data of optional data
             return f"{element} | None"
-        return py_type_of_view(self.ctx, view_of(kind, ref, size))
+        return py_type(self.ctx, plan_value(view_of(kind, ref, size)))
 
     def names_in(self, text: str) -> set[str]:
         out = set()
@@ -230,7 +227,9 @@ class ModuleRenderer:
             ),
             attrs,
         )
-        value_type = self.unshadowed(union_value_type(self.ctx, d), attrs)
+        plan = self.plan(d)
+        assert isinstance(plan, UnionPlan)
+        value_type = self.unshadowed(union_value_type(self.ctx, plan.union), attrs)
         arms = []
         for arm in d.arms:
             labels = "/".join(label.name or str(label.value) for label in arm.labels)
@@ -277,275 +276,33 @@ class ModuleRenderer:
 
     # -------------------------------------------------------------- marshallers
 
-    def function_section(self, d: EnumDef | StructDef | UnionDef | TypedefDef) -> str:
-        name = py_name(d.name)
-        ctx = self.ctx
-        pytype = name
-        names = (f"_enc_{name}", f"_dec_{name}")
-        named = NamedType(d.name, d)
-        extra: list[str] = []
-        if isinstance(d, (EnumDef, TypedefDef)):
-            if isinstance(d, TypedefDef):
-                decl = d.declaration
-                view = view_of(decl.kind, decl.type, decl.size)
-            else:
-                view = view_of_type(named)
-            if isinstance(d, TypedefDef) and view.kind == "var_opaque":
-                extra = self.opaque_fast_encode(d, view)
-            return self.view_functions(names, d.name, pytype, view, extra)
-        # Bodies sit one level in: inside the catch-all ``try`` (see _net).
-        enc = FunctionBody(ctx, d.name, indent=8)
-        dec = FunctionBody(ctx, d.name, indent=8)
-        if isinstance(d, StructDef):
-            tail = self.tail_self_reference(d)
-            if tail is not None:
-                self.iterative_struct(d, tail, enc, dec)
-            else:
-                enc.encode_struct_fields(d, "v", FieldPath())
-                dec.emit(f"o = _new({name})")
-                dec.decode_struct_fields(d, "o", FieldPath())
-                dec.emit("return o, off")
-                extra = self.fast_paths(d)
-        else:
-            enc.encode_union_body(d, "v", FieldPath())
-            dec.depth = 1
-            dec.decode_union_body(View("union", named=named), "r", FieldPath())
-            dec.emit("return r, off")
-        return self.functions_text(names, d.name, pytype, enc, dec, extra)
+    def plan(self, d: EnumDef | StructDef | UnionDef | TypedefDef) -> TypePlan:
+        """The marshalling plan of ``d`` (made once)."""
+        plan = self.plans.get(d.name)
+        if plan is None:
+            plan = self.plans[d.name] = self.planner.type_plan(d)
+        return plan
 
-    def functions_text(
-        self,
-        names: tuple[str, str],
-        type_name: str,
-        pytype: str,
-        enc: FunctionBody,
-        dec: FunctionBody,
-        extra: list[str] = [],
-    ) -> str:
-        """The encoder and decoder functions (each inside its catch-all), then ``extra``."""
-        if not enc.lines:
-            enc.emit("pass")
-        parts = [
-            "\n".join(
-                [
-                    *_def(names[0], ["buf: bytearray", f"v: {pytype}"], "None"),
-                    *_net(enc.lines, _enc_net(type_name)),
-                ]
-            ),
-            "\n".join(
-                [
-                    *_def(
-                        names[1],
-                        ["data: _Buffer", "off: int"],
-                        f"tuple[{pytype}, int]",
-                    ),
-                    *_net(dec.lines, _dec_net(type_name)),
-                ]
-            ),
-            *extra,
-        ]
+    def function_section(self, d: EnumDef | StructDef | UnionDef | TypedefDef) -> str:
+        functions = type_functions(self.ctx, self.plan(d))
+        if functions.encode or functions.decode:
+            self.fast[d.name] = (functions.encode, functions.decode)
+        return self.functions_text(functions)
+
+    def functions_text(self, functions: TypeFunctions) -> str:
         return "\n\n\n".join(
             self.render("functions.py.j2", signature=[], body=p.splitlines())
-            for p in parts
+            for p in functions.sources
         )
 
-    def view_functions(
-        self,
-        names: tuple[str, str],
-        type_name: str,
-        pytype: str,
-        view: View,
-        extra: list[str] = [],
+    def value_functions(
+        self, names: tuple[str, str], type_name: str, pytype: str, view: View
     ) -> str:
-        """Encoder and decoder of a declaration seen as ``view`` (a typedef's body)."""
-        enc = FunctionBody(self.ctx, type_name, indent=8)
-        dec = FunctionBody(self.ctx, type_name, indent=8)
-        enc.depth = 1
-        dec.depth = 1
-        enc.encode(view, "v", FieldPath())
-        dec.decode(view, "r", FieldPath())
-        dec.emit("return r, off")
-        return self.functions_text(names, type_name, pytype, enc, dec, extra)
-
-    def tail_self_reference(self, d: StructDef) -> str | None:
-        """The last field's name when it is optional data of the struct itself (a list)."""
-        if not d.fields:
-            return None
-        last = d.fields[-1]
-        view = view_of(last.kind, last.type, last.size)
-        if (
-            view.kind == "optional"
-            and view.element is not None
-            and view.element.kind == "struct"
-            and view.element.named is not None
-            and view.element.named.name == d.name
-            and view.element.named.imported_from is None
-        ):
-            return last.name
-        return None
-
-    def iterative_struct(
-        self, d: StructDef, tail: str, enc: FunctionBody, dec: FunctionBody
-    ) -> None:
-        """Linked lists (``T *next`` last): loops instead of recursion, any length."""
-        name = py_name(d.name)
-        attr = field_name(tail)
-        # A list that links back into itself would never end: Brent's cycle test
-        # (``mark`` jumps ahead at powers of two) costs one ``is`` per node.
-        enc.emit("k = 0")
-        enc.emit("mark = v")
-        enc.emit("jump = 1")
-        with enc.block("try:"):
-            with enc.block("while True:"):
-                enc.encode_struct_fields(
-                    StructDef(d.name, d.fields[:-1], d.pos), "v", FieldPath()
-                )
-                with enc.guarded(enc.efail(FieldPath((tail,)))):
-                    enc.emit(f"nxt = v.{attr}")
-                with enc.block("if nxt is None:"):
-                    enc.emit("buf += _FALSE")
-                    enc.emit("return")
-                with enc.block("if nxt is mark:"):
-                    enc.emit_call(
-                        "raise _cycle(", [string_literal(d.name), f'"{tail}"'], ")"
-                    )
-                enc.emit("buf += _TRUE")
-                enc.emit("v = nxt")
-                enc.emit("k += 1")
-                with enc.block("if k == jump:"):
-                    enc.emit("mark = v")
-                    enc.emit("jump <<= 1")
-        with enc.block("except _XdrError as e:"):
-            enc.emit(f'raise e.within({string_literal(d.name)}, _chain("{tail}", k))')
-        with enc.block("except Exception as e:"):
-            # A "node" that is no node at all (its fields are read outside any
-            # handler of their own): the error names its place in the list.
-            enc.emit_call(
-                "raise _efail(",
-                [string_literal(d.name), f'_chain("{tail}", k)', "e"],
-                ") from None",
-            )
-        dec.emit(f"head = o = _new({name})")
-        dec.emit("k = 0")
-        with dec.block("try:"):
-            with dec.block("while True:"):
-                dec.decode_struct_fields(d, "o", FieldPath(), skip_last=True)
-                with dec.guarded(dec.dfail(FieldPath((tail,)))):
-                    dec.emit("(f,) = _U32.unpack_from(data, off)")
-                dec.emit("off += 4")
-                with dec.block("if f == 0:"):
-                    dec.emit(f"o.{attr} = None")
-                    dec.emit("return head, off")
-                with dec.block("if f != 1:"):
-                    dec.emit_call(
-                        "raise _bad_opt(",
-                        [string_literal(d.name), string_literal(tail), "f", "off - 4"],
-                        ")",
-                    )
-                dec.emit(f"o.{attr} = o = _new({name})")
-                dec.emit("k += 1")
-        with dec.block("except _XdrError as e:"):
-            dec.emit(f'raise e.within({string_literal(d.name)}, _chain("{tail}", k))')
-
-    def fast_paths(self, d: StructDef) -> list[str]:
-        """Whole-value ``encode``/``decode`` for structs that are one fused run."""
-        items: list[tuple[Fixed, str, FieldPath]] = []
-        for f in d.fields:
-            assert f.name is not None
-            fx = fixed_of(self.ctx, view_of(f.kind, f.type, f.size))
-            if fx is None:
-                break
-            items.append((fx, f"v.{field_name(f.name)}", FieldPath((f.name,))))
-        name = py_name(d.name)
-        if len(items) == len(d.fields) and 0 < len(items) <= 12:
-            enc = FunctionBody(self.ctx, d.name)
-            enc.encode_run(items, returning=True)
-            dec = FunctionBody(self.ctx, d.name)
-            size = sum(fx.size for fx, _, _ in items)
-            dec.emit(f"o = _new({name})")
-            # ``unpack`` insists on exactly ``size`` bytes: no separate length test.
-            dec.decode_whole(
-                [(fx, "o." + x.partition(".")[2], p) for fx, x, p in items], size
-            )
-            dec.emit("return o")
-            self.fast[d.name] = (f"_encode_{name}", f"_decode_{name}")
-            return [
-                "\n".join(
-                    [*_def(f"_encode_{name}", [f"v: {name}"], "bytes"), *enc.lines]
-                ),
-                "\n".join(
-                    [*_def(f"_decode_{name}", ["data: _Buffer"], name), *dec.lines]
-                ),
-            ]
-        if len(d.fields) == 1:
-            f = d.fields[0]
-            view = view_of(f.kind, f.type, f.size)
-            if view.kind == "var_opaque":
-                encode = self.opaque_fast_encode(
-                    d, view, f"v.{field_name(f.name or '')}", f.name or ""
-                )
-                return encode + self.opaque_fast_decode(d, view, f.name or "")
-        return []
-
-    def opaque_fast_decode(self, d: StructDef, view: View, field: str) -> list[str]:
-        """``decode`` of a struct that is one variable opaque: one copy, no wrapper."""
-        name = py_name(d.name)
-        t, path = string_literal(d.name), string_literal(field)
-        body = FunctionBody(self.ctx, d.name)
-        body.emit(f"o = _new({name})")
-        with body.guarded(
-            [("raise _dfail(", [t, path, "e", "data", "0"], ") from None")]
-        ):
-            body.emit("(n,) = _U32.unpack_from(data, 0)")
-        if view.bounded:
-            with body.block(f"if n > {view.size}:"):
-                body.emit_call(
-                    "raise _decl_too_long(",
-                    [t, path, '"opaque"', "n", str(view.size), "0"],
-                    ")",
-                )
-        body.emit("q = (n + 7) & -4")
-        with body.block("if q != len(data):"):
-            body.emit_call(
-                "raise _bytes_size(", [t, path, '"opaque"', "n", "data"], ")"
-            )
-        body.emit(f"o.{field_name(field)} = bytes(data[4 : 4 + n])")
-        with body.block("if n & 3 and data[4 + n : q] != _PAD[n & 3]:"):
-            body.emit_call("raise _bad_pad(", [t, path, "4 + n"], ")")
-        body.emit("return o")
-        self.fast[d.name] = (self.fast[d.name][0], f"_decode_{name}")
-        return [
-            "\n".join([*_def(f"_decode_{name}", ["data: _Buffer"], name), *body.lines])
-        ]
-
-    def opaque_fast_encode(
-        self, d: StructDef | TypedefDef, view: View, x: str = "v", path: str = ""
-    ) -> list[str]:
-        """``encode`` of a lone variable opaque: one copy via ``bytes.join``."""
-        name = py_name(d.name)
-        body = FunctionBody(self.ctx, d.name)
-        with body.guarded(body.efail(FieldPath((path,) if path else ()))):
-            body.emit(f"b = {x}")
-            body.emit("n = len(b)")
-        if view.bounded:
-            with body.block(f"if n > {view.size}:"):
-                body.emit_call(
-                    "raise _too_long(",
-                    [
-                        string_literal(d.name),
-                        string_literal(path),
-                        '"opaque"',
-                        "n",
-                        str(view.size),
-                    ],
-                    ")",
-                )
-        with body.guarded(body.efail(FieldPath((path,) if path else ()))):
-            body.emit('return b"".join((_U32.pack(n), b, _PAD[n & 3]))')
-        self.fast[d.name] = (f"_encode_{name}", "")
-        return [
-            "\n".join([*_def(f"_encode_{name}", [f"v: {name}"], "bytes"), *body.lines])
-        ]
+        """Encoder and decoder of a declaration seen as ``view``, planned like a
+        typedef's body (procedure parameters that are not a type name)."""
+        plan = self.planner.value_plan(TypeName(type_name), view)
+        functions = type_functions(self.ctx, plan, names=names, pytype=pytype)
+        return self.functions_text(functions)
 
     # -------------------------------------------------------------- module
 
@@ -657,7 +414,7 @@ class ModuleRenderer:
             pytype = self.type_expr(param.kind, param.type, param.size)
             names = (f"_penc{number}", f"_pdec{number}")
             view = view_of(param.kind, param.type, param.size)
-            parts.append(self.view_functions(names, shown, pytype, view))
+            parts.append(self.value_functions(names, shown, pytype, view))
             args = [string_literal(shown), names[0], names[1]]
             parts.append("\n".join(bracketed(0, f"{codec}: _Codec[{pytype}] = _Codec(", args, ")")))
         return "\n\n\n".join(parts)
@@ -845,39 +602,6 @@ def _param_spelling(param: Parameter) -> str:
     assert param.kind is DeclKind.OPTIONAL and ref is not None
     name = ref.name if isinstance(ref, NamedType) else (ref.spelling or ref.primitive.value)
     return f"{name} *"
-
-
-def _enc_net(type_name: str) -> list[str]:
-    return [
-        "    except _XdrError:",
-        "        raise",
-        "    except Exception as e:",
-        *bracketed(
-            8, "raise _efail(", [string_literal(type_name), '""', "e"], ") from None"
-        ),
-    ]
-
-
-def _dec_net(type_name: str) -> list[str]:
-    args = [string_literal(type_name), '""', "e", "data", "off"]
-    return [
-        "    except _XdrError:",
-        "        raise",
-        "    except Exception as e:",
-        *bracketed(8, "raise _dfail(", args, ") from None"),
-    ]
-
-
-def _net(body: list[str], handler: list[str]) -> list[str]:
-    """``body`` (indented for it) inside a catch-all ``try``: whatever a precise
-    handler did not already explain (a wrong Python type somewhere, Python's
-    recursion limit on a cyclic value) still leaves as an XdrError.  Free on
-    success in CPython 3.11."""
-    return ["    try:", *body, *handler]
-
-
-def _def(name: str, params: list[str], returns: str) -> list[str]:
-    return bracketed(0, f"def {name}(", params, f") -> {returns}:", is_def=True)
 
 
 def _module_names(module: XdrModule) -> frozenset[str]:
