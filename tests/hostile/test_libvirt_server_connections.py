@@ -278,11 +278,15 @@ def test_connection_churn_leaks_nothing(fake: FakeDaemon, procs: dict[str, int])
     # kept for reuse, not returned): a leak is what grows after it, burst after burst.
     churn(fake, procs)
     assert settle_fds(fake.pid, fds_before) <= fds_before
-    rss_before = rss_kib(fake.pid)
-    churn(fake, procs)
-    assert settle_fds(fake.pid, fds_before) <= fds_before
-    grown = rss_kib(fake.pid) - rss_before
-    assert grown < 8 * KIB, f"2000 short connections grew our server by {grown} KiB"
+    # A leak grows the server at every burst; a busy machine can raise the peak of
+    # one burst (more connections alive at once), so the least growth of three counts.
+    growths = []
+    for _ in range(3):
+        rss_before = rss_kib(fake.pid)
+        churn(fake, procs)
+        assert settle_fds(fake.pid, fds_before) <= fds_before
+        growths.append(rss_kib(fake.pid) - rss_before)
+    assert min(growths) < 8 * KIB, f"every burst of 2000 short connections grew our server: {growths} KiB"
     fake.assert_clean()
 
 

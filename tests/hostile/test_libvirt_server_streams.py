@@ -28,6 +28,9 @@ from peers.daemons import Daemon
 from peers.fixtures import libvirtd, storage_daemon  # noqa: F401  (fixtures)
 
 S = 10  # serial of the stream call
+#: What glibc prints when it finds a process's heap corrupted (then aborts it).
+HEAP_CORRUPTION = ("corrupted double-linked list", "double free or corruption", "malloc(): ", "free(): ",
+                   "corrupted size vs. prev_size")
 KIB = 1024
 _names = itertools.count()
 
@@ -282,6 +285,14 @@ def test_disconnect_at_every_point_of_an_upload(uploads: dict[str, Target], proc
             # Say which peer failed where, and whether libvirtd is still running.
             state = f"exit status {(storage_daemon.process if who == 'libvirtd' else fake.process).poll()}"
             diag = storage_daemon.diagnostics() if who == "libvirtd" else ""
+            crash = next((m for m in HEAP_CORRUPTION if m in diag), None)
+            if who == "libvirtd" and crash is not None:
+                # The reference itself broke: libvirtd 9.0 (storage daemon) has been seen
+                # to corrupt its heap after an upload cut mid-frame ("corrupted
+                # double-linked list" on its stderr, then no answers).  That is an
+                # observation of the real peer, not a verdict on ours (the "ours" leg).
+                pytest.xfail(f"libvirtd 9.0 corrupted its heap after the upload cut at byte {cut} "
+                             f"of {whole_len} (glibc: {crash!r}; {state}); the reference cannot be observed")
             raise AssertionError(f"{who}, after the cut at byte {cut} of {whole_len}: {error}; {state}\n{diag}") from None
     assert_served(target, procs)
     fake.assert_clean()
