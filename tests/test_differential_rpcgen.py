@@ -7,7 +7,8 @@ are the file names):
 * valid encodings (tests/xdr_values.py, drawn from the model) go through rpcgen's
   C (decode + re-encode must give the same bytes: the strategy is right and the
   encoding canonical) and through the generated module (``decode`` then
-  ``encode`` must give the same bytes, from bytes, bytearray and memoryview);
+  ``encode`` must give the same bytes, from bytes, bytearray and memoryview),
+  on both backends: the compiled engine and pure Python (tests/engine_backends.py);
 * damaged encodings (truncated, extended, flipped, huge lengths) must be
   accepted and rejected alike.  Where rpcgen's C is more lenient than our strict
   decoder, the input is classified by ``xdr_values.Scanner`` (itself checked
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from itertools import product
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -29,6 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from corpus import CORPUS
 from reference.harness import ProtocolUnderTest, session_protocol
 from xdr_values import Deviation, Encodings, Scanner, mutations
+from xdrgen.runtime.engine import backend
 
 #: Deviations where our decoder accepts what rpcgen accepts and keeps every byte.
 OURS_ACCEPTS = frozenset({Deviation.STRING_NUL})
@@ -122,7 +125,7 @@ def test_valid_encodings_roundtrip_identically(protocol: ProtocolUnderTest) -> N
     reference = protocol.reference
 
     def check(type_name: str) -> None:
-        codec = protocol.codec(type_name)
+        codecs = protocol.codecs(type_name)  # the compiled engine and pure Python
 
         @_settings(protocol.name)
         @given(encodings.of(type_name))
@@ -130,11 +133,12 @@ def test_valid_encodings_roundtrip_identically(protocol: ProtocolUnderTest) -> N
             theirs = reference.roundtrip(type_name, data)
             assert theirs.decoded and theirs.consumed == len(data), (data.hex(), theirs)
             assert theirs.reencoded == data, ("rpcgen", data.hex(), theirs)
-            for buffer in (data, bytearray(data), memoryview(data)):
+            for codec, buffer in product(codecs, (data, bytearray(data), memoryview(data))):
                 value = codec.decode(buffer)
                 ours = codec.encode(value)
                 assert ours == data, (
                     "xdrgen",
+                    backend(codec),
                     type(buffer).__name__,
                     data.hex(),
                     ours.hex(),
@@ -155,7 +159,7 @@ def test_damaged_encodings_accepted_and_rejected_alike(
     reference = protocol.reference
 
     def check(type_name: str) -> None:
-        codec = protocol.codec(type_name)
+        codecs = protocol.codecs(type_name)  # the compiled engine and pure Python
 
         @_settings(protocol.name)
         @given(mutations(encodings.of(type_name)))
@@ -182,28 +186,29 @@ def test_damaged_encodings_accepted_and_rejected_alike(
                 }:
                     assert theirs.reencoded == data[: theirs.consumed], data.hex()
 
-            try:
-                value = codec.decode(data)
-            except XdrDecodeError as error:
-                assert error.offset is not None, f"no offset in {error!r}"
-                assert not scan.canonical and not (
-                    scan.accepted and kinds <= OURS_ACCEPTS
-                ), f"xdrgen rejects an input rpcgen takes as is ({error}); {data.hex()}"
-            else:
-                assert (
-                    scan.accepted
-                ), f"xdrgen accepts bytes rpcgen rejects: {data.hex()}"
-                assert (
-                    kinds <= OURS_ACCEPTS
-                ), f"xdrgen accepts non-canonical input ({sorted(kinds)}): {data.hex()}"
-                assert (
-                    codec.encode(value) == data
-                ), f"xdrgen loses bytes of {data.hex()}"
+            for codec in codecs:
+                try:
+                    value = codec.decode(data)
+                except XdrDecodeError as error:
+                    assert error.offset is not None, f"no offset in {error!r}"
+                    assert not scan.canonical and not (
+                        scan.accepted and kinds <= OURS_ACCEPTS
+                    ), f"xdrgen rejects an input rpcgen takes as is ({error}); {data.hex()}"
+                else:
+                    assert (
+                        scan.accepted
+                    ), f"xdrgen accepts bytes rpcgen rejects: {data.hex()}"
+                    assert (
+                        kinds <= OURS_ACCEPTS
+                    ), f"xdrgen accepts non-canonical input ({sorted(kinds)}): {data.hex()}"
+                    assert (
+                        codec.encode(value) == data
+                    ), f"xdrgen ({backend(codec)}) loses bytes of {data.hex()}"
 
-            if scan.accepted and kinds == {Deviation.TRAILING}:
-                # Strict decode rejects what follows the value; the value itself must match.
-                prefix = data[: scan.consumed]
-                assert codec.encode(codec.decode(prefix)) == theirs.reencoded == prefix
+                if scan.accepted and kinds == {Deviation.TRAILING}:
+                    # Strict decode rejects what follows the value; the value must match.
+                    prefix = data[: scan.consumed]
+                    assert codec.encode(codec.decode(prefix)) == theirs.reencoded == prefix
 
         agree()
 
@@ -219,8 +224,9 @@ def test_hostile_lengths_rejected_without_allocating(
     scanner = Scanner(protocol.model)
 
     def check(type_name: str) -> None:
-        codec = protocol.codec(type_name)
-        for word in (0xFFFFFFFF, 0x80000000, 0x7FFFFFFC):
+        for codec, word in product(
+            protocol.codecs(type_name), (0xFFFFFFFF, 0x80000000, 0x7FFFFFFC)
+        ):
             data = word.to_bytes(4, "big") * 2
             theirs = protocol.reference.roundtrip(type_name, data)
             scan = scanner.scan(type_name, data)

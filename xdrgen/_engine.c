@@ -950,6 +950,33 @@ dec_type(Dec *d, const Type *t)
 
 /* ------------------------------------------------------------------ fallback */
 
+/* Call a pure-Python function as if the caller had called it directly.  CPython
+ * 3.11 counts the call of this C method as one level of recursion, which a
+ * direct call of the pure function does not: without giving that level back,
+ * data that nests to Python's recursion limit would fail one level earlier (a
+ * different path and offset) through the engine.  3.12 counts Python frames
+ * apart from C calls. */
+static PyObject *
+call_pure(PyObject *func, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *r;
+#if PY_VERSION_HEX < 0x030C0000
+    PyThreadState *ts = PyThreadState_Get();
+    ts->recursion_remaining++;
+    r = PyObject_Vectorcall(func, args, nargs, NULL);
+    ts->recursion_remaining--;
+#else
+    r = PyObject_Vectorcall(func, args, nargs, NULL);
+#endif
+    return r;
+}
+
+static PyObject *
+call_pure1(PyObject *func, PyObject *arg)
+{
+    return call_pure(func, &arg, 1);
+}
+
 /* The C path gave up with ``status``: ``result`` is what the pure function
  * returned for the same input (NULL: it raised, which is the answer). */
 static PyObject *
@@ -986,7 +1013,7 @@ program_encode(Program *self, PyObject *v)
     Py_XDECREF(e.obj);
     if (PyErr_Occurred())
         PyErr_Clear();
-    return settle(self, PyObject_CallOneArg(self->pure_encode, v), e.status,
+    return settle(self, call_pure1(self->pure_encode, v), e.status,
                   "encode");
 }
 
@@ -997,7 +1024,7 @@ program_encode_into(Program *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t start;
     Enc e = {NULL, NULL, 0, 0, 1, 0, ST_OK};
     if (nargs != 2 || !PyByteArray_CheckExact(args[0]))
-        return PyObject_Vectorcall(self->pure_encode_into, args, nargs, NULL);
+        return call_pure(self->pure_encode_into, args, nargs);
     buf = args[0];
     v = args[1];
     start = PyByteArray_GET_SIZE(buf);
@@ -1014,7 +1041,7 @@ program_encode_into(Program *self, PyObject *const *args, Py_ssize_t nargs)
     /* Drop the partial output, then let the pure code write (and fail) as it does. */
     if (PyByteArray_GET_SIZE(buf) != start && PyByteArray_Resize(buf, start) < 0)
         return NULL;
-    return settle(self, PyObject_Vectorcall(self->pure_encode_into, args, 2, NULL),
+    return settle(self, call_pure(self->pure_encode_into, args, 2),
                   e.status, "encode");
 }
 
@@ -1045,7 +1072,7 @@ program_decode(Program *self, PyObject *data)
     PyObject *r;
     int held = data_view(data, &view, &d);
     if (held < 0)
-        return PyObject_CallOneArg(self->pure_decode, data);
+        return call_pure1(self->pure_decode, data);
     r = dec_type(&d, self->type);
     if (r != NULL && d.pos != d.len) {
         Py_CLEAR(r);
@@ -1057,7 +1084,7 @@ program_decode(Program *self, PyObject *data)
         return r;
     if (PyErr_Occurred())
         PyErr_Clear();
-    return settle(self, PyObject_CallOneArg(self->pure_decode, data), d.status,
+    return settle(self, call_pure1(self->pure_decode, data), d.status,
                   "decode");
 }
 
@@ -1070,23 +1097,23 @@ program_decode_from(Program *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t offset = 0;
     int held;
     if (nargs < 1 || nargs > 2)
-        return PyObject_Vectorcall(self->pure_decode_from, args, nargs, NULL);
+        return call_pure(self->pure_decode_from, args, nargs);
     if (nargs == 2) {
         if (!PyLong_CheckExact(args[1]))
-            return PyObject_Vectorcall(self->pure_decode_from, args, nargs, NULL);
+            return call_pure(self->pure_decode_from, args, nargs);
         offset = PyLong_AsSsize_t(args[1]);
         if (offset == -1 && PyErr_Occurred()) {
             PyErr_Clear();
-            return PyObject_Vectorcall(self->pure_decode_from, args, nargs, NULL);
+            return call_pure(self->pure_decode_from, args, nargs);
         }
     }
     held = data_view(args[0], &view, &d);
     if (held < 0)
-        return PyObject_Vectorcall(self->pure_decode_from, args, nargs, NULL);
+        return call_pure(self->pure_decode_from, args, nargs);
     if (offset < 0 || offset > d.len) {
         if (held)
             PyBuffer_Release(&view);
-        return PyObject_Vectorcall(self->pure_decode_from, args, nargs, NULL);
+        return call_pure(self->pure_decode_from, args, nargs);
     }
     d.pos = offset;
     r = dec_type(&d, self->type);
@@ -1113,7 +1140,7 @@ program_decode_from(Program *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred())
         PyErr_Clear();
     return settle(self,
-                  PyObject_Vectorcall(self->pure_decode_from, args, nargs, NULL),
+                  call_pure(self->pure_decode_from, args, nargs),
                   d.status, "decode");
 }
 
