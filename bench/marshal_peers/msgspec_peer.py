@@ -74,7 +74,7 @@ class PString(Struct, array_like=True, tag=7):
 
 class Param(Struct, array_like=True):
     field: str
-    value: PInt | PUInt | PLong | PULong | PDouble | PBool | PString
+    value: "Arm"
 
 
 class GuestInfo(Struct, array_like=True):
@@ -85,7 +85,9 @@ class Peek(Struct, array_like=True):
     buffer: bytes
 
 
-_ARMS: dict[int, type[Struct]] = {
+Arm = PInt | PUInt | PLong | PULong | PDouble | PBool | PString
+
+_ARMS: dict[int, type[Arm]] = {
     1: PInt,
     2: PUInt,
     3: PLong,

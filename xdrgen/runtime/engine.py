@@ -52,7 +52,7 @@ def backend(codec: Codec[Any]) -> str:
 def pure_codec(codec: Codec[Any]) -> Codec[Any]:
     """A codec running only the pure-Python functions behind ``codec`` (itself
     when the engine does not run it): tests compare the two backends with it."""
-    owner = getattr(codec.encode, "__self__", None)
+    owner: Any = getattr(codec.encode, "__self__", None)
     if type(owner).__module__ != "xdrgen._engine":
         return codec
     pure: Codec[Any] = Codec.__new__(Codec)
