@@ -46,6 +46,7 @@ from xdrgen.runtime.codec import index_after as _after
 from xdrgen.runtime.codec import index_of as _at
 from xdrgen.runtime.codec import new_instance as _new
 from xdrgen.runtime.codec import too_long as _too_long
+from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
 from xdrgen.runtime.engine import install as _install_engine
@@ -679,11 +680,11 @@ _R42 = _RunInfo("limit32", None, _ck.UINT)
 _R43 = _RunInfo("limit64", None, _ck.UHYPER)
 _R44 = _RunInfo("status", None, _EC_demo_status)
 _R45 = _RunInfo("status", None, _EC_demo_status)
-_R46 = _RunInfo("value.type value.i", None, _ck.UINT, _ck.INT)
-_R47 = _RunInfo("value.type value.h", None, _ck.UINT, _ck.HYPER)
-_R48 = _RunInfo("value.type value.d", None, _ck.UINT, _ck.DOUBLE)
+_R46 = _RunInfo("value.type value.i", " value", _ck.UINT, _ck.INT, holders=True)
+_R47 = _RunInfo("value.type value.h", " value", _ck.UINT, _ck.HYPER, holders=True)
+_R48 = _RunInfo("value.type value.d", " value", _ck.UINT, _ck.DOUBLE, holders=True)
 _R49 = _RunInfo("value.type", None, _ck.UINT)
-_R50 = _RunInfo("value.type value.b", None, _ck.UINT, _ck.BOOL)
+_R50 = _RunInfo("value.type value.b", " value", _ck.UINT, _ck.BOOL, holders=True)
 _R51 = _RunInfo("value.type", None, _ck.INT)
 _R52 = _RunInfo("value.type", None, _ck.INT)
 _R53 = _RunInfo("value.i", None, _ck.INT)
@@ -714,21 +715,38 @@ _R77 = _RunInfo("ncounters", "ncounters", _ck.UINT)
 _R78 = _RunInfo("ncounters", None, _ck.UINT)
 _R79 = _RunInfo(
     "uuid value.kind value.count",
-    None,
+    "uuid  value",
     _ck.OpaqueCheck("opaque[16]", 16),
     _EC_demo_kind,
     _ck.UINT,
+    holders=True,
 )
-_R80 = _RunInfo("uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _ck.UINT)
-_R81 = _RunInfo("uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _ck.UINT)
+_R80 = _RunInfo(
+    "uuid value.kind",
+    "uuid ",
+    _ck.OpaqueCheck("opaque[16]", 16),
+    _ck.UINT,
+    holders=True,
+)
+_R81 = _RunInfo(
+    "uuid value.kind",
+    "uuid ",
+    _ck.OpaqueCheck("opaque[16]", 16),
+    _ck.UINT,
+    holders=True,
+)
 _R82 = _RunInfo(
-    "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
+    "uuid value.kind",
+    "uuid ",
+    _ck.OpaqueCheck("opaque[16]", 16),
+    _EC_demo_kind,
+    holders=True,
 )
-_R83 = _RunInfo("value.type value.i", None, _ck.UINT, _ck.INT)
-_R84 = _RunInfo("value.type value.h", None, _ck.UINT, _ck.HYPER)
-_R85 = _RunInfo("value.type value.d", None, _ck.UINT, _ck.DOUBLE)
+_R83 = _RunInfo("value.type value.i", " value", _ck.UINT, _ck.INT, holders=True)
+_R84 = _RunInfo("value.type value.h", " value", _ck.UINT, _ck.HYPER, holders=True)
+_R85 = _RunInfo("value.type value.d", " value", _ck.UINT, _ck.DOUBLE, holders=True)
 _R86 = _RunInfo("value.type", None, _ck.UINT)
-_R87 = _RunInfo("value.type value.b", None, _ck.UINT, _ck.BOOL)
+_R87 = _RunInfo("value.type value.b", " value", _ck.UINT, _ck.BOOL, holders=True)
 _R88 = _RunInfo("value.type", None, _ck.INT)
 _R89 = _RunInfo(
     "uuid value.kind", None, _ck.OpaqueCheck("opaque[16]", 16), _EC_demo_kind
@@ -1376,14 +1394,14 @@ def _enc_demo_item(buf: bytearray, v: demo_item) -> None:
             )
         except Exception as e:
             raise _erun("demo_item", "", _R15, v, e) from None
-        if v.dimensions is None:
+        try:
+            x3 = v.dimensions
+        except Exception as e:
+            raise _efail("demo_item", "dimensions", e) from None
+        if x3 is None:
             buf += _FALSE
         else:
             buf += _TRUE
-            try:
-                x3 = v.dimensions
-            except Exception as e:
-                raise _efail("demo_item", "dimensions", e) from None
             try:
                 buf += _S3.pack(x3.width_m, x3.height_m, x3.weight_kg)
                 if x3.width_m != x3.width_m:
@@ -1758,6 +1776,8 @@ def _enc_demo_item_node(buf: bytearray, v: demo_item_node) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("demo_item_node", _chain("next", k))
+        except Exception as e:
+            raise _efail("demo_item_node", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2251,17 +2271,17 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
             try:
                 buf += _LE4[n4].pack(n4, b3, 1, x1.value)
             except Exception as e:
-                raise _erun("demo_option", "", _R46, (1, x1.value), e) from None
+                raise _erun("demo_option", "", _R46, (1, x1), e) from None
         elif d2 == 2:
             try:
                 buf += _LE5[n4].pack(n4, b3, 2, x1.value)
             except Exception as e:
-                raise _erun("demo_option", "", _R47, (2, x1.value), e) from None
+                raise _erun("demo_option", "", _R47, (2, x1), e) from None
         elif d2 == 3:
             try:
                 buf += _LE6[n4].pack(n4, b3, 3, x1.value)
             except Exception as e:
-                raise _erun("demo_option", "", _R48, (3, x1.value), e) from None
+                raise _erun("demo_option", "", _R48, (3, x1), e) from None
         elif d2 == 4:
             try:
                 buf += _LE7[n4].pack(n4, b3, 4)
@@ -2289,7 +2309,7 @@ def _enc_demo_option(buf: bytearray, v: demo_option) -> None:
                     raise _Invalid
                 buf += _LE8[n4].pack(n4, b3, 5, x1.value)
             except Exception as e:
-                raise _erun("demo_option", "", _R50, (5, x1.value), e) from None
+                raise _erun("demo_option", "", _R50, (5, x1), e) from None
         elif d2 == -1:
             try:
                 buf += _LE9[n4].pack(n4, b3, -1)
@@ -2843,7 +2863,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                 buf += _S15.pack(v.uuid, d2, x1.value)
             except Exception as e:
                 raise _erun(
-                    "demo_item_set_value_args", "", _R79, (v.uuid, d2, x1.value), e
+                    "demo_item_set_value_args", "", _R79, (v, d2, x1), e
                 ) from None
         elif d2 == 16:
             try:
@@ -2851,9 +2871,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     raise _Invalid
                 buf += _S16.pack(v.uuid, 16)
             except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args", "", _R80, (v.uuid, 16), e
-                ) from None
+                raise _erun("demo_item_set_value_args", "", _R80, (v, 16), e) from None
             try:
                 u3: demo_item_node | None = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -2872,9 +2890,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     raise _Invalid
                 buf += _S16.pack(v.uuid, 8)
             except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args", "", _R81, (v.uuid, 8), e
-                ) from None
+                raise _erun("demo_item_set_value_args", "", _R81, (v, 8), e) from None
         else:
             try:
                 if len(v.uuid) != 16:
@@ -2883,9 +2899,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                     raise _Invalid
                 buf += _S17.pack(v.uuid, d2)
             except Exception as e:
-                raise _erun(
-                    "demo_item_set_value_args", "", _R82, (v.uuid, d2), e
-                ) from None
+                raise _erun("demo_item_set_value_args", "", _R82, (v, d2), e) from None
             try:
                 u4: str = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -2942,7 +2956,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                         "demo_item_set_value_args",
                         f"options[{_at(a7, e9)}]",
                         _R83,
-                        (1, x10.value),
+                        (1, x10),
                         e,
                     ) from None
             elif d11 == 2:
@@ -2953,7 +2967,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                         "demo_item_set_value_args",
                         f"options[{_at(a7, e9)}]",
                         _R84,
-                        (2, x10.value),
+                        (2, x10),
                         e,
                     ) from None
             elif d11 == 3:
@@ -2964,7 +2978,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                         "demo_item_set_value_args",
                         f"options[{_at(a7, e9)}]",
                         _R85,
-                        (3, x10.value),
+                        (3, x10),
                         e,
                     ) from None
             elif d11 == 4:
@@ -3008,7 +3022,7 @@ def _enc_demo_item_set_value_args(buf: bytearray, v: demo_item_set_value_args) -
                         "demo_item_set_value_args",
                         f"options[{_at(a7, e9)}]",
                         _R87,
-                        (5, x10.value),
+                        (5, x10),
                         e,
                     ) from None
             elif d11 == -1:

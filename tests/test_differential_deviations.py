@@ -259,3 +259,47 @@ def test_deep_optional_chain_round_trips_on_both_sides(demo: ProtocolUnderTest) 
         assert error.offset is not None
     else:
         assert codec.encode(value) == data
+
+
+# -- 9. arrays of elements of no bytes ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zero_size(tmp_path_factory: pytest.TempPathFactory) -> ProtocolUnderTest:
+    from pathlib import Path
+
+    from reference.harness import load_protocol, require_reference
+
+    require_reference()
+    x_file = Path(__file__).with_name("xfiles") / "fuzz_zero_size_elements.x"
+    return load_protocol("zero_size", x_file, tmp_path_factory.mktemp("zero_size"))
+
+
+def test_more_elements_of_no_bytes_than_input_bytes_rpcgen_takes_them_we_refuse(
+    zero_size: ProtocolUnderTest,
+) -> None:
+    from xdrgen.runtime.errors import XdrDecodeError
+
+    for count in (9, 0x10000, 0xFFFFFFFF):
+        data = word(count) + word(7)
+        theirs = zero_size.reference.roundtrip("holder", data)
+        # rpcgen's C: elements of 0 bytes each, any count, the same bytes back.
+        assert theirs.decoded and theirs.reencoded == data
+        with pytest.raises(XdrDecodeError) as info:
+            zero_size.codec("holder").decode(data)
+        assert info.value.path == "items" and "no bytes" in str(info.value)
+    # Up to the input's length they are taken, and kept.
+    data = word(8) + word(7)
+    value = zero_size.codec("holder").decode(data)
+    assert value.items == [[]] * 8
+    assert zero_size.reference.roundtrip("holder", data).reencoded == data
+    # Encoding writes at most as many as the bytes up to the count (4 here), so
+    # that its output always decodes.
+    value.items = [[]] * 4
+    assert zero_size.codec("holder").encode(value) == word(4) + word(7)
+    value.items = [[]] * 5
+    from xdrgen.runtime.errors import XdrEncodeError
+
+    with pytest.raises(XdrEncodeError) as encoding:
+        zero_size.codec("holder").encode(value)
+    assert encoding.value.path == "items"

@@ -7,13 +7,15 @@ are the file names):
 * valid encodings (tests/xdr_values.py, drawn from the model) go through rpcgen's
   C (decode + re-encode must give the same bytes: the strategy is right and the
   encoding canonical) and through the generated module (``decode`` then
-  ``encode`` must give the same bytes, from bytes, bytearray and memoryview),
-  on both backends: the compiled engine and pure Python (tests/engine_backends.py);
+  ``encode`` must give the same bytes, from bytes, bytearray and memoryview);
 * damaged encodings (truncated, extended, flipped, huge lengths) must be
   accepted and rejected alike.  Where rpcgen's C is more lenient than our strict
   decoder, the input is classified by ``xdr_values.Scanner`` (itself checked
   against rpcgen on every input) and the difference must be one of those listed
   in docs/compatibility.md; tests/test_differential_deviations.py pins each one.
+
+The rules themselves live in tests/reference/rules.py, shared with the schema
+fuzzer (tests/schemafuzz).
 
 Examples are derandomized so CI is reproducible.  Failures are collected over all
 types of a protocol and reported together.
@@ -23,18 +25,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from itertools import product
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from corpus import CORPUS
 from reference.harness import ProtocolUnderTest, session_protocol
-from xdr_values import Deviation, Encodings, Scanner, mutations
-from xdrgen.runtime.engine import backend
-
-#: Deviations where our decoder accepts what rpcgen accepts and keeps every byte.
-OURS_ACCEPTS = frozenset({Deviation.STRING_NUL})
+from reference.rules import check_damaged, check_hostile_lengths, check_valid_encoding
+from xdr_values import Encodings, Scanner, mutations
 
 #: Examples per type: small for the ~1400 upstream types, more for demo.x and
 #: for the ~270 types of the Debian corpus.
@@ -122,27 +120,14 @@ def test_every_model_type_has_an_rpcgen_routine(protocol: ProtocolUnderTest) -> 
 
 def test_valid_encodings_roundtrip_identically(protocol: ProtocolUnderTest) -> None:
     encodings = Encodings(protocol.model)
-    reference = protocol.reference
 
     def check(type_name: str) -> None:
-        codecs = protocol.codecs(type_name)  # the compiled engine and pure Python
+        codec = protocol.codec(type_name)
 
         @_settings(protocol.name)
         @given(encodings.of(type_name))
         def roundtrip(data: bytes) -> None:
-            theirs = reference.roundtrip(type_name, data)
-            assert theirs.decoded and theirs.consumed == len(data), (data.hex(), theirs)
-            assert theirs.reencoded == data, ("rpcgen", data.hex(), theirs)
-            for codec, buffer in product(codecs, (data, bytearray(data), memoryview(data))):
-                value = codec.decode(buffer)
-                ours = codec.encode(value)
-                assert ours == data, (
-                    "xdrgen",
-                    backend(codec),
-                    type(buffer).__name__,
-                    data.hex(),
-                    ours.hex(),
-                )
+            check_valid_encoding(protocol.reference, codec, type_name, data)
 
         roundtrip()
 
@@ -152,63 +137,16 @@ def test_valid_encodings_roundtrip_identically(protocol: ProtocolUnderTest) -> N
 def test_damaged_encodings_accepted_and_rejected_alike(
     protocol: ProtocolUnderTest,
 ) -> None:
-    from xdrgen.runtime.errors import XdrDecodeError
-
     encodings = Encodings(protocol.model)
     scanner = Scanner(protocol.model)
-    reference = protocol.reference
 
     def check(type_name: str) -> None:
-        codecs = protocol.codecs(type_name)  # the compiled engine and pure Python
+        codec = protocol.codec(type_name)
 
         @_settings(protocol.name)
         @given(mutations(encodings.of(type_name)))
         def agree(data: bytes) -> None:
-            theirs = reference.roundtrip(type_name, data)
-            scan = scanner.scan(type_name, data)
-            # The classifier must describe rpcgen's C exactly, or it explains nothing.
-            assert scan.accepted == theirs.decoded, (
-                "scanner vs rpcgen",
-                data.hex(),
-                scan,
-            )
-            kinds = {kind for kind, _ in scan.deviations}
-            if scan.accepted:
-                assert scan.consumed == theirs.consumed, (
-                    "scanner vs rpcgen",
-                    data.hex(),
-                    scan,
-                )
-                if not kinds - {
-                    Deviation.TRAILING,
-                    Deviation.ENUM,
-                    Deviation.SIGNALLING_NAN,
-                }:
-                    assert theirs.reencoded == data[: theirs.consumed], data.hex()
-
-            for codec in codecs:
-                try:
-                    value = codec.decode(data)
-                except XdrDecodeError as error:
-                    assert error.offset is not None, f"no offset in {error!r}"
-                    assert not scan.canonical and not (
-                        scan.accepted and kinds <= OURS_ACCEPTS
-                    ), f"xdrgen rejects an input rpcgen takes as is ({error}); {data.hex()}"
-                else:
-                    assert (
-                        scan.accepted
-                    ), f"xdrgen accepts bytes rpcgen rejects: {data.hex()}"
-                    assert (
-                        kinds <= OURS_ACCEPTS
-                    ), f"xdrgen accepts non-canonical input ({sorted(kinds)}): {data.hex()}"
-                    assert (
-                        codec.encode(value) == data
-                    ), f"xdrgen ({backend(codec)}) loses bytes of {data.hex()}"
-
-                if scan.accepted and kinds == {Deviation.TRAILING}:
-                    # Strict decode rejects what follows the value; the value must match.
-                    prefix = data[: scan.consumed]
-                    assert codec.encode(codec.decode(prefix)) == theirs.reencoded == prefix
+            check_damaged(protocol.reference, codec, scanner, type_name, data)
 
         agree()
 
@@ -219,22 +157,11 @@ def test_hostile_lengths_rejected_without_allocating(
     protocol: ProtocolUnderTest,
 ) -> None:
     """A 4 GiB length on its own: both sides refuse, ours with a typed error at once."""
-    from xdrgen.runtime.errors import XdrDecodeError
-
     scanner = Scanner(protocol.model)
 
     def check(type_name: str) -> None:
-        for codec, word in product(
-            protocol.codecs(type_name), (0xFFFFFFFF, 0x80000000, 0x7FFFFFFC)
-        ):
-            data = word.to_bytes(4, "big") * 2
-            theirs = protocol.reference.roundtrip(type_name, data)
-            scan = scanner.scan(type_name, data)
-            assert scan.accepted == theirs.decoded
-            kinds = {kind for kind, _ in scan.deviations}
-            if scan.accepted and kinds <= OURS_ACCEPTS:
-                continue  # e.g. two ints: nothing hostile about them
-            with pytest.raises(XdrDecodeError):
-                codec.decode(data)
+        check_hostile_lengths(
+            protocol.reference, protocol.codec(type_name), scanner, type_name
+        )
 
     _for_every_type(protocol, check)

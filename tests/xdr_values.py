@@ -307,6 +307,10 @@ class Encodings:
             if depth >= self.max_depth:
                 return st.just(encode_uint(0))
             limit = self._limit(decl.size, self.max_items)
+            if self._minimal_ref(element_type, frozenset()) == b"":
+                # Elements of no bytes: at most as many as the count word has bytes
+                # (more than the input's bytes is docs/compatibility.md difference 9).
+                limit = min(limit, 4)
             element = self._ref(element_type, depth + 1)
             return st.lists(element, max_size=limit).map(
                 lambda items: encode_uint(len(items)) + b"".join(items)
@@ -516,6 +520,9 @@ class Deviation:
     NARROW = "out of range for rpcgen's char/short"  # rpcgen truncates to the C width
     STRING_NUL = "NUL inside a string"  # rpcgen's char * ends there
     SIGNALLING_NAN = "float signalling NaN"  # CPython quiets it
+    #: rpcgen takes any count of elements of no bytes (T x[0]); we refuse more than
+    #: the input has bytes, so that the list stays sized by what was sent.
+    EMPTY_ELEMENTS = "more elements of no bytes than input bytes"
 
 
 @dataclass
@@ -656,12 +663,15 @@ class Scanner:
         if kind is DeclKind.VAR_ARRAY:
             assert decl.size is not None
             count = self._word(offset)
-            if count > decl.size or count > len(self._data):
+            empty = self._encodings._minimal_ref(decl.type, frozenset()) == b""
+            if count > decl.size or (count > len(self._data) and not empty):
                 # libtirpc allocates count elements first: hostile counts fail on
                 # allocation or on running out of bytes; either way FALSE.
                 raise _Rejected
+            if empty and count > len(self._data):
+                self._deviations.append((Deviation.EMPTY_ELEMENTS, offset))
             offset += 4
-            for _ in range(count):
+            for _ in range(0 if empty else count):  # no bytes to read for empty ones
                 offset = self._ref(decl.type, offset)
             return offset
         if kind is DeclKind.OPTIONAL:

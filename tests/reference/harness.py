@@ -118,13 +118,6 @@ class ProtocolUnderTest:
     def codec(self, type_name: str) -> Any:
         return self.generated.XDR_TYPES[type_name]
 
-    def codecs(self, type_name: str) -> list[Any]:
-        """The codec on each backend: the compiled engine (when it runs the type)
-        and the pure-Python code behind it (tests/engine_backends.py)."""
-        from engine_backends import both_backends
-
-        return both_backends(self.codec(type_name))
-
 
 def load_protocol(
     name: str,

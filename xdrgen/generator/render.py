@@ -32,7 +32,12 @@ from xdrgen.generator.plan import Planner, TypePlan, plan_value
 from xdrgen.generator.plan.nodes import TypeName, UnionPlan
 from xdrgen.generator.plan.planner import type_name
 from xdrgen.generator.resources import template_dir
-from xdrgen.generator.names import field_name, py_name, union_disc_name
+from xdrgen.generator.names import (
+    enum_member_name,
+    field_name,
+    py_name,
+    union_disc_name,
+)
 from xdrgen.generator.views import View, view_of
 from xdrgen.model import (
     UNBOUNDED,
@@ -93,9 +98,14 @@ class ModuleRenderer:
         self.options_lines = options_lines
         self.env = make_environment()
         self.planner = Planner.for_module(module)
-        self.ctx = ModuleContext(recursive=self.planner.recursive)
+        self.ctx = ModuleContext(
+            recursive=self.planner.recursive, module_names=_module_names(module)
+        )
         self.plans: dict[str, TypePlan] = {}
         self.defined: set[str] = set()
+        #: Python names of the module's types; typedef aliases written as strings.
+        self.type_names = {py_name(name) for name in module.types}
+        self.quoted: set[str] = set()
 
     # -------------------------------------------------------------- helpers
 
@@ -109,7 +119,10 @@ class ModuleRenderer:
         if kind in (DeclKind.FIXED_ARRAY, DeclKind.VAR_ARRAY) and ref is not None:
             return f"list[{self.type_expr(DeclKind.PLAIN, ref, None)}]"
         if kind is DeclKind.OPTIONAL and ref is not None:
-            return f"{self.type_expr(DeclKind.PLAIN, ref, None)} | None"
+            element = self.type_expr(DeclKind.PLAIN, ref, None)
+            if view_of(kind, ref, size).kind == "var_array":
+                return f"list[{element}]"  # optional data of optional data
+            return f"{element} | None"
         return py_type(self.ctx, plan_value(view_of(kind, ref, size)))
 
     def names_in(self, text: str) -> set[str]:
@@ -133,7 +146,8 @@ class ModuleRenderer:
         self.defined.add(name)
         members = [
             {
-                "name": py_name(m.name),
+                "name": enum_member_name(m.name),
+                "alias": py_name(m.name),
                 "value": _int_literal(m.value, m.text),
                 "doc": _comment_lines(m.doc),
             }
@@ -142,7 +156,7 @@ class ModuleRenderer:
         aliases = [
             line
             for m in members
-            for line in assignment(0, str(m["name"]), f"{name}.{m['name']}")
+            for line in assignment(0, str(m["alias"]), f"{name}.{m['name']}")
         ]
         return self.render(
             "enum.py.j2",
@@ -247,15 +261,16 @@ class ModuleRenderer:
         name = py_name(d.name)
         decl = d.declaration
         target = self.type_expr(decl.kind, decl.type, decl.size)
-        pending = {
-            n
-            for n in self.names_in(target)
-            if n in self.module.types and py_name(n) not in self.defined
-        }
+        tokens = self.names_in(target)
+        # Tokens are Python names (``class_`` for .x ``class``; ``list`` is the builtin).
+        pending = {n for n in tokens if n in self.type_names and n not in self.defined}
         pending.discard(name)
         self.defined.add(name)
-        if pending or name in self.names_in(target):
+        # A quoted alias is a str at run time: ``alias | None`` would fail, so an
+        # alias that names one is quoted too.
+        if pending or name in tokens or tokens & self.quoted:
             target = string_literal(target)
+            self.quoted.add(name)
         return self.render(
             "typedef.py.j2", doc=_comment_lines(d.doc), name=name, target=target
         )
@@ -332,12 +347,14 @@ class ModuleRenderer:
                     ")",
                 )
             )
-        for rname, paths, checks, names in self.ctx.run_infos:
+        for rname, paths, checks, names, holders in self.ctx.run_infos:
             args = [
                 string_literal(" ".join(paths)),
                 string_literal(" ".join(names)) if names else "None",
             ]
             args += checks
+            if holders:
+                args.append("holders=True")
             lines.extend(bracketed(0, f"{rname} = _RunInfo(", args, ")"))
         return "\n".join(lines)
 
@@ -610,6 +627,16 @@ def _param_spelling(param: Parameter) -> str:
     assert param.kind is DeclKind.OPTIONAL and ref is not None
     name = ref.name if isinstance(ref, NamedType) else (ref.spelling or ref.primitive.value)
     return f"{name} *"
+
+
+def _module_names(module: XdrModule) -> frozenset[str]:
+    """Every module-level Python name the .x's own definitions become."""
+    names = {py_name(name) for name in module.types}
+    names |= {py_name(name) for name in module.constants}
+    for definition in module.types.values():
+        if isinstance(definition, EnumDef):
+            names |= {py_name(member.name) for member in definition.members}
+    return frozenset(names)
 
 
 def _starts_with_definition(section: str) -> bool:

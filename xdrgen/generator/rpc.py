@@ -31,6 +31,7 @@ from xdrgen.generator.layout import LINE, bracketed
 from xdrgen.generator.layout import binding as layout_binding
 from xdrgen.generator.libvirt_api import LibvirtApi, unsupported_answer
 from xdrgen.generator.names import field_name, py_name
+from xdrgen.generator.views import view_of
 from xdrgen.model import (
     DeclKind,
     NamedType,
@@ -146,19 +147,13 @@ class RpcRenderer:
 
     @staticmethod
     def is_optional(kind: DeclKind, ref: TypeRef | None) -> bool:
-        """``T *x`` directly or through typedefs (``remote_string``)."""
-        if kind is DeclKind.OPTIONAL:
-            return True
-        seen = 0
-        while kind is DeclKind.PLAIN and isinstance(ref, NamedType) and isinstance(ref.definition, TypedefDef):
-            decl = ref.definition.declaration
-            if decl.kind is DeclKind.OPTIONAL:
-                return True
-            kind, ref = decl.kind, decl.type
-            seen += 1
-            if seen > 64:
-                break
-        return False
+        """``T *x`` directly or through typedefs (``remote_string``): None is a value.
+
+        Optional data of optional data is a list instead (see ``views.view_of``).
+        """
+        if kind not in (DeclKind.PLAIN, DeclKind.OPTIONAL) or ref is None:
+            return False
+        return view_of(kind, ref, None).kind == "optional"
 
     @staticmethod
     def is_integer(kind: DeclKind, ref: TypeRef | None) -> bool:

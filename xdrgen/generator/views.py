@@ -68,6 +68,11 @@ def view_of(kind: DeclKind, ref: TypeRef | None, size: int | None) -> View:
         return view_of_type(ref)
     element = view_of_type(ref)
     if kind is DeclKind.OPTIONAL:
+        if element.kind == "optional":
+            # Optional data of optional data (``T *x`` with ``typedef U *T``): None
+            # could not tell "absent" from "present, holding an absent U".  RFC 4506
+            # puts ``T *x`` on the wire as ``T x<1>``: it is a list of at most one.
+            return View("var_array", size=1, element=element)
         return View("optional", element=element)
     assert size is not None
     return View(

@@ -163,12 +163,18 @@ class RunInfo:
     # The paths and names stay one string each until an error needs them: a
     # generated module holds thousands of these, and lists would be thousands
     # more objects for every full garbage collection to scan.
-    __slots__ = ("_paths", "_names", "checks")
+    __slots__ = ("_paths", "_names", "checks", "holders")
 
-    def __init__(self, paths: str, names: str | None, *checks: Check) -> None:
+    def __init__(
+        self, paths: str, names: str | None, *checks: Check, holders: bool = False
+    ) -> None:
         self._paths = paths
         self._names = names
         self.checks = checks
+        #: The run's values come from several objects: the error handler passes a
+        #: tuple of them, and each value is its holder's ``names`` attribute (or the
+        #: holder itself where the name is empty, e.g. a union's discriminant).
+        self.holders = holders
 
     @property
     def paths(self) -> list[str]:
@@ -197,13 +203,21 @@ def encode_run_error(
 ) -> XdrError:
     """Explain why a fused run of values could not be packed.
 
-    ``source`` is the object whose ``info.names`` attributes were packed, or the
-    tuple of packed values.
+    ``source`` is the object whose ``info.names`` attributes were packed, the
+    tuple of their holders (``info.holders``), or the tuple of packed values.
     """
     if isinstance(cause, XdrError):
         return cause
-    if info.names is not None:
-        values: Sequence[object] = [getattr(source, n, _MISSING) for n in info.names]
+    if info.holders:
+        # Read here, not in the generated handler: a holder of the wrong type
+        # must not raise again while its error is being explained.
+        assert isinstance(source, tuple) and info.names is not None
+        values: Sequence[object] = [
+            getattr(holder, name, _MISSING) if name else holder
+            for holder, name in zip(source, info.names)
+        ]
+    elif info.names is not None:
+        values = [getattr(source, n, _MISSING) for n in info.names]
     else:
         assert isinstance(source, tuple)
         values = source

@@ -14,6 +14,7 @@ raise :class:`~xdrgen.runtime.errors.XdrError` subclasses.
 
 from __future__ import annotations
 
+import reprlib
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -347,6 +348,27 @@ def declared_past_end(
     )
 
 
+def too_many_empty(
+    type_name: str, path: str, count: int, limit: int, offset: int | None
+) -> XdrError:
+    """More elements that take no bytes (``T x[0]`` items) than bytes around them.
+
+    rpcgen's C takes any count (its elements are 0 bytes); a Python list of them
+    would be sized by the peer's word alone, so decoding takes at most as many as
+    the input has bytes (``limit``; docs/compatibility.md, difference 9), and
+    encoding refuses what decoding would (``offset`` None: ``limit`` is the bytes
+    written up to and with the count).
+    """
+    problem = f"array of {count} elements that take no bytes: more than the {limit}"
+    if offset is None:
+        return XdrEncodeError(
+            f"{problem} bytes up to it (would not decode)", type_name=type_name, path=path
+        )
+    return XdrDecodeError(
+        f"{problem} bytes of the input", type_name=type_name, path=path, offset=offset
+    )
+
+
 def bad_padding(type_name: str, path: str, offset: int) -> XdrDecodeError:
     return XdrDecodeError(
         "padding bytes are not zero", type_name=type_name, path=path, offset=offset
@@ -414,6 +436,9 @@ class XdrStruct:
         names: tuple[str, ...] = self.__slots__
         return all(getattr(self, n) == getattr(other, n) for n in names)
 
+    # A value can hold itself (a cycle the encoder then reports): its repr, which
+    # error messages show, writes "..." there instead of recursing without end.
+    @reprlib.recursive_repr()
     def __repr__(self) -> str:
         names: tuple[str, ...] = self.__slots__
         fields = ", ".join(f"{n}={getattr(self, n, '<unset>')!r}" for n in names)

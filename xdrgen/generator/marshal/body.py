@@ -63,8 +63,13 @@ class FunctionBody:
         self.consumed.extend(parts)
 
     def tmp(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter}"
+        """A fresh local ``<prefix><n>``, never a module-level name of the .x's
+        (a type named ``x1`` would be hidden inside this function: D10)."""
+        while True:
+            self._counter += 1
+            name = f"{prefix}{self._counter}"
+            if name not in self.ctx.module_names:
+                return name
 
     def emit(self, text: str) -> None:
         self.lines.append(" " * self.indent + text)
@@ -138,10 +143,13 @@ class FunctionBody:
         self.take(field, field.node)
         return (fixed(self.ctx, field.node), f"{x}.{field.attr}", path.attr(field.name))
 
-    def run_info(self, run: list[Item], names: list[str] | None = None) -> str:
+    def run_info(
+        self, run: list[Item], names: list[str] | None = None, *, holders: bool = False
+    ) -> str:
         """The module's RunInfo for ``run`` (paths after the run's prefix)."""
         _, rests = run_prefix(run)
-        return self.ctx.run_info(rests, [fx.check for fx, _, _ in run], names)
+        checks = [fx.check for fx, _, _ in run]
+        return self.ctx.run_info(rests, checks, names, holders=holders)
 
 
 def run_prefix(run: list[Item]) -> tuple[Path, list[str]]:

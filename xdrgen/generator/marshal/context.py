@@ -55,13 +55,17 @@ class ModuleContext:
     enum_maps: dict[str, str] = field(default_factory=dict)  # enum key -> map name
     enum_checks: dict[str, str] = field(default_factory=dict)
     enum_sources: dict[str, str] = field(default_factory=dict)  # map name -> class expr
-    run_infos: list[tuple[str, list[str], list[str], list[str] | None]] = field(
+    #: (name, paths, checks, attribute names, holders): see ``run_info``.
+    run_infos: list[tuple[str, list[str], list[str], list[str] | None, bool]] = field(
         default_factory=list
     )
     #: (fixed tail format, decode?) -> name of its LengthFormats.
     groups: dict[tuple[str, bool], str] = field(default_factory=dict)
     #: Types of other modules (``--import``) whose codecs this module calls: name -> alias.
     imported_codecs: dict[str, str] = field(default_factory=dict)
+    #: Module-level Python names of the .x's definitions: temporaries avoid them,
+    #: or a type named ``x1`` would be hidden inside a function that uses ``x1``.
+    module_names: frozenset[str] = frozenset()
 
     def length_formats(self, tail: str, *, decode: bool) -> str:
         """Name of the module's :class:`LengthFormats` for ``tail`` (one per tail)."""
@@ -106,10 +110,19 @@ class ModuleContext:
         return self.enum_checks[self.cls(named)]
 
     def run_info(
-        self, paths: list[str], checks: list[str], names: list[str] | None
+        self,
+        paths: list[str],
+        checks: list[str],
+        names: list[str] | None,
+        *,
+        holders: bool = False,
     ) -> str:
+        """A module-level ``RunInfo`` for a run's error handler.  ``names``: the
+        attribute of each item on the object passed to the handler; ``holders``:
+        the handler gets one holder per item instead (``""`` names an item that is
+        its own holder), and reads each attribute itself (D18)."""
         name = f"_R{len(self.run_infos)}"
-        self.run_infos.append((name, paths, checks, names))
+        self.run_infos.append((name, paths, checks, names, holders))
         return name
 
 
@@ -225,11 +238,22 @@ def union_value_type(ctx: ModuleContext, union: Union) -> str:
     arms = union.arms + ((union.default,) if union.default is not None else ())
     types: list[str] = []
     for arm in arms:
-        t = py_type(ctx, arm.field.node)
-        for part in t.split(" | ") if not t.startswith("list[") else [t]:
+        for part in top_level_parts(py_type(ctx, arm.field.node)):
             if part not in types:
                 types.append(part)
     if "None" in types:
         types.remove("None")
         types.append("None")
     return " | ".join(types) if types else "None"
+
+
+def top_level_parts(annotation: str) -> list[str]:
+    """``list[int | None] | None`` -> ``["list[int | None]", "None"]`` (D20)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(annotation):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth == 0 and annotation.startswith(" | ", index):
+            parts.append(annotation[start:index])
+            start = index + 3
+    parts.append(annotation[start:])
+    return parts

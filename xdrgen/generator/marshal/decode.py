@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from xdrgen.generator.layout import string_literal
 from xdrgen.generator.marshal.body import Item, Path
-from xdrgen.generator.marshal.context import fixed, py_type, union_value_type
+from xdrgen.generator.marshal.context import (
+    fixed,
+    py_type,
+    top_level_parts,
+    union_value_type,
+)
 from xdrgen.generator.marshal.unpack import Unpacker
 from xdrgen.generator.plan.nodes import (
     Alone,
@@ -145,7 +150,7 @@ class Decoder(Unpacker):
             dv = decoded
         utype = union_value_type(self.ctx, union)
         self.emit(f"{val}: {utype}")
-        if set(utype.split(" | ")) - {"int", "bool"}:
+        if set(top_level_parts(utype)) - {"int", "bool"}:
             self.wide_targets.add(val)
 
         def arm(case: Arm) -> None:
@@ -181,6 +186,16 @@ class Decoder(Unpacker):
                     self.emit_call(
                         "raise _past_end(",
                         [self.type_lit, path.expr(), '"array"', n, need, "data", "off"],
+                        ")",
+                    )
+            else:
+                # Elements of no bytes (``T x[0]``): no remaining length bounds the
+                # count, the input's does, so the list stays sized by what was sent
+                # (difference 9, D21).
+                with self.block(f"if {n} > len(data):"):
+                    self.emit_call(
+                        "raise _too_many_empty(",
+                        [self.type_lit, path.expr(), n, "len(data)", "off"],
                         ")",
                     )
             self.emit("off += 4")

@@ -14,6 +14,7 @@ from xdrgen.generator.marshal.context import (
     Fixed,
     fixed,
     py_type,
+    top_level_parts,
     union_value_type,
 )
 from xdrgen.generator.plan.nodes import (
@@ -57,6 +58,9 @@ class Encoder(FunctionBody):
         elif isinstance(node, Bytes):
             self.encode_bytes(node, x, path)
         elif isinstance(node, Optional):
+            # Read once, under a handler naming the field: the holder may be a
+            # value of the wrong type (an inlined struct is only a local here: D15).
+            x = self.local(x, path)
             with self.block(f"if {x} is None:"):
                 self.emit("buf += _FALSE")
             with self.block("else:"):
@@ -209,15 +213,19 @@ class Encoder(FunctionBody):
     def run_handler(self, run: list[Item]) -> Handler:
         prefix, _ = run_prefix(run)
         objs = {x.rpartition(".")[0] for _, x, _ in run}
+        holders = False
         if len(objs) == 1 and all("." in x for _, x, _ in run):
             names: list[str] | None = [x.rpartition(".")[2] for _, x, _ in run]
             source = objs.pop()
         else:
-            names = None
-            source = (
-                "(" + ", ".join(x for _, x, _ in run) + (",)" if len(run) == 1 else ")")
-            )
-        info = self.run_info(run, names)
+            # Several objects: pass the holders, not ``x.attr`` (which may be what
+            # failed, and would raise again inside the handler: D18).
+            split = [_holder_and_name(x) for _, x, _ in run]
+            holders = any(name for _, name in split)
+            names = [name for _, name in split] if holders else None
+            items = [h for h, _ in split] if holders else [x for _, x, _ in run]
+            source = "(" + ", ".join(items) + (",)" if len(items) == 1 else ")")
+        info = self.run_info(run, names, holders=holders)
         return [
             (
                 "raise _erun(",
@@ -283,6 +291,14 @@ class Encoder(FunctionBody):
                     )
             return
         if node.variable:
+            if node.min_element_size == 0:
+                # What the decoder refuses (difference 9, D21) is not written either.
+                with self.block(f"if {n} > len(buf) + 4:"):
+                    self.emit_call(
+                        "raise _too_many_empty(",
+                        [self.type_lit, path.expr(), n, "len(buf) + 4", "None"],
+                        ")",
+                    )
             self.emit(f"buf += _U32.pack({n})")
         e = self.tmp("e")
         # No enumerate(): error handlers find the failing element's index.
@@ -429,8 +445,7 @@ class Encoder(FunctionBody):
         if not guard_needs_arm_type(fx, py_type(self.ctx, node), utype):
             return value
         local = self.tmp("u")
-        arm_type = py_type(self.ctx, node)
-        self.emit(f"{local}: {arm_type} = {value}  # type: ignore[assignment]")
+        self.emit(narrowing(local, py_type(self.ctx, node), value))
         return local
 
     def narrowed_apart(
@@ -463,10 +478,7 @@ class Encoder(FunctionBody):
             if arm_type == utype:
                 self.emit(f"{value} = {x}.value")
             else:
-                # The attribute holds any arm's type; this arm's is narrower.
-                self.emit(
-                    f"{value}: {arm_type} = {x}.value  # type: ignore[assignment]"
-                )
+                self.emit(narrowing(value, arm_type, f"{x}.value"))
         self.value(node, value, path.attr(f.name))
 
     # ------------------------------------------------------------------ lists
@@ -500,6 +512,12 @@ class Encoder(FunctionBody):
                     self.emit("jump <<= 1")
         with self.block("except _XdrError as e:"):
             self.emit(f'raise e.within({name}, _chain("{link.name}", k))')
+        with self.block("except Exception as e:"):
+            # A "node" that is no node at all (its fields are read outside any
+            # handler of their own): the error names its place in the list (D14).
+            self.emit_call(
+                "raise _efail(", [name, f'_chain("{link.name}", k)', "e"], ") from None"
+            )
 
 
 def float32_items(run: list[Item], start: int = 0) -> list[tuple[int, str]]:
@@ -519,7 +537,25 @@ def guard_needs_arm_type(fx: Fixed, arm_type: str, utype: str) -> bool:
     tests do not (bool is an int, so ``int | bool`` needs nothing)."""
     if fx.enc_guard is None or " not in " in fx.enc_guard:
         return False
-    others = set(utype.split(" | ")) - {arm_type}
+    others = set(top_level_parts(utype)) - {arm_type}
     if arm_type == "int":
         others.discard("bool")
     return bool(others)
+
+
+def narrowing(local: str, arm_type: str, value: str) -> str:
+    """``local: arm_type = value``: a union's ``value`` holds any arm's type, this
+    arm's is narrower.  When the arm is a number mypy may find the other arms'
+    types fit it (bool and enums are ints, ints are floats): the ignore is then
+    unused (D13)."""
+    numeric = {"int", "float"} & set(top_level_parts(arm_type))
+    codes = "assignment, unused-ignore" if numeric else "assignment"
+    return f"{local}: {arm_type} = {value}  # type: ignore[{codes}]"
+
+
+def _holder_and_name(x: str) -> tuple[str, str]:
+    """``("x3", "value")`` for ``x3.value``; ``(x, "")`` for a local or a constant."""
+    holder, dot, name = x.rpartition(".")
+    if dot and holder.isidentifier():
+        return holder, name
+    return x, ""
