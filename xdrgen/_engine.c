@@ -437,6 +437,8 @@ enc_node(Enc *e, const Node *node, PyObject *v)
         else {
             if ((node->n >= 0 && n > node->n) || n > 0xFFFFFFFFLL)
                 return enc_fail(e, ST_ERROR);
+            if (node->least == 0 && n > 0)
+                return enc_fail(e, ST_DECLINE);  /* no bytes each: the pure code's rule */
             if (write_u32(e, (uint32_t)n) < 0)
                 return -1;
         }
@@ -803,8 +805,10 @@ dec_node(Dec *d, const Node *node)
             if (n > (d->len - d->pos) / node->least)
                 return dec_fail(d, ST_ERROR);
         }
-        else if (n > 65536) {
-            return dec_fail(d, ST_DECLINE);  /* zero-size elements: the pure code */
+        else if (n > 0 && (node->op == OP_VARRAY || n > 65536)) {
+            /* Elements of no bytes: the pure code bounds their count by the
+             * input's bytes (docs/compatibility.md, difference 9). */
+            return dec_fail(d, ST_DECLINE);
         }
         list = PyList_New(n);
         if (list == NULL)
