@@ -3858,194 +3858,44 @@ PROCEDURE_TABLES: dict[str, _ProcedureTable] = {
 
 # ---------------------------------------------------------------------------
 # libvirt RPC: typed clients (blocking and asyncio) and server skeletons.
+# The runtime they need (xdrgen.runtime.virnet: sockets, threading, asyncio) is
+# imported when a client or server is first used, not with this module: the
+# _virnet* names stand for their modules until first read (xdrgen.runtime.lazy).
 
-import asyncio as _asyncio
-import collections as _collections
-import threading as _threading
-from collections.abc import AsyncIterator as _AsyncIterator
 from collections.abc import Callable as _Callable
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Generic as _Generic
 from typing import TypeVar as _TypeVar
 
-from xdrgen.runtime.errors import XdrError as _XdrError
-from xdrgen.runtime.virnet import events as _ev
-from xdrgen.runtime.virnet.aio import AsyncConnection as _AsyncConnection
-from xdrgen.runtime.virnet.aio import AsyncStream as _AsyncStream
-from xdrgen.runtime.virnet.aio import EventSubscription as _EventSubscription
-from xdrgen.runtime.virnet.constants import VIR_ERR_RPC as _VIR_ERR_RPC
-from xdrgen.runtime.virnet.constants import VIR_FROM_RPC as _VIR_FROM_RPC
-from xdrgen.runtime.virnet.core import StreamDirection as _StreamDirection
-from xdrgen.runtime.virnet.daemon_errors import reported as _reported
-from xdrgen.runtime.virnet.daemon_errors import undecodable_arguments as _undecodable
-from xdrgen.runtime.virnet.daemon_errors import unencodable_reply as _unencodable
-from xdrgen.runtime.virnet.daemon_errors import unknown_procedure as _unknown_proc
-from xdrgen.runtime.virnet.errors import NotSupportedError as _NotSupportedError
-from xdrgen.runtime.virnet.errors import PayloadDecodeError as _PayloadDecodeError
-from xdrgen.runtime.virnet.errors import StreamStateError as _StreamStateError
-from xdrgen.runtime.virnet.server import MAX_CLIENTS as _MAX_CLIENTS
-from xdrgen.runtime.virnet.server import MAX_REQUESTS as _MAX_REQUESTS
-from xdrgen.runtime.virnet.server import ServerConnection as _ServerConnection
-from xdrgen.runtime.virnet.server import ServerStream as _ServerStream
-from xdrgen.runtime.virnet.server import VirNetServer as _VirNetServer
-from xdrgen.runtime.virnet.server import serve_unix as _serve_unix
-from xdrgen.runtime.virnet.sync import Connection as _Connection
-from xdrgen.runtime.virnet.sync import Stream as _Stream
+from xdrgen.runtime.lazy import lazy as _lazy
+
+if _TYPE_CHECKING:
+    import collections as _collections
+    from collections.abc import AsyncIterator as _AsyncIterator
+
+    from xdrgen.runtime.virnet import aio as _virnet_aio
+    from xdrgen.runtime.virnet import events as _ev
+    from xdrgen.runtime.virnet import server as _virnet_server
+    from xdrgen.runtime.virnet import stubs as _virnet
+    from xdrgen.runtime.virnet import sync as _virnet_sync
+    from xdrgen.runtime.virnet.aio import AsyncConnection as _AsyncConnection
+    from xdrgen.runtime.virnet.aio import AsyncStream as _AsyncStream
+    from xdrgen.runtime.virnet.core import StreamDirection as _StreamDirection
+    from xdrgen.runtime.virnet.server import ServerConnection as _ServerConnection
+    from xdrgen.runtime.virnet.server import ServerStream as _ServerStream
+    from xdrgen.runtime.virnet.server import VirNetServer as _VirNetServer
+    from xdrgen.runtime.virnet.stubs import DispatchEntry as _DispatchEntry
+    from xdrgen.runtime.virnet.stubs import EventIterator as _EventIterator
+    from xdrgen.runtime.virnet.stubs import Unsubscribe as _Unsubscribe
+    from xdrgen.runtime.virnet.sync import Connection as _Connection
+    from xdrgen.runtime.virnet.sync import Stream as _Stream
+else:
+    _virnet = _lazy("xdrgen.runtime.virnet.stubs", globals(), "_virnet")
+    _virnet_sync = _lazy("xdrgen.runtime.virnet.sync", globals(), "_virnet_sync")
+    _virnet_aio = _lazy("xdrgen.runtime.virnet.aio", globals(), "_virnet_aio")
+    _virnet_server = _lazy("xdrgen.runtime.virnet.server", globals(), "_virnet_server")
 
 _T = _TypeVar("_T")
-#: Dispatch table entry: (handler method, args decoder, ret encoder, stream kind).
-_DispatchEntry = tuple[
-    str, _Callable[[_Buffer], _Any] | None, _Callable[[_Any], bytes] | None, int
-]
-_RECEIVE = _StreamDirection.RECEIVE
-_SEND = _StreamDirection.SEND
-_BOTH = _StreamDirection.BOTH
-#: Call to stop a subscription (``on_<event>`` returns one).
-_Unsubscribe = _Callable[[], None]
-#: Handlers of one event procedure: (callbackID wanted or None for all, handler).
-_Handlers = list[tuple[int | None, _Callable[[_Any], None]]]
-#: What libvirtd reports when its driver lacks a function (VIR_ERR_NO_SUPPORT).
-_NO_SUPPORT = 3
-_NO_SUPPORT_FORMAT = "this function is not supported by the connection driver: %s"
-
-
-def _unsupported(api: str, domain: int) -> _NotSupportedError:
-    """The error libvirtd sends for a function its driver does not implement."""
-    return _NotSupportedError(
-        _NO_SUPPORT,
-        domain,
-        _NO_SUPPORT_FORMAT % api,
-        2,
-        _NO_SUPPORT_FORMAT,
-        api,
-        None,
-        -1,
-        -1,
-    )
-
-
-def _encode_reply(
-    encode: _Callable[[_Any], bytes] | None, ret: _Any, proc: int
-) -> bytes:
-    """The ``_ret`` payload; a value that does not encode is answered as libvirtd does."""
-    if encode is None:
-        return b""
-    try:
-        return encode(ret)
-    except Exception as exc:  # wrong types, bad lengths, strings that are not UTF-8
-        raise _unencodable(f"the reply of procedure {proc}: {exc}") from None
-
-
-def _bad_reply(
-    proc: int, exc: _XdrError, stream: _Stream | _AsyncStream | None = None
-) -> _PayloadDecodeError:
-    """The error for a reply that does not decode; its stream, if any, is given up."""
-    error = _PayloadDecodeError(f"reply to procedure {proc}", exc, proc)
-    if stream is not None:
-        stream.discard(error)
-    return error
-
-
-def _bad_event(proc: int, exc: _XdrError) -> _PayloadDecodeError:
-    return _PayloadDecodeError(f"event procedure {proc}", exc, proc)
-
-
-class _EventRouter:
-    """Decodes MESSAGE frames of one program by procedure number; routes by callbackID.
-
-    Only events somebody subscribed to are decoded.  A malformed event or a
-    failing handler must not stop the connection's reader: both are kept in
-    ``bad_events`` (the most recent ones) instead.
-    """
-
-    def __init__(
-        self,
-        program: int,
-        decoders: dict[int, tuple[_Callable[[_Buffer], _Any], bool]],
-    ) -> None:
-        self._program = program
-        self._decoders = decoders
-        self._handlers: dict[int, _Handlers] = {}
-        self._lock = _threading.Lock()
-        #: Recent failures while decoding or handling an event.
-        self.bad_events: _collections.deque[Exception] = _collections.deque(maxlen=64)
-
-    def subscribe(
-        self, proc: int, handler: _Callable[[_Any], None], callback_id: int | None
-    ) -> _Unsubscribe:
-        entry = (callback_id, handler)
-        with self._lock:
-            self._handlers[proc] = [*self._handlers.get(proc, []), entry]
-
-        def unsubscribe() -> None:
-            with self._lock:
-                left = [h for h in self._handlers.get(proc, []) if h is not entry]
-                if left:
-                    self._handlers[proc] = left
-                else:
-                    self._handlers.pop(proc, None)
-
-        return unsubscribe
-
-    def __call__(self, message: _ev.EventMessage) -> None:
-        handlers = self._handlers.get(message.proc)
-        if not handlers or message.prog != self._program:
-            return
-        decode, routed = self._decoders[message.proc]
-        try:
-            value = decode(message.payload)
-        except _XdrError as exc:
-            self.bad_events.append(_bad_event(message.proc, exc))
-            return
-        wanted = value.callbackID if routed else None
-        for callback_id, handler in handlers:
-            if callback_id is None or callback_id == wanted:
-                try:
-                    handler(value)
-                except Exception as exc:
-                    self.bad_events.append(exc)
-
-
-class _EventIterator(_Generic[_T]):
-    """What ``<event>_events()`` returns: subscribed when made, so no event is missed.
-
-    Yields the decoded events of one procedure (of one callbackID when asked).
-    An event that does not decode lands in ``bad_events``; the iteration goes on.
-    """
-
-    def __init__(
-        self,
-        subscription: _EventSubscription,
-        decode: _Callable[[_Buffer], _T],
-        proc: int,
-        callback_id: int | None,
-        bad_events: _collections.deque[Exception],
-    ) -> None:
-        self._subscription = subscription
-        self._decode = decode
-        self._proc = proc
-        self._callback_id = callback_id
-        self._bad_events = bad_events
-
-    def __aiter__(self) -> _EventIterator[_T]:
-        return self
-
-    async def __anext__(self) -> _T:
-        while True:
-            message = await self._subscription.__anext__()
-            try:
-                value: _Any = self._decode(message.payload)
-            except _XdrError as exc:
-                self._bad_events.append(_bad_event(self._proc, exc))
-                continue
-            if self._callback_id is None or value.callbackID == self._callback_id:
-                return value  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        """Stop receiving these events."""
-        self._subscription.close()
-
-    async def aclose(self) -> None:
-        self._subscription.close()
 
 
 _DEMO_PROGRAM = 0x44454D4F
@@ -4153,19 +4003,19 @@ class DemoClient:
 
     def __init__(self, connection: _Connection) -> None:
         self._conn = connection
-        self._events = _EventRouter(_DEMO_PROGRAM, _DEMO_EVENTS)
+        self._events = _virnet.EventRouter(_DEMO_PROGRAM, _DEMO_EVENTS)
         connection.add_event_callback(self._events)
 
     @classmethod
     def connect_unix(cls, path: str, **kwargs: _Any) -> DemoClient:
         """Connect to a libvirt daemon's unix socket (keyword arguments go to the connection)."""
         kwargs.setdefault("programs", {0x20008086: 1, _DEMO_PROGRAM: _DEMO_VERSION})
-        return cls(_Connection.connect_unix(path, **kwargs))
+        return cls(_virnet_sync.Connection.connect_unix(path, **kwargs))
 
     @classmethod
     def connect_tcp(cls, host: str, port: int, **kwargs: _Any) -> DemoClient:
         kwargs.setdefault("programs", {0x20008086: 1, _DEMO_PROGRAM: _DEMO_VERSION})
-        return cls(_Connection.connect_tcp(host, port, **kwargs))
+        return cls(_virnet_sync.Connection.connect_tcp(host, port, **kwargs))
 
     @property
     def connection(self) -> _Connection:
@@ -4191,23 +4041,14 @@ class DemoClient:
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        try:
-            return _DEMO_R1(ret)
-        except _XdrError as exc:
-            raise _bad_reply(1, exc) from exc
+        return _virnet.decoded(_DEMO_R1, ret, 1)
 
     def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
     ) -> demo_item_create_ret:
         """DEMO_PROC_ITEM_CREATE (2)."""
         args = demo_item_create_args(item, flags)
-        ret = self._conn.call(
-            2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R2(ret)
-        except _XdrError as exc:
-            raise _bad_reply(2, exc) from exc
+        return self.item_create_with(args, rpc_timeout=rpc_timeout)
 
     def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4216,23 +4057,14 @@ class DemoClient:
         ret = self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R2(ret)
-        except _XdrError as exc:
-            raise _bad_reply(2, exc) from exc
+        return _virnet.decoded(_DEMO_R2, ret, 2)
 
     def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
     ) -> demo_item_lookup_by_name_ret:
         """DEMO_PROC_ITEM_LOOKUP_BY_NAME (3)."""
         args = demo_item_lookup_by_name_args(name)
-        ret = self._conn.call(
-            3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R3(ret)
-        except _XdrError as exc:
-            raise _bad_reply(3, exc) from exc
+        return self.item_lookup_by_name_with(args, rpc_timeout=rpc_timeout)
 
     def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4241,23 +4073,14 @@ class DemoClient:
         ret = self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R3(ret)
-        except _XdrError as exc:
-            raise _bad_reply(3, exc) from exc
+        return _virnet.decoded(_DEMO_R3, ret, 3)
 
     def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
     ) -> demo_item_list_ret:
         """DEMO_PROC_ITEM_LIST (4)."""
         args = demo_item_list_args(max_items, flags)
-        ret = self._conn.call(
-            4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R4(ret)
-        except _XdrError as exc:
-            raise _bad_reply(4, exc) from exc
+        return self.item_list_with(args, rpc_timeout=rpc_timeout)
 
     def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4266,23 +4089,14 @@ class DemoClient:
         ret = self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R4(ret)
-        except _XdrError as exc:
-            raise _bad_reply(4, exc) from exc
+        return _virnet.decoded(_DEMO_R4, ret, 4)
 
     def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
     ) -> demo_item_get_counters_ret:
         """DEMO_PROC_ITEM_GET_COUNTERS (5)."""
         args = demo_item_get_counters_args(uuid)
-        ret = self._conn.call(
-            5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R5(ret)
-        except _XdrError as exc:
-            raise _bad_reply(5, exc) from exc
+        return self.item_get_counters_with(args, rpc_timeout=rpc_timeout)
 
     def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4291,10 +4105,7 @@ class DemoClient:
         ret = self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R5(ret)
-        except _XdrError as exc:
-            raise _bad_reply(5, exc) from exc
+        return _virnet.decoded(_DEMO_R5, ret, 5)
 
     def item_set_value(
         self,
@@ -4306,7 +4117,7 @@ class DemoClient:
     ) -> None:
         """DEMO_PROC_ITEM_SET_VALUE (6)."""
         args = demo_item_set_value_args(uuid, value, options)
-        self._conn.call(6, _DEMO_A6(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout)
+        return self.item_set_value_with(args, rpc_timeout=rpc_timeout)
 
     def item_set_value_with(
         self, args: demo_item_set_value_args, *, rpc_timeout: float | None = None
@@ -4326,15 +4137,7 @@ class DemoClient:
     ) -> tuple[None, _Stream]:
         """DEMO_PROC_ITEM_UPLOAD (7)."""
         args = demo_item_upload_args(uuid, offset, length, flags)
-        ret, stream = self._conn.call_stream(
-            7,
-            _DEMO_A7(args),
-            direction=_BOTH if two_way else _SEND,
-            sparse=bool(flags & 1),
-            prog=_DEMO_PROGRAM,
-            timeout=rpc_timeout,
-        )
-        return None, stream
+        return self.item_upload_with(args, rpc_timeout=rpc_timeout, two_way=two_way)
 
     def item_upload_with(
         self,
@@ -4347,7 +4150,7 @@ class DemoClient:
         ret, stream = self._conn.call_stream(
             7,
             _DEMO_A7(args),
-            direction=_BOTH if two_way else _SEND,
+            direction=_virnet.BOTH if two_way else _virnet.SEND,
             sparse=bool(args.flags & 1),
             prog=_DEMO_PROGRAM,
             timeout=rpc_timeout,
@@ -4366,14 +4169,7 @@ class DemoClient:
     ) -> tuple[None, _Stream]:
         """DEMO_PROC_ITEM_DOWNLOAD (8)."""
         args = demo_item_download_args(uuid, offset, length, flags)
-        ret, stream = self._conn.call_stream(
-            8,
-            _DEMO_A8(args),
-            direction=_BOTH if two_way else _RECEIVE,
-            prog=_DEMO_PROGRAM,
-            timeout=rpc_timeout,
-        )
-        return None, stream
+        return self.item_download_with(args, rpc_timeout=rpc_timeout, two_way=two_way)
 
     def item_download_with(
         self,
@@ -4386,7 +4182,7 @@ class DemoClient:
         ret, stream = self._conn.call_stream(
             8,
             _DEMO_A8(args),
-            direction=_BOTH if two_way else _RECEIVE,
+            direction=_virnet.BOTH if two_way else _virnet.RECEIVE,
             prog=_DEMO_PROGRAM,
             timeout=rpc_timeout,
         )
@@ -4412,19 +4208,19 @@ class DemoAsyncClient:
 
     def __init__(self, connection: _AsyncConnection) -> None:
         self._conn = connection
-        self._events = _EventRouter(_DEMO_PROGRAM, _DEMO_EVENTS)
+        self._events = _virnet.EventRouter(_DEMO_PROGRAM, _DEMO_EVENTS)
         connection.add_event_callback(self._events)
 
     @classmethod
     async def connect_unix(cls, path: str, **kwargs: _Any) -> DemoAsyncClient:
         """Connect to a libvirt daemon's unix socket (keyword arguments go to the connection)."""
         kwargs.setdefault("programs", {0x20008086: 1, _DEMO_PROGRAM: _DEMO_VERSION})
-        return cls(await _AsyncConnection.connect_unix(path, **kwargs))
+        return cls(await _virnet_aio.AsyncConnection.connect_unix(path, **kwargs))
 
     @classmethod
     async def connect_tcp(cls, host: str, port: int, **kwargs: _Any) -> DemoAsyncClient:
         kwargs.setdefault("programs", {0x20008086: 1, _DEMO_PROGRAM: _DEMO_VERSION})
-        return cls(await _AsyncConnection.connect_tcp(host, port, **kwargs))
+        return cls(await _virnet_aio.AsyncConnection.connect_tcp(host, port, **kwargs))
 
     @property
     def connection(self) -> _AsyncConnection:
@@ -4450,30 +4246,21 @@ class DemoAsyncClient:
         program = _DEMO_PROGRAM
         subscription = self._conn.events(lambda m: m.proc == proc and m.prog == program)
         bad = self._events.bad_events
-        return _EventIterator(subscription, decode, proc, callback_id, bad)
+        return _virnet.EventIterator(subscription, decode, proc, callback_id, bad)
 
     async def connect_get_version(
         self, *, rpc_timeout: float | None = None
     ) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
         ret = await self._conn.call(1, prog=_DEMO_PROGRAM, timeout=rpc_timeout)
-        try:
-            return _DEMO_R1(ret)
-        except _XdrError as exc:
-            raise _bad_reply(1, exc) from exc
+        return _virnet.decoded(_DEMO_R1, ret, 1)
 
     async def item_create(
         self, item: demo_item, flags: int = 0, *, rpc_timeout: float | None = None
     ) -> demo_item_create_ret:
         """DEMO_PROC_ITEM_CREATE (2)."""
         args = demo_item_create_args(item, flags)
-        ret = await self._conn.call(
-            2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R2(ret)
-        except _XdrError as exc:
-            raise _bad_reply(2, exc) from exc
+        return await self.item_create_with(args, rpc_timeout=rpc_timeout)
 
     async def item_create_with(
         self, args: demo_item_create_args, *, rpc_timeout: float | None = None
@@ -4482,23 +4269,14 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             2, _DEMO_A2(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R2(ret)
-        except _XdrError as exc:
-            raise _bad_reply(2, exc) from exc
+        return _virnet.decoded(_DEMO_R2, ret, 2)
 
     async def item_lookup_by_name(
         self, name: demo_name, *, rpc_timeout: float | None = None
     ) -> demo_item_lookup_by_name_ret:
         """DEMO_PROC_ITEM_LOOKUP_BY_NAME (3)."""
         args = demo_item_lookup_by_name_args(name)
-        ret = await self._conn.call(
-            3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R3(ret)
-        except _XdrError as exc:
-            raise _bad_reply(3, exc) from exc
+        return await self.item_lookup_by_name_with(args, rpc_timeout=rpc_timeout)
 
     async def item_lookup_by_name_with(
         self, args: demo_item_lookup_by_name_args, *, rpc_timeout: float | None = None
@@ -4507,23 +4285,14 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             3, _DEMO_A3(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R3(ret)
-        except _XdrError as exc:
-            raise _bad_reply(3, exc) from exc
+        return _virnet.decoded(_DEMO_R3, ret, 3)
 
     async def item_list(
         self, max_items: int, flags: int = 0, *, rpc_timeout: float | None = None
     ) -> demo_item_list_ret:
         """DEMO_PROC_ITEM_LIST (4)."""
         args = demo_item_list_args(max_items, flags)
-        ret = await self._conn.call(
-            4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R4(ret)
-        except _XdrError as exc:
-            raise _bad_reply(4, exc) from exc
+        return await self.item_list_with(args, rpc_timeout=rpc_timeout)
 
     async def item_list_with(
         self, args: demo_item_list_args, *, rpc_timeout: float | None = None
@@ -4532,23 +4301,14 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             4, _DEMO_A4(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R4(ret)
-        except _XdrError as exc:
-            raise _bad_reply(4, exc) from exc
+        return _virnet.decoded(_DEMO_R4, ret, 4)
 
     async def item_get_counters(
         self, uuid: demo_uuid, *, rpc_timeout: float | None = None
     ) -> demo_item_get_counters_ret:
         """DEMO_PROC_ITEM_GET_COUNTERS (5)."""
         args = demo_item_get_counters_args(uuid)
-        ret = await self._conn.call(
-            5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
-        try:
-            return _DEMO_R5(ret)
-        except _XdrError as exc:
-            raise _bad_reply(5, exc) from exc
+        return await self.item_get_counters_with(args, rpc_timeout=rpc_timeout)
 
     async def item_get_counters_with(
         self, args: demo_item_get_counters_args, *, rpc_timeout: float | None = None
@@ -4557,10 +4317,7 @@ class DemoAsyncClient:
         ret = await self._conn.call(
             5, _DEMO_A5(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
         )
-        try:
-            return _DEMO_R5(ret)
-        except _XdrError as exc:
-            raise _bad_reply(5, exc) from exc
+        return _virnet.decoded(_DEMO_R5, ret, 5)
 
     async def item_set_value(
         self,
@@ -4572,9 +4329,7 @@ class DemoAsyncClient:
     ) -> None:
         """DEMO_PROC_ITEM_SET_VALUE (6)."""
         args = demo_item_set_value_args(uuid, value, options)
-        await self._conn.call(
-            6, _DEMO_A6(args), prog=_DEMO_PROGRAM, timeout=rpc_timeout
-        )
+        return await self.item_set_value_with(args, rpc_timeout=rpc_timeout)
 
     async def item_set_value_with(
         self, args: demo_item_set_value_args, *, rpc_timeout: float | None = None
@@ -4596,15 +4351,9 @@ class DemoAsyncClient:
     ) -> tuple[None, _AsyncStream]:
         """DEMO_PROC_ITEM_UPLOAD (7)."""
         args = demo_item_upload_args(uuid, offset, length, flags)
-        ret, stream = await self._conn.call_stream(
-            7,
-            _DEMO_A7(args),
-            direction=_BOTH if two_way else _SEND,
-            sparse=bool(flags & 1),
-            prog=_DEMO_PROGRAM,
-            timeout=rpc_timeout,
+        return await self.item_upload_with(
+            args, rpc_timeout=rpc_timeout, two_way=two_way
         )
-        return None, stream
 
     async def item_upload_with(
         self,
@@ -4617,7 +4366,7 @@ class DemoAsyncClient:
         ret, stream = await self._conn.call_stream(
             7,
             _DEMO_A7(args),
-            direction=_BOTH if two_way else _SEND,
+            direction=_virnet.BOTH if two_way else _virnet.SEND,
             sparse=bool(args.flags & 1),
             prog=_DEMO_PROGRAM,
             timeout=rpc_timeout,
@@ -4636,14 +4385,9 @@ class DemoAsyncClient:
     ) -> tuple[None, _AsyncStream]:
         """DEMO_PROC_ITEM_DOWNLOAD (8)."""
         args = demo_item_download_args(uuid, offset, length, flags)
-        ret, stream = await self._conn.call_stream(
-            8,
-            _DEMO_A8(args),
-            direction=_BOTH if two_way else _RECEIVE,
-            prog=_DEMO_PROGRAM,
-            timeout=rpc_timeout,
+        return await self.item_download_with(
+            args, rpc_timeout=rpc_timeout, two_way=two_way
         )
-        return None, stream
 
     async def item_download_with(
         self,
@@ -4656,7 +4400,7 @@ class DemoAsyncClient:
         ret, stream = await self._conn.call_stream(
             8,
             _DEMO_A8(args),
-            direction=_BOTH if two_way else _RECEIVE,
+            direction=_virnet.BOTH if two_way else _virnet.RECEIVE,
             prog=_DEMO_PROGRAM,
             timeout=rpc_timeout,
         )
@@ -4699,9 +4443,11 @@ class DemoStreamCall(_Generic[_T]):
     ) -> _ServerStream:
         """Open the stream and reply with ``ret``; returns the stream."""
         if self.stream is not None:
-            raise _StreamStateError(f"stream call {self.call.serial} already accepted")
-        payload = _encode_reply(self._encode, ret, self.call.proc)
-        direction = _BOTH if two_way else self._direction
+            raise _virnet.StreamStateError(
+                f"stream call {self.call.serial} already accepted"
+            )
+        payload = _virnet.encode_reply(self._encode, ret, self.call.proc)
+        direction = _virnet.BOTH if two_way else self._direction
         stream = self.connection.open_stream(self.call, direction, sparse)
         self.stream = stream
         self.connection.reply(self.call, payload)
@@ -4723,43 +4469,43 @@ class DemoHandler:
 
     async def connect_get_version(self) -> demo_connect_get_version_ret:
         """DEMO_PROC_CONNECT_GET_VERSION (1)."""
-        raise _unsupported("virConnectGetVersion", 20)
+        raise _virnet.unsupported("virConnectGetVersion", 20)
 
     async def item_create(self, args: demo_item_create_args) -> demo_item_create_ret:
         """DEMO_PROC_ITEM_CREATE (2)."""
-        raise _unsupported("virItemCreate", 20)
+        raise _virnet.unsupported("virItemCreate", 20)
 
     async def item_lookup_by_name(
         self, args: demo_item_lookup_by_name_args
     ) -> demo_item_lookup_by_name_ret:
         """DEMO_PROC_ITEM_LOOKUP_BY_NAME (3)."""
-        raise _unsupported("virItemLookupByName", 20)
+        raise _virnet.unsupported("virItemLookupByName", 20)
 
     async def item_list(self, args: demo_item_list_args) -> demo_item_list_ret:
         """DEMO_PROC_ITEM_LIST (4)."""
-        raise _unsupported("virItemList", 20)
+        raise _virnet.unsupported("virItemList", 20)
 
     async def item_get_counters(
         self, args: demo_item_get_counters_args
     ) -> demo_item_get_counters_ret:
         """DEMO_PROC_ITEM_GET_COUNTERS (5)."""
-        raise _unsupported("virItemGetCounters", 20)
+        raise _virnet.unsupported("virItemGetCounters", 20)
 
     async def item_set_value(self, args: demo_item_set_value_args) -> None:
         """DEMO_PROC_ITEM_SET_VALUE (6)."""
-        raise _unsupported("virItemSetValue", 20)
+        raise _virnet.unsupported("virItemSetValue", 20)
 
     async def item_upload(
         self, call: DemoStreamCall[None], args: demo_item_upload_args
     ) -> None:
         """DEMO_PROC_ITEM_UPLOAD (7)."""
-        raise _unsupported("virItemUpload", 20)
+        raise _virnet.unsupported("virItemUpload", 20)
 
     async def item_download(
         self, call: DemoStreamCall[None], args: demo_item_download_args
     ) -> None:
         """DEMO_PROC_ITEM_DOWNLOAD (8)."""
-        raise _unsupported("virItemDownload", 20)
+        raise _virnet.unsupported("virItemDownload", 20)
 
     def emit_item_event_changed(self, msg: demo_item_event_changed_msg) -> None:
         """Send a DEMO_PROC_ITEM_EVENT_CHANGED event to this handler's client."""
@@ -4801,43 +4547,26 @@ class DemoServer:
     ) -> _Buffer | None:
         entry = _DEMO_DISPATCH.get(call.proc)
         if entry is None or call.prog != _DEMO_PROGRAM:
-            raise _unknown_proc(call.proc)
-        name, decode, encode, stream = entry
-        method = getattr(self.handler_for(connection), name)
-        args: tuple[_Any, ...] = ()
-        if decode is not None:
-            try:
-                args = (decode(call.payload),)
-            except _XdrError as exc:
-                what = f"the arguments of procedure {call.proc}: {exc}"
-                raise _undecodable(what) from None
-        if stream:
-            direction = _SEND if stream == 1 else (_RECEIVE if stream == 2 else _BOTH)
-            stream_call = DemoStreamCall(connection, call, encode, direction)
-            await method(stream_call, *args)
-            if stream_call.stream is None:
-                raise _reported(
-                    _VIR_ERR_RPC,
-                    _VIR_FROM_RPC,
-                    f"stream procedure {call.proc} returned without accepting the stream",
-                )
-            return None
-        ret = await method(*args)
-        return _encode_reply(encode, ret, call.proc)
+            raise _virnet.unknown_procedure(call.proc)
+        handler = self.handler_for(connection)
+        return await _virnet.serve_call(
+            handler, connection, call, entry, DemoStreamCall
+        )
 
     async def serve_unix(
         self,
         path: str,
         *,
-        max_clients: int = _MAX_CLIENTS,
-        max_requests: int = _MAX_REQUESTS,
+        max_clients: int | None = None,
+        max_requests: int | None = None,
     ) -> _VirNetServer:
         """Listen on a unix socket (libvirtd's protocol; keepalive PINGs answered).
 
         ``max_clients`` connections are served at once (more wait, as with
-        libvirtd), each with at most ``max_requests`` calls running.
+        libvirtd), each with at most ``max_requests`` calls running; None
+        takes the runtime's defaults, libvirtd's (5000 and 32).
         """
-        return await _serve_unix(
+        return await _virnet_server.serve_unix(
             path,
             self,
             {_DEMO_PROGRAM: _DEMO_VERSION},
@@ -4850,21 +4579,34 @@ class DemoServer:
 # ONC RPC (RFC 5531): per program version, a blocking and an asyncio client, a
 # handler base class and a server.  The runtime (xdrgen.runtime.oncrpc, and
 # with it asyncio and threading) is imported when a client or a server is
-# made, not when this module is imported.
+# first used, not with this module: the _oncrpc_* names stand for their
+# modules until first read (xdrgen.runtime.lazy).
 
 from collections.abc import Callable as _OncCallable
 from collections.abc import Iterable as _OncIterable
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from xdrgen.runtime.errors import XdrTrailingDataError as _XdrTrailing
+from xdrgen.runtime.lazy import lazy as _lazy
 
 if _TYPE_CHECKING:
+    from xdrgen.runtime.oncrpc import aio as _oncrpc_aio
+    from xdrgen.runtime.oncrpc import dispatch as _oncrpc_dispatch
+    from xdrgen.runtime.oncrpc import server as _oncrpc_server
+    from xdrgen.runtime.oncrpc import sync as _oncrpc_sync
     from xdrgen.runtime.oncrpc.aio import AsyncClient as _OncAsyncClient
     from xdrgen.runtime.oncrpc.dispatch import GeneratedEntry as _OncEntry
     from xdrgen.runtime.oncrpc.dispatch import Service as _OncService
     from xdrgen.runtime.oncrpc.dispatch import ServiceProvider as _OncProvider
     from xdrgen.runtime.oncrpc.server import RpcServer as _OncServer
     from xdrgen.runtime.oncrpc.sync import Client as _OncClient
+else:
+    _oncrpc_sync = _lazy("xdrgen.runtime.oncrpc.sync", globals(), "_oncrpc_sync")
+    _oncrpc_aio = _lazy("xdrgen.runtime.oncrpc.aio", globals(), "_oncrpc_aio")
+    _oncrpc_dispatch = _lazy(
+        "xdrgen.runtime.oncrpc.dispatch", globals(), "_oncrpc_dispatch"
+    )
+    _oncrpc_server = _lazy("xdrgen.runtime.oncrpc.server", globals(), "_oncrpc_server")
 
 
 def _onc_void(data: _Buffer) -> None:
@@ -4948,34 +4690,26 @@ class DemoRpcProgram1Client:
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram1Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 536895213, 1, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 536895213, 1, **options))
 
     @classmethod
     def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram1Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 536895213, 1, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 536895213, 1, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> DemoRpcProgram1Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 536895213, 1, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 536895213, 1, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> DemoRpcProgram1Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 536895213, 1, transport, **options))
+        return cls(_oncrpc_sync.create(host, 536895213, 1, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -5035,36 +4769,28 @@ class DemoRpcProgram1AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram1AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 536895213, 1, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 536895213, 1, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram1AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 536895213, 1, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 536895213, 1, **options))
 
     @classmethod
     async def connect_unix(
         cls, path: str, **options: _Any
     ) -> DemoRpcProgram1AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 536895213, 1, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 536895213, 1, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> DemoRpcProgram1AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 536895213, 1, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 536895213, 1, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -5140,9 +4866,7 @@ class DemoRpcProgram1Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             536895213,
             1,
             self.handler,
@@ -5168,9 +4892,7 @@ class DemoRpcProgram1Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(
@@ -5335,34 +5057,26 @@ class DemoRpcProgram2Client:
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram2Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 536895213, 2, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 536895213, 2, **options))
 
     @classmethod
     def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram2Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 536895213, 2, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 536895213, 2, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> DemoRpcProgram2Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 536895213, 2, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 536895213, 2, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> DemoRpcProgram2Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 536895213, 2, transport, **options))
+        return cls(_oncrpc_sync.create(host, 536895213, 2, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -5448,36 +5162,28 @@ class DemoRpcProgram2AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram2AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 536895213, 2, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 536895213, 2, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> DemoRpcProgram2AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 536895213, 2, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 536895213, 2, **options))
 
     @classmethod
     async def connect_unix(
         cls, path: str, **options: _Any
     ) -> DemoRpcProgram2AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 536895213, 2, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 536895213, 2, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> DemoRpcProgram2AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 536895213, 2, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 536895213, 2, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -5600,9 +5306,7 @@ class DemoRpcProgram2Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             536895213,
             2,
             self.handler,
@@ -5628,9 +5332,7 @@ class DemoRpcProgram2Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(

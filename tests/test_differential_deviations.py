@@ -280,11 +280,15 @@ def test_more_elements_of_no_bytes_than_input_bytes_rpcgen_takes_them_we_refuse(
 ) -> None:
     from xdrgen.runtime.errors import XdrDecodeError
 
-    for count in (9, 0x10000, 0xFFFFFFFF):
+    from reference.rules import EMPTY_ELEMENTS_ASKED_UP_TO
+
+    for count in (9, 0x10000, EMPTY_ELEMENTS_ASKED_UP_TO, 0xFFFFFFFF):
         data = word(count) + word(7)
-        theirs = zero_size.reference.roundtrip("holder", data)
-        # rpcgen's C: elements of 0 bytes each, any count, the same bytes back.
-        assert theirs.decoded and theirs.reencoded == data
+        if count <= EMPTY_ELEMENTS_ASKED_UP_TO:
+            # rpcgen's C: elements of 0 bytes each, any count, the same bytes back.
+            # (It calls the element routine per element: 2**32 - 1 takes minutes.)
+            theirs = zero_size.reference.roundtrip("holder", data)
+            assert theirs.decoded and theirs.reencoded == data
         with pytest.raises(XdrDecodeError) as info:
             zero_size.codec("holder").decode(data)
         assert info.value.path == "items" and "no bytes" in str(info.value)

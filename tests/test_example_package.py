@@ -31,7 +31,7 @@ def xdrgen_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of this checkout, built once per session (no network: --no-isolation)."""
     out = tmp_path_factory.mktemp("xdrgen-wheel")
     run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", out, REPO_ROOT)
-    (wheel,) = out.glob("xdrgen-*.whl")
+    (wheel,) = out.glob("pyxdrgen-*.whl")
     return wheel
 
 
@@ -64,6 +64,8 @@ def test_example_package_wheel(xdrgen_wheel: Path, tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "inventory_client/demo_protocol.py" in names
     assert "inventory_client/__init__.py" in names
+    # The hook compiled the generated module (checked-hash, for the building interpreter).
+    assert f"inventory_client/__pycache__/demo_protocol.{sys.implementation.cache_tag}.pyc" in names
     assert not [n for n in names if n.endswith(".x")]
     assert not [n for n in names if n.endswith(".xdrgen-manifest.json")]
     # The hook generated into the project (incrementally: a manifest records it).
@@ -72,7 +74,8 @@ def test_example_package_wheel(xdrgen_wheel: Path, tmp_path: Path) -> None:
         "1 generated"
     )
 
-    run(*pip, "install", "--no-deps", "--no-index", wheel, env=env)
+    # --no-compile: the installed .pyc is the wheel's, not one pip compiled.
+    run(*pip, "install", "--no-compile", "--no-deps", "--no-index", wheel, env=env)
     code = (
         "import inventory_client as ic, inventory_client.demo_protocol as p;"
         "data = ic.pack_dimensions(1.5, 2.0, 3.25);"
@@ -81,6 +84,19 @@ def test_example_package_wheel(xdrgen_wheel: Path, tmp_path: Path) -> None:
     out = run(python, "-c", code, cwd=tmp_path, env=env)
     assert out.startswith("16 demo_dimensions(width_m=1.5, height_m=2.0, weight_kg=3.25) DEMO_KIND_ASSEMBLY ")
     assert str(env_dir) in out  # imported from the installed wheel, not the source tree
+    # The generated module is imported from the wheel's .pyc: compiling it would fail.
+    probe = (
+        "import importlib._bootstrap_external as b\n"
+        "compile_source = b.SourceLoader.source_to_code\n"
+        "def refuse(self, data, path, *args, **kwargs):\n"
+        "    assert not str(path).endswith('demo_protocol.py'), 'compiled ' + str(path)\n"
+        "    return compile_source(self, data, path, *args, **kwargs)\n"
+        "b.SourceLoader.source_to_code = refuse\n"
+        "import inventory_client.demo_protocol as p\n"
+        "print(p.__spec__.cached)\n"
+    )
+    cached = run(python, "-c", probe, cwd=tmp_path, env=env).strip()
+    assert cached.startswith(str(env_dir)) and cached.endswith(".pyc")
 
 
 def test_sdist_then_wheel_ships_pregenerated_module(tmp_path: Path) -> None:
@@ -93,9 +109,11 @@ def test_sdist_then_wheel_ships_pregenerated_module(tmp_path: Path) -> None:
     (tmp_path / "repo" / "protocols").mkdir()
     shutil.copy(REPO_ROOT / "protocols" / "demo.x", tmp_path / "repo" / "protocols" / "demo.x")
     dist = tmp_path / "dist"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # This checkout's build hook (the environment's install may be another checkout).
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env["XDRGEN_CACHE_DIR"] = str(tmp_path / "cache")
-    out = run(sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, project, env=env)
+    # -x: the hook's distribution may be installed under its former name (xdrgen) here.
+    out = run(sys.executable, "-m", "build", "--no-isolation", "-x", "--outdir", dist, project, env=env)
     assert "shipping the pre-generated modules" in out
     (sdist,) = dist.glob("inventory_client-*.tar.gz")
     with tarfile.open(sdist) as archive:
@@ -103,5 +121,28 @@ def test_sdist_then_wheel_ships_pregenerated_module(tmp_path: Path) -> None:
     assert "inventory_client-0.1.0/src/inventory_client/demo_protocol.py" in members
     assert "inventory_client-0.1.0/src/inventory_client/.xdrgen-manifest.json" in members
     assert not [m for m in members if m.endswith(".x")]
+    assert not [m for m in members if m.endswith(".pyc")]  # bytecode goes in wheels only
     (wheel,) = dist.glob("inventory_client-*.whl")
-    assert "inventory_client/demo_protocol.py" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "inventory_client/demo_protocol.py" in names
+    assert f"inventory_client/__pycache__/demo_protocol.{sys.implementation.cache_tag}.pyc" in names
+
+
+def test_hook_option_pyc_false_ships_no_bytecode(tmp_path: Path) -> None:
+    project = tmp_path / "repo" / "examples" / "example_package"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
+    )
+    (tmp_path / "repo" / "protocols").mkdir()
+    shutil.copy(REPO_ROOT / "protocols" / "demo.x", tmp_path / "repo" / "protocols" / "demo.x")
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "[tool.hatch.build.hooks.xdrgen]\n" in text
+    pyproject.write_text(text.replace("[tool.hatch.build.hooks.xdrgen]\n", "[tool.hatch.build.hooks.xdrgen]\npyc = false\n"))
+    dist = tmp_path / "dist"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), XDRGEN_CACHE_DIR=str(tmp_path / "cache"))
+    run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "-x", "--outdir", dist, project, env=env)
+    (wheel,) = dist.glob("inventory_client-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "inventory_client/demo_protocol.py" in names
+    assert not [n for n in names if n.endswith(".pyc")]

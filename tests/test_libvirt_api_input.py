@@ -38,9 +38,9 @@ def api_xml(lookup_name: str, module: str, domains: dict[str, int]) -> str:
 
 
 def unsupported_line(text: str, method: str) -> str:
-    """The ``raise _unsupported(...)`` line of a handler method in generated code."""
+    """The ``raise _virnet.unsupported(...)`` line of a handler method in generated code."""
     start = text.index(f"    async def {method}(", text.index("class DemoHandler"))
-    return next(line.strip() for line in text[start:].splitlines() if "_unsupported(" in line)
+    return next(line.strip() for line in text[start:].splitlines() if "_virnet.unsupported(" in line)
 
 
 @pytest.fixture
@@ -57,10 +57,10 @@ def test_names_and_domains_come_from_the_xml(inputs: tuple[Path, Path], tmp_path
     out = tmp_path / "out"
     assert main(["generate", str(source), "-o", str(out), "--libvirt-api", str(xml)]) == 0
     text = (out / "demo.py").read_text()
-    assert unsupported_line(text, "item_lookup_by_name") == '''raise _unsupported("virItemLookupByNAME", 19)'''
-    assert unsupported_line(text, "item_get_counters") == '''raise _unsupported("virItemGetCounters", 18)'''
+    assert unsupported_line(text, "item_lookup_by_name") == '''raise _virnet.unsupported("virItemLookupByNAME", 19)'''
+    assert unsupported_line(text, "item_get_counters") == '''raise _virnet.unsupported("virItemGetCounters", 18)'''
     # Not in the XML: the capitalised procedure name, in the domain error domain.
-    assert unsupported_line(text, "item_create") == '''raise _unsupported("virItemCreate", 20)'''
+    assert unsupported_line(text, "item_create") == '''raise _virnet.unsupported("virItemCreate", 20)'''
     assert "--libvirt-api api.xml" in text  # the banner names the option
 
 
@@ -68,7 +68,7 @@ def test_without_the_xml_names_follow_the_procedure(inputs: tuple[Path, Path], t
     source, _ = inputs
     assert main(["generate", str(source), "-o", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "demo.py").read_text()
-    assert unsupported_line(text, "item_lookup_by_name") == '''raise _unsupported("virItemLookupByName", 20)'''
+    assert unsupported_line(text, "item_lookup_by_name") == '''raise _virnet.unsupported("virItemLookupByName", 20)'''
 
 
 def test_editing_the_xml_regenerates(inputs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -83,7 +83,7 @@ def test_editing_the_xml_regenerates(inputs: tuple[Path, Path], tmp_path: Path, 
     assert (out / "demo.py").read_text() == first
     xml.write_text(api_xml("virItemLookupByName", "libvirt-storage", {"VIR_FROM_STORAGE": 18}))
     assert main(argv) == 0
-    assert unsupported_line((out / "demo.py").read_text(), "item_lookup_by_name") == '''raise _unsupported("virItemLookupByName", 18)'''
+    assert unsupported_line((out / "demo.py").read_text(), "item_lookup_by_name") == '''raise _virnet.unsupported("virItemLookupByName", 18)'''
 
 
 def test_build_records_the_xml_and_sees_it_change(inputs: tuple[Path, Path], tmp_path: Path,

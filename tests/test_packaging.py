@@ -84,7 +84,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         cwd=REPO_ROOT,
     )
-    wheels = list(outdir.glob("xdrgen-*.whl"))
+    wheels = list(outdir.glob("pyxdrgen-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
 
@@ -141,7 +141,7 @@ def test_installed_wheel_is_what_runs(installed: Path, tmp_path: Path) -> None:
 
 def test_installed_version(installed: Path, tmp_path: Path, wheel: Path) -> None:
     out = run([installed / "xdrgen", "--version"], cwd=tmp_path)
-    version = re.fullmatch(r"xdrgen-([^-]+)-.*\.whl", wheel.name)
+    version = re.fullmatch(r"pyxdrgen-([^-]+)-.*\.whl", wheel.name)
     assert version is not None
     assert out.strip() == f"xdrgen {version.group(1)}"
 
@@ -196,3 +196,24 @@ def test_generated_module_imports_only_the_runtime(generated_demo: Path) -> None
     assert [
         m for m in ours if m != "xdrgen" and not m.startswith("xdrgen.runtime")
     ] == []
+
+
+def test_sdist_builds_and_its_wheel_matches_the_tree_wheel(wheel: Path, tmp_path: Path) -> None:
+    """``python -m build`` (sdist, then the wheel from the unpacked sdist): the sdist
+    carries everything the wheel needs, and needs no compiler (there is no
+    compiled code yet; an optional engine must keep it so)."""
+    import tarfile
+
+    outdir = tmp_path / "dist"
+    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", outdir, "."], cwd=REPO_ROOT)
+    (sdist,) = outdir.glob("pyxdrgen-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+    top = sdist.name.removesuffix(".tar.gz")
+    for needed in ("pyproject.toml", "README.md", "xdrgen/__init__.py", "xdrgen/runtime/codec.py",
+                   "templates/module.py.j2", "protocols/demo.x"):
+        assert f"{top}/{needed}" in names, needed
+    (from_sdist,) = outdir.glob("pyxdrgen-*.whl")
+    with zipfile.ZipFile(from_sdist) as a, zipfile.ZipFile(wheel) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        assert from_sdist.name == wheel.name  # pure Python: py3-none-any

@@ -532,24 +532,26 @@ def test_procedure_names_are_constants_anywhere(tmp_path: Path) -> None:
 
 def test_u_char_and_u_short_keep_their_c_range(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     path = tmp_path / "narrow.x"
-    path.write_text("struct n { u_char c[2]; u_short h; };\n")
+    path.write_text("struct pair { u_char c[2]; u_short h; };\n")
     result = subprocess.run(
         [sys.executable, "-m", "xdrgen.cli", "generate", str(path), "-o", str(tmp_path)],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import narrow  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(tmp_path))
-    codec = narrow.XDR_TYPES["n"]
-    assert codec.encode(narrow.n(c=[255, 0], h=65535)) == bytes.fromhex("000000ff000000000000ffff")
+    # Loaded from its file: another test may have a module named ``narrow`` loaded.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("u_char_range_narrow", tmp_path / "narrow.py")
+    assert spec is not None and spec.loader is not None
+    narrow = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(narrow)
+    codec = narrow.XDR_TYPES["pair"]
+    assert codec.encode(narrow.pair(c=[255, 0], h=65535)) == bytes.fromhex("000000ff000000000000ffff")
     with pytest.raises(XdrEncodeError):
-        codec.encode(narrow.n(c=[256, 0], h=0))
+        codec.encode(narrow.pair(c=[256, 0], h=0))
     with pytest.raises(XdrEncodeError):
-        codec.encode(narrow.n(c=[0, 0], h=65536))
+        codec.encode(narrow.pair(c=[0, 0], h=65536))
     with pytest.raises(XdrDecodeError):
         codec.decode(bytes.fromhex("00000100000000000000ffff"))
     with pytest.raises(XdrDecodeError):

@@ -10,6 +10,7 @@ Example::
     include-dirs = ["proto"]
     cpp = false
     annotations = "proto/annotations.toml"  # procedure annotations (or a list)
+    pyc = true                             # also write each module's .pyc
 
     [[tool.xdrgen.modules]]
     source = "../libvirt/src/remote/remote_protocol.x"
@@ -36,7 +37,7 @@ PYPROJECT = "pyproject.toml"
 _SHARED_KEYS = frozenset(
     {"defines", "constants-from", "include-dirs", "imports", "cpp", "libvirt-api", "annotations"}
 )
-_TABLE_KEYS = _SHARED_KEYS | {"output", "modules"}
+_TABLE_KEYS = _SHARED_KEYS | {"output", "modules", "pyc"}
 _MODULE_KEYS = _SHARED_KEYS | {"source", "name"}
 
 
@@ -59,6 +60,8 @@ class ProjectConfig:
     #: Directory receiving the generated modules and the manifest.
     output: Path
     modules: tuple[ModuleSpec, ...]
+    #: Also write (and check) each module's ``.pyc`` (xdrgen.generator.bytecode).
+    pyc: bool = False
 
 
 def load_config(project: Path) -> ProjectConfig:
@@ -104,7 +107,10 @@ def parse_config(table: dict[str, Any], root: Path, where: str = PYPROJECT) -> P
             raise error(f"{label}: module name {name!r} is already used by entry #{seen[name]}")
         seen[name] = index + 1
         modules.append(ModuleSpec(source_path, name, _options(table, entry, root, label)))
-    return ProjectConfig(root, _path(root, output), tuple(modules))
+    pyc = table.get("pyc", False)
+    if not isinstance(pyc, bool):
+        raise error(f"{where}: [tool.xdrgen] 'pyc' must be true or false")
+    return ProjectConfig(root, _path(root, output), tuple(modules), pyc)
 
 
 def _options(table: dict[str, Any], entry: dict[str, Any], root: Path, label: str) -> FrontendOptions:

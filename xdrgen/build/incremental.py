@@ -23,6 +23,7 @@ from xdrgen.build.manifest import (
     sha256_file,
 )
 from xdrgen.diagnostics import display_path
+from xdrgen.generator.bytecode import cache_tag, pyc_matches, pyc_path, write_pyc
 from xdrgen.generator.cache import generator_fingerprint
 
 
@@ -98,18 +99,50 @@ def staleness(
     return None
 
 
+def bytecode_staleness(
+    spec: ModuleSpec, config: ProjectConfig, manifest: Manifest
+) -> Staleness | None:
+    """None when the current output's ``.pyc`` for this interpreter is the one
+    xdrgen wrote and matches the module (checked only with ``pyc = true``)."""
+    output = config.output / spec.filename
+    pyc = pyc_path(output)
+    name = pyc.relative_to(config.output).as_posix()
+    record = manifest.outputs.get(spec.filename)
+    recorded = record.bytecode.get(name) if record is not None else None
+    if not pyc.is_file():
+        return Staleness(pyc, f"missing (pyc = true; bytecode for {cache_tag()})")
+    if recorded is None:
+        return Staleness(pyc, "not recorded in the manifest (compiled by something else?)")
+    if sha256_file(pyc) != recorded:
+        return Staleness(pyc, "replaced or edited since xdrgen wrote it")
+    if not pyc_matches(output, pyc):
+        return Staleness(pyc, f"not checked-hash bytecode of {spec.filename} as it is now")
+    return None
+
+
 def check_project(config: ProjectConfig) -> list[Staleness]:
-    """Every missing or stale output; empty when the generated code is current."""
+    """Every missing or stale output (and ``.pyc`` with ``pyc = true``); empty when
+    the generated code is current."""
     manifest = read_manifest(config.output)
-    return [
-        s
-        for spec in config.modules
-        if (s := staleness(spec, config, manifest)) is not None
-    ]
+    found: list[Staleness] = []
+    for spec in config.modules:
+        stale = staleness(spec, config, manifest)
+        if stale is None and config.pyc:
+            stale = bytecode_staleness(spec, config, manifest)
+        if stale is not None:
+            found.append(stale)
+    return found
 
 
-def build_project(config: ProjectConfig, *, force: bool = False) -> BuildReport:
-    """Generate what is stale (everything with ``force``); write nothing otherwise."""
+def build_project(
+    config: ProjectConfig, *, force: bool = False, pyc: bool | None = None
+) -> BuildReport:
+    """Generate what is stale (everything with ``force``); write nothing otherwise.
+
+    ``pyc`` (default: the configuration's ``pyc``) also writes each module's
+    ``.pyc`` when it is missing or stale, without regenerating a current module.
+    """
+    pyc = config.pyc if pyc is None else pyc
     report = BuildReport()
     manifest = read_manifest(config.output)
     updated = Manifest(dict(manifest.outputs))
@@ -117,12 +150,21 @@ def build_project(config: ProjectConfig, *, force: bool = False) -> BuildReport:
         for spec in config.modules:
             output = config.output / spec.filename
             if not force and staleness(spec, config, manifest) is None:
-                report.up_to_date.append(output)
+                record = updated.outputs[spec.filename]
+                if pyc and bytecode_staleness(spec, config, manifest) is not None:
+                    report.written.append(_record_pyc(output, config, record))
+                else:
+                    report.up_to_date.append(output)
                 continue
             generated = generate_text(spec)
             config.output.mkdir(parents=True, exist_ok=True)
-            _write_if_changed(output, generated.text)
+            changed = _write_if_changed(output, generated.text)
             report.written.append(output)
+            old = updated.outputs.get(spec.filename)
+            bytecode = dict(old.bytecode) if old is not None else {}
+            if changed and old is not None:
+                _remove_bytecode(old, config.output)  # compiled from the previous text
+                bytecode = {}
             updated.outputs[spec.filename] = OutputRecord(
                 source=portable_path(spec.source, config.root),
                 options=options_record(spec.name, spec.options, config.root),
@@ -133,11 +175,14 @@ def build_project(config: ProjectConfig, *, force: bool = False) -> BuildReport:
                     for p in generated.inputs
                 },
                 output_sha256=sha256_file(output) or "",
+                bytecode=bytecode,
             )
+            if pyc:
+                report.written.append(_record_pyc(output, config, updated.outputs[spec.filename]))
         # Outputs we generated earlier for modules no longer configured are ours to remove.
         configured = {spec.filename for spec in config.modules}
         for filename in sorted(set(updated.outputs) - configured):
-            del updated.outputs[filename]
+            _remove_bytecode(updated.outputs.pop(filename), config.output)
             stale = config.output / filename
             if stale.is_file():
                 stale.unlink()
@@ -150,13 +195,32 @@ def build_project(config: ProjectConfig, *, force: bool = False) -> BuildReport:
     return report
 
 
-def _write_if_changed(path: Path, text: bytes) -> None:
-    """Atomic replace, skipped when the bytes are already there (keeps mtimes)."""
+def _record_pyc(output: Path, config: ProjectConfig, record: OutputRecord) -> Path:
+    """Write ``output``'s ``.pyc`` for this interpreter and record it; returns its path."""
+    pyc = write_pyc(output)
+    record.bytecode[pyc.relative_to(config.output).as_posix()] = sha256_file(pyc) or ""
+    return pyc
+
+
+def _remove_bytecode(record: OutputRecord, directory: Path) -> None:
+    """Delete the ``.pyc`` files xdrgen wrote for a record (every interpreter's)."""
+    for name in record.bytecode:
+        try:
+            (directory / name).unlink()
+        except OSError:
+            pass  # gone already
+    record.bytecode.clear()
+
+
+def _write_if_changed(path: Path, text: bytes) -> bool:
+    """Atomic replace, skipped when the bytes are already there (keeps mtimes);
+    whether it wrote."""
     try:
         if path.read_bytes() == text:
-            return
+            return False
     except OSError:
         pass
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(text)
     os.replace(tmp, path)
+    return True

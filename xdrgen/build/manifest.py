@@ -3,8 +3,8 @@
 For every output it records the sha256 of every input (the .x, its #includes,
 the C headers it took constants from, the .x files it imports), the options, the
 generator version (for humans) and fingerprint (what decides; see
-:func:`xdrgen.generator.cache.generator_fingerprint`), and the sha256 of the
-output itself.  The drift check
+:func:`xdrgen.generator.cache.generator_fingerprint`), the sha256 of the
+output itself and, with ``pyc = true``, of the ``.pyc`` files written for it.  The drift check
 compares these to the files on disk without parsing anything.  The JSON is
 deterministic (sorted keys, fixed indentation) so it diffs well under review.
 """
@@ -89,9 +89,12 @@ class OutputRecord:
     #: :func:`~xdrgen.generator.cache.generator_fingerprint` of the xdrgen that
     #: generated it; None when read from an old manifest that did not record one.
     generator_fingerprint: str | None = None
+    #: The output's ``.pyc`` files xdrgen wrote (``pyc = true``): path relative to
+    #: the output directory (``__pycache__/remote.cpython-311.pyc``) -> sha256.
+    bytecode: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "source": self.source,
             "options": self.options,
             "generator_version": self.generator_version,
@@ -99,6 +102,9 @@ class OutputRecord:
             "inputs": dict(sorted(self.inputs.items())),
             "output_sha256": self.output_sha256,
         }
+        if self.bytecode:
+            data["bytecode"] = dict(sorted(self.bytecode.items()))
+        return data
 
 
 @dataclass
@@ -160,6 +166,9 @@ def read_manifest(directory: Path) -> Manifest:
                 generator_fingerprint=_optional_str(
                     record.get("generator_fingerprint")
                 ),
+                bytecode={
+                    str(k): str(v) for k, v in record.get("bytecode", {}).items()
+                },
             )
             for name, record in data["outputs"].items()
         }

@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="write nothing; list missing or stale outputs and exit 1 if there are any (for CI)",
     )
     mode.add_argument("--force", action="store_true", help="regenerate every module")
+    parser.add_argument(
+        "--pyc",
+        action="store_true",
+        help="also write (with --check: also check) each module's .pyc, as pyc = true in [tool.xdrgen] does",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
     parser.add_argument(
         "--annotations",
@@ -63,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     if args.annotations:
         config = with_annotations(config, tuple(p.resolve() for p in args.annotations))
+    if args.pyc:
+        config = replace(config, pyc=True)
     if args.check:
         stale = check_project(config)
         for item in stale:
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     report = build_project(config, force=args.force)
     for path in report.written:
-        print(f"generated {display_path(str(path))}")
+        print(f"{'compiled' if path.suffix == '.pyc' else 'generated'} {display_path(str(path))}")
     for path in report.removed:
         print(f"removed {display_path(str(path))} (no longer configured)")
     if not args.quiet and not report.written:

@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="always parse and render, ignoring the manifest cache",
     )
     parser.add_argument(
+        "--pyc",
+        action="store_true",
+        help="also write the module's .pyc into OUTDIR/__pycache__ (checked-hash, see docs/build.md)",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing on success"
     )
     add_frontend_arguments(parser)
@@ -55,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
         module_name=module_name,
         options=frontend_options_from(args),
         use_cache=not args.no_cache,
+        pyc=args.pyc,
     )
     if not args.quiet:
         state = "written" if result.changed else "up to date"
         print(f"{result.output}: {state}")
+        if result.pyc is not None:
+            state = "written" if result.pyc in result.written else "up to date"
+            print(f"{result.pyc}: {state}")
     return 0

@@ -39,6 +39,8 @@ class GenerateResult:
     cached: bool = False
     #: Every input that shaped the output, with its sha256 (source, includes, headers).
     inputs: dict[Path, str] = field(default_factory=dict)
+    #: The module's ``.pyc`` when one was asked for (written or already current).
+    pyc: Path | None = None
 
 
 def options_summary(options: FrontendOptions) -> list[str]:
@@ -110,8 +112,13 @@ def generate_file(
     module_name: str | None = None,
     options: FrontendOptions | None = None,
     use_cache: bool = True,
+    pyc: bool = False,
 ) -> GenerateResult:
-    """Generate ``outdir/<module_name>.py`` from ``source`` (default name: the .x stem)."""
+    """Generate ``outdir/<module_name>.py`` from ``source`` (default name: the .x stem).
+
+    ``pyc``: also write its ``.pyc`` (see :mod:`xdrgen.generator.bytecode`) unless
+    a current one is there.
+    """
     options = options or FrontendOptions()
     source = Path(source)
     name = module_name or module_name_for(source.stem)
@@ -120,7 +127,8 @@ def generate_file(
     if use_cache:
         hit = cache.lookup(source, output, key)
         if hit is not None:
-            return GenerateResult(name, output, cached=True, inputs=hit)
+            result = GenerateResult(name, output, cached=True, inputs=hit)
+            return _with_pyc(result) if pyc else result
     text, inputs = generate_source(source, module_name=name, options=options)
     changed = write_if_changed(output, text)
     hashes = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs}
@@ -132,6 +140,17 @@ def generate_file(
             hashes,
             hashlib.sha256(text.encode("utf-8")).hexdigest(),
         )
-    return GenerateResult(
+    result = GenerateResult(
         name, output, [output] if changed else [], changed, False, hashes
     )
+    return _with_pyc(result) if pyc else result
+
+
+def _with_pyc(result: GenerateResult) -> GenerateResult:
+    from xdrgen.generator.bytecode import ensure_pyc, pyc_path
+
+    written = ensure_pyc(result.output)
+    if written is not None:
+        result.written.append(written)
+    result.pyc = pyc_path(result.output)
+    return result

@@ -12,8 +12,8 @@ table (one program version) it renders, from ``templates/oncrpc/``:
 
 Generated modules must stay cheap to import: these sections import nothing
 at module level but typing names; the runtime (``xdrgen.runtime.oncrpc``,
-asyncio, threading) is imported inside the methods that make a client or a
-server.  Codec methods are bound once at import time to short module names
+asyncio, threading) is bound to ``xdrgen.runtime.lazy`` stand-ins and imported
+when a client or a server first uses it.  Codec methods are bound once at import time to short module names
 (``_<P>_<V>_A<n>`` argument encoder, ``_AD<n>`` argument decoder, ``_R<n>``
 result decoder, ``_RE<n>`` result encoder), so a call costs one encode and one
 decode.  The sections are formatted with black (they are small).

@@ -287,23 +287,30 @@ class RpcRenderer:
         return fit(bracketed(4, head, items, f") -> {ret}:", is_def=True), 4)
 
     def client_body(self, p: ProcView, aio: bool, *, with_args: bool = False) -> list[str]:
+        awaiting = "await " if aio else ""
         lines: list[str] = []
         if p.args_type is not None and not with_args:
+            # The field-taking method builds the args and hands them to its ``_with`` twin.
             if p.args_struct:
-                lines.extend(bracketed(8, f"args = {p.args_type}(", [q.name for q in p.params], ")"))
+                lines += bracketed(8, f"args = {p.args_type}(", [q.name for q in p.params], ")")
             else:
                 lines.append("        args = arg")
-        awaiting = "await " if aio else ""
+            forwarded = ["args", "rpc_timeout=rpc_timeout"]
+            if p.stream is not None:
+                forwarded.append("two_way=two_way")
+                if p.sparse_option:
+                    forwarded.append("sparse=sparse")
+            return lines + bracketed(8, f"return {awaiting}self.{p.method}_with(", forwarded, ")")
         payload = f"{p.prefix}_A{p.number}(args)" if p.args_type is not None else None
         items = [str(p.number)]
         if payload is not None:
             items.append(payload)
         if p.stream is not None:
-            direction = {"read": "_RECEIVE", "write": "_SEND", "both": "_BOTH"}[p.stream]
-            items.append(f"direction=_BOTH if two_way else {direction}")
+            direction = {"read": "RECEIVE", "write": "SEND", "both": "BOTH"}[p.stream]
+            items.append(f"direction=_virnet.BOTH if two_way else _virnet.{direction}")
             if p.sparse_expr is not None:
                 expr = p.sparse_expr
-                if with_args:
+                if p.args_type is not None:
                     expr = expr.replace("bool(", "bool(args.", 1)
                 items.append(f"sparse={expr}")
             elif p.sparse_option:
@@ -311,27 +318,18 @@ class RpcRenderer:
         if p.extra.get("prog"):
             items.append(f"prog={p.extra['prog']}")
         items.append("timeout=rpc_timeout")
-        # A reply that does not decode raises PayloadDecodeError (a VirNetError).
+        # A reply that does not decode raises PayloadDecodeError (a VirNetError): _virnet.decoded.
         if p.stream is not None:
             lines.extend(bracketed(8, f"ret, stream = {awaiting}self._conn.call_stream(", items, ")"))
             if p.ret_type is not None:
-                lines += [
-                    "        try:",
-                    f"            return {p.prefix}_R{p.number}(ret), stream",
-                    "        except _XdrError as exc:",
-                    f"            raise _bad_reply({p.number}, exc, stream) from exc",
-                ]
+                items = [f"{p.prefix}_R{p.number}", "ret", str(p.number), "stream"]
+                lines.extend(bracketed(8, "return _virnet.decoded(", items, "), stream"))
             else:
                 lines.append("        return None, stream")
             return lines
         if p.ret_type is not None:
             lines.extend(bracketed(8, f"ret = {awaiting}self._conn.call(", items, ")"))
-            lines += [
-                "        try:",
-                f"            return {p.prefix}_R{p.number}(ret)",
-                "        except _XdrError as exc:",
-                f"            raise _bad_reply({p.number}, exc) from exc",
-            ]
+            lines.append(f"        return _virnet.decoded({p.prefix}_R{p.number}, ret, {p.number})")
         else:
             lines.extend(bracketed(8, f"{awaiting}self._conn.call(", items, ")"))
         return lines

@@ -46,6 +46,7 @@ from xdrgen.runtime.codec import index_after as _after
 from xdrgen.runtime.codec import index_of as _at
 from xdrgen.runtime.codec import new_instance as _new
 from xdrgen.runtime.codec import too_long as _too_long
+from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
 from xdrgen.runtime.errors import XdrError as _XdrError
@@ -466,7 +467,7 @@ _R59 = _RunInfo(
     _ck.UINT,
 )
 _R60 = _RunInfo("rbody.stat", None, _EC_reply_stat)
-_R61 = _RunInfo("xid body.mtype", None, _ck.UINT, _ck.UINT)
+_R61 = _RunInfo("xid body.mtype", "xid ", _ck.UINT, _ck.UINT, holders=True)
 _R62 = _RunInfo(
     "body.cbody.rpcvers body.cbody.prog body.cbody.vers body.cbody.proc",
     "rpcvers prog vers proc",
@@ -475,7 +476,7 @@ _R62 = _RunInfo(
     _ck.UINT,
     _ck.UINT,
 )
-_R63 = _RunInfo("xid body.mtype", None, _ck.UINT, _ck.UINT)
+_R63 = _RunInfo("xid body.mtype", "xid ", _ck.UINT, _ck.UINT, holders=True)
 _R64 = _RunInfo("xid body.mtype", None, _ck.UINT, _EC_msg_type)
 _R65 = _RunInfo(
     "body.cbody.rpcvers body.cbody.prog body.cbody.vers body.cbody.proc",
@@ -1571,7 +1572,7 @@ def _enc_rpc_msg(buf: bytearray, v: rpc_msg) -> None:
             try:
                 buf += _S2.pack(v.xid, 0)
             except Exception as e:
-                raise _erun("rpc_msg", "", _R61, (v.xid, 0), e) from None
+                raise _erun("rpc_msg", "", _R61, (v, 0), e) from None
             try:
                 u3: call_body = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -1596,7 +1597,7 @@ def _enc_rpc_msg(buf: bytearray, v: rpc_msg) -> None:
             try:
                 buf += _S2.pack(v.xid, 1)
             except Exception as e:
-                raise _erun("rpc_msg", "", _R63, (v.xid, 1), e) from None
+                raise _erun("rpc_msg", "", _R63, (v, 1), e) from None
             try:
                 u4: reply_body = x1.value  # type: ignore[assignment]
             except Exception as e:

@@ -46,6 +46,7 @@ from xdrgen.runtime.codec import index_after as _after
 from xdrgen.runtime.codec import index_of as _at
 from xdrgen.runtime.codec import new_instance as _new
 from xdrgen.runtime.codec import too_long as _too_long
+from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
 from xdrgen.runtime.errors import XdrError as _XdrError
@@ -678,6 +679,8 @@ def _enc_rp__list(buf: bytearray, v: rp__list) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rp__list", _chain("rpcb_next", k))
+        except Exception as e:
+            raise _efail("rp__list", _chain("rpcb_next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1172,6 +1175,8 @@ def _enc_rpcb_entry_list(buf: bytearray, v: rpcb_entry_list) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rpcb_entry_list", _chain("rpcb_entry_next", k))
+        except Exception as e:
+            raise _efail("rpcb_entry_list", _chain("rpcb_entry_next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1400,6 +1405,8 @@ def _enc_rpcbs_addrlist(buf: bytearray, v: rpcbs_addrlist) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rpcbs_addrlist", _chain("next", k))
+        except Exception as e:
+            raise _efail("rpcbs_addrlist", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1502,6 +1509,8 @@ def _enc_rpcbs_rmtcalllist(buf: bytearray, v: rpcbs_rmtcalllist) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("rpcbs_rmtcalllist", _chain("next", k))
+        except Exception as e:
+            raise _efail("rpcbs_rmtcalllist", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1700,26 +1709,30 @@ def _enc_rpcb_stat(buf: bytearray, v: rpcb_stat) -> None:
             buf += _S5.pack(v.setinfo, v.unsetinfo)
         except Exception as e:
             raise _erun("rpcb_stat", "", _R14, v, e) from None
-        if v.addrinfo is None:
+        try:
+            x3 = v.addrinfo
+        except Exception as e:
+            raise _efail("rpcb_stat", "addrinfo", e) from None
+        if x3 is None:
             buf += _FALSE
         else:
             buf += _TRUE
             try:
-                _enc_rpcbs_addrlist(buf, v.addrinfo)
+                _enc_rpcbs_addrlist(buf, x3)
             except _XdrError as e:
                 raise e.within("rpcb_stat", "addrinfo")
-            except Exception as e:
-                raise _efail("rpcb_stat", "addrinfo", e) from None
-        if v.rmtinfo is None:
+        try:
+            x4 = v.rmtinfo
+        except Exception as e:
+            raise _efail("rpcb_stat", "rmtinfo", e) from None
+        if x4 is None:
             buf += _FALSE
         else:
             buf += _TRUE
             try:
-                _enc_rpcbs_rmtcalllist(buf, v.rmtinfo)
+                _enc_rpcbs_rmtcalllist(buf, x4)
             except _XdrError as e:
                 raise e.within("rpcb_stat", "rmtinfo")
-            except Exception as e:
-                raise _efail("rpcb_stat", "rmtinfo", e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -1807,30 +1820,34 @@ def _enc_rpcb_stat_byvers(buf: bytearray, v: rpcb_stat_byvers) -> None:
                 raise _erun(
                     "rpcb_stat_byvers", f"[{_at(a1, e3)}]", _R16, e3, e
                 ) from None
-            if e3.addrinfo is None:
+            try:
+                x6 = e3.addrinfo
+            except Exception as e:
+                raise _efail(
+                    "rpcb_stat_byvers", f"[{_at(a1, e3)}].addrinfo", e
+                ) from None
+            if x6 is None:
                 buf += _FALSE
             else:
                 buf += _TRUE
                 try:
-                    _enc_rpcbs_addrlist(buf, e3.addrinfo)
+                    _enc_rpcbs_addrlist(buf, x6)
                 except _XdrError as e:
                     raise e.within("rpcb_stat_byvers", f"[{_at(a1, e3)}].addrinfo")
-                except Exception as e:
-                    raise _efail(
-                        "rpcb_stat_byvers", f"[{_at(a1, e3)}].addrinfo", e
-                    ) from None
-            if e3.rmtinfo is None:
+            try:
+                x7 = e3.rmtinfo
+            except Exception as e:
+                raise _efail(
+                    "rpcb_stat_byvers", f"[{_at(a1, e3)}].rmtinfo", e
+                ) from None
+            if x7 is None:
                 buf += _FALSE
             else:
                 buf += _TRUE
                 try:
-                    _enc_rpcbs_rmtcalllist(buf, e3.rmtinfo)
+                    _enc_rpcbs_rmtcalllist(buf, x7)
                 except _XdrError as e:
                     raise e.within("rpcb_stat_byvers", f"[{_at(a1, e3)}].rmtinfo")
-                except Exception as e:
-                    raise _efail(
-                        "rpcb_stat_byvers", f"[{_at(a1, e3)}].rmtinfo", e
-                    ) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2023,6 +2040,8 @@ def _enc_pmaplist_entry(buf: bytearray, v: pmaplist_entry) -> None:
                     jump <<= 1
         except _XdrError as e:
             raise e.within("pmaplist_entry", _chain("next", k))
+        except Exception as e:
+            raise _efail("pmaplist_entry", _chain("next", k), e) from None
     except _XdrError:
         raise
     except Exception as e:
@@ -2533,21 +2552,34 @@ PROCEDURE_TABLES: dict[str, _ProcedureTable] = {
 # ONC RPC (RFC 5531): per program version, a blocking and an asyncio client, a
 # handler base class and a server.  The runtime (xdrgen.runtime.oncrpc, and
 # with it asyncio and threading) is imported when a client or a server is
-# made, not when this module is imported.
+# first used, not with this module: the _oncrpc_* names stand for their
+# modules until first read (xdrgen.runtime.lazy).
 
 from collections.abc import Callable as _OncCallable
 from collections.abc import Iterable as _OncIterable
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from xdrgen.runtime.errors import XdrTrailingDataError as _XdrTrailing
+from xdrgen.runtime.lazy import lazy as _lazy
 
 if _TYPE_CHECKING:
+    from xdrgen.runtime.oncrpc import aio as _oncrpc_aio
+    from xdrgen.runtime.oncrpc import dispatch as _oncrpc_dispatch
+    from xdrgen.runtime.oncrpc import server as _oncrpc_server
+    from xdrgen.runtime.oncrpc import sync as _oncrpc_sync
     from xdrgen.runtime.oncrpc.aio import AsyncClient as _OncAsyncClient
     from xdrgen.runtime.oncrpc.dispatch import GeneratedEntry as _OncEntry
     from xdrgen.runtime.oncrpc.dispatch import Service as _OncService
     from xdrgen.runtime.oncrpc.dispatch import ServiceProvider as _OncProvider
     from xdrgen.runtime.oncrpc.server import RpcServer as _OncServer
     from xdrgen.runtime.oncrpc.sync import Client as _OncClient
+else:
+    _oncrpc_sync = _lazy("xdrgen.runtime.oncrpc.sync", globals(), "_oncrpc_sync")
+    _oncrpc_aio = _lazy("xdrgen.runtime.oncrpc.aio", globals(), "_oncrpc_aio")
+    _oncrpc_dispatch = _lazy(
+        "xdrgen.runtime.oncrpc.dispatch", globals(), "_oncrpc_dispatch"
+    )
+    _oncrpc_server = _lazy("xdrgen.runtime.oncrpc.server", globals(), "_oncrpc_server")
 
 
 def _onc_void(data: _Buffer) -> None:
@@ -2652,32 +2684,24 @@ class Rpcbprog3Client:
     @classmethod
     def connect_tcp(cls, host: str, port: int, **options: _Any) -> Rpcbprog3Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 100000, 3, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 100000, 3, **options))
 
     @classmethod
     def connect_udp(cls, host: str, port: int, **options: _Any) -> Rpcbprog3Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 100000, 3, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 100000, 3, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog3Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 100000, 3, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 100000, 3, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog3Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 100000, 3, transport, **options))
+        return cls(_oncrpc_sync.create(host, 100000, 3, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -2761,34 +2785,26 @@ class Rpcbprog3AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog3AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 100000, 3, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 100000, 3, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog3AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 100000, 3, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 100000, 3, **options))
 
     @classmethod
     async def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog3AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 100000, 3, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 100000, 3, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog3AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 100000, 3, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 100000, 3, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -2934,9 +2950,7 @@ class Rpcbprog3Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             100000,
             3,
             self.handler,
@@ -2962,9 +2976,7 @@ class Rpcbprog3Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(
@@ -3116,32 +3128,24 @@ class Rpcbprog4Client:
     @classmethod
     def connect_tcp(cls, host: str, port: int, **options: _Any) -> Rpcbprog4Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 100000, 4, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 100000, 4, **options))
 
     @classmethod
     def connect_udp(cls, host: str, port: int, **options: _Any) -> Rpcbprog4Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 100000, 4, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 100000, 4, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog4Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 100000, 4, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 100000, 4, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog4Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 100000, 4, transport, **options))
+        return cls(_oncrpc_sync.create(host, 100000, 4, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -3247,34 +3251,26 @@ class Rpcbprog4AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog4AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 100000, 4, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 100000, 4, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> Rpcbprog4AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 100000, 4, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 100000, 4, **options))
 
     @classmethod
     async def connect_unix(cls, path: str, **options: _Any) -> Rpcbprog4AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 100000, 4, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 100000, 4, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> Rpcbprog4AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 100000, 4, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 100000, 4, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -3470,9 +3466,7 @@ class Rpcbprog4Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             100000,
             4,
             self.handler,
@@ -3498,9 +3492,7 @@ class Rpcbprog4Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(
@@ -3574,32 +3566,24 @@ class PmapProg2Client:
     @classmethod
     def connect_tcp(cls, host: str, port: int, **options: _Any) -> PmapProg2Client:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.sync.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_tcp(host, port, 100000, 2, **options))
+        return cls(_oncrpc_sync.connect_tcp(host, port, 100000, 2, **options))
 
     @classmethod
     def connect_udp(cls, host: str, port: int, **options: _Any) -> PmapProg2Client:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.sync.connect_udp)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_udp(host, port, 100000, 2, **options))
+        return cls(_oncrpc_sync.connect_udp(host, port, 100000, 2, **options))
 
     @classmethod
     def connect_unix(cls, path: str, **options: _Any) -> PmapProg2Client:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.connect_unix(path, 100000, 2, **options))
+        return cls(_oncrpc_sync.connect_unix(path, 100000, 2, **options))
 
     @classmethod
     def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> PmapProg2Client:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import sync
-
-        return cls(sync.create(host, 100000, 2, transport, **options))
+        return cls(_oncrpc_sync.create(host, 100000, 2, transport, **options))
 
     @property
     def connection(self) -> _OncClient:
@@ -3667,34 +3651,26 @@ class PmapProg2AsyncClient:
         cls, host: str, port: int, **options: _Any
     ) -> PmapProg2AsyncClient:
         """Connect over TCP (options: xdrgen.runtime.oncrpc.aio.connect_tcp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_tcp(host, port, 100000, 2, **options))
+        return cls(await _oncrpc_aio.connect_tcp(host, port, 100000, 2, **options))
 
     @classmethod
     async def connect_udp(
         cls, host: str, port: int, **options: _Any
     ) -> PmapProg2AsyncClient:
         """Talk over UDP, with retransmission (options: xdrgen.runtime.oncrpc.aio.connect_udp)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_udp(host, port, 100000, 2, **options))
+        return cls(await _oncrpc_aio.connect_udp(host, port, 100000, 2, **options))
 
     @classmethod
     async def connect_unix(cls, path: str, **options: _Any) -> PmapProg2AsyncClient:
         """Connect to a unix stream socket."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.connect_unix(path, 100000, 2, **options))
+        return cls(await _oncrpc_aio.connect_unix(path, 100000, 2, **options))
 
     @classmethod
     async def create(
         cls, host: str, transport: str = "tcp", **options: _Any
     ) -> PmapProg2AsyncClient:
         """Find the server through rpcbind on ``host``, then connect (as clnt_create does)."""
-        from xdrgen.runtime.oncrpc import aio
-
-        return cls(await aio.create(host, 100000, 2, transport, **options))
+        return cls(await _oncrpc_aio.create(host, 100000, 2, transport, **options))
 
     @property
     def connection(self) -> _OncAsyncClient:
@@ -3805,9 +3781,7 @@ class PmapProg2Server:
 
     def service(self) -> _OncService:
         """This version and its handler, for xdrgen.runtime.oncrpc.server.RpcServer."""
-        from xdrgen.runtime.oncrpc.dispatch import Service
-
-        return Service.of_handler(
+        return _oncrpc_dispatch.Service.of_handler(
             100000,
             2,
             self.handler,
@@ -3833,9 +3807,7 @@ class PmapProg2Server:
         program versions (their Server objects) served on the same sockets.
         Returns the running xdrgen.runtime.oncrpc.server.RpcServer.
         """
-        from xdrgen.runtime.oncrpc.server import RpcServer
-
-        server = RpcServer(
+        server = _oncrpc_server.RpcServer(
             [self.service(), *(other.service() for other in also)], **options
         )
         return await server.start(

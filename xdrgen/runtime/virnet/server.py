@@ -606,13 +606,23 @@ async def serve_unix(
     handler: Handler,
     programs: Mapping[int, int] | None = None,
     *,
-    max_clients: int = MAX_CLIENTS,
-    max_requests: int = MAX_REQUESTS,
+    max_clients: int | None = None,
+    max_requests: int | None = None,
     backlog: int = BACKLOG,
 ) -> VirNetServer:
-    """Listen on a unix socket; every connection gets its own core and ``handler``."""
+    """Listen on a unix socket; every connection gets its own core and ``handler``.
+
+    ``max_clients`` and ``max_requests`` None: MAX_CLIENTS and MAX_REQUESTS (libvirtd's).
+    """
     sock = _listening_socket(path, backlog)
-    return VirNetServer(sock, path, handler, programs, max_clients=max_clients, max_requests=max_requests)
+    return VirNetServer(
+        sock,
+        path,
+        handler,
+        programs,
+        max_clients=MAX_CLIENTS if max_clients is None else max_clients,
+        max_requests=MAX_REQUESTS if max_requests is None else max_requests,
+    )
 
 
 __all__ = [
