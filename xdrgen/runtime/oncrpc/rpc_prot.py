@@ -49,6 +49,7 @@ from xdrgen.runtime.codec import too_long as _too_long
 from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
+from xdrgen.runtime.engine import install as _install_engine
 from xdrgen.runtime.errors import XdrError as _XdrError
 from xdrgen.runtime.procedures import ProcedureInfo as _ProcedureInfo
 from xdrgen.runtime.procedures import ProcedureTable as _ProcedureTable
@@ -444,9 +445,14 @@ _R49 = _RunInfo(
 )
 _R50 = _RunInfo("rreply.why", "value", _EC_auth_stat)
 _R51 = _RunInfo("stat", None, _EC_reply_stat)
-_R52 = _RunInfo("rreply.stat", None, _EC_reject_stat)
-_R53 = _RunInfo("rreply.why", None, _EC_auth_stat)
-_R54 = _RunInfo(
+_R52 = _RunInfo("areply.verf.flavor", None, _ck.UINT)
+_R53 = _RunInfo("areply.reply_data.stat", None, _EC_accept_stat)
+_R54 = _RunInfo("rreply.stat", None, _EC_reject_stat)
+_R55 = _RunInfo(
+    "rreply.mismatch_info.low rreply.mismatch_info.high", None, _ck.UINT, _ck.UINT
+)
+_R56 = _RunInfo("rreply.why", None, _EC_auth_stat)
+_R57 = _RunInfo(
     "cbody.rpcvers cbody.prog cbody.vers cbody.proc",
     "rpcvers prog vers proc",
     _ck.UINT,
@@ -454,21 +460,25 @@ _R54 = _RunInfo(
     _ck.UINT,
     _ck.UINT,
 )
-_R55 = _RunInfo("cbody.cred.flavor", "flavor", _ck.UINT)
-_R56 = _RunInfo("cbody.verf.flavor", "flavor", _ck.UINT)
-_R57 = _RunInfo("rbody.rreply.why", "value", _EC_auth_stat)
-_R58 = _RunInfo("mtype", None, _EC_msg_type)
-_R59 = _RunInfo(
-    "cbody.rpcvers cbody.prog cbody.vers cbody.proc",
-    None,
-    _ck.UINT,
-    _ck.UINT,
-    _ck.UINT,
-    _ck.UINT,
-)
-_R60 = _RunInfo("rbody.stat", None, _EC_reply_stat)
-_R61 = _RunInfo("xid body.mtype", "xid ", _ck.UINT, _ck.UINT, holders=True)
+_R58 = _RunInfo("cbody.cred.flavor", "flavor", _ck.UINT)
+_R59 = _RunInfo("cbody.verf.flavor", "flavor", _ck.UINT)
+_R60 = _RunInfo("rbody.rreply.why", "value", _EC_auth_stat)
+_R61 = _RunInfo("mtype", None, _EC_msg_type)
 _R62 = _RunInfo(
+    "cbody.rpcvers cbody.prog cbody.vers cbody.proc",
+    None,
+    _ck.UINT,
+    _ck.UINT,
+    _ck.UINT,
+    _ck.UINT,
+)
+_R63 = _RunInfo("cbody.cred.flavor", None, _ck.UINT)
+_R64 = _RunInfo("cbody.verf.flavor", None, _ck.UINT)
+_R65 = _RunInfo("rbody.stat", None, _EC_reply_stat)
+_R66 = _RunInfo("rbody.rreply.stat", None, _EC_reject_stat)
+_R67 = _RunInfo("rbody.rreply.why", None, _EC_auth_stat)
+_R68 = _RunInfo("xid body.mtype", "xid ", _ck.UINT, _ck.UINT, holders=True)
+_R69 = _RunInfo(
     "body.cbody.rpcvers body.cbody.prog body.cbody.vers body.cbody.proc",
     "rpcvers prog vers proc",
     _ck.UINT,
@@ -476,9 +486,9 @@ _R62 = _RunInfo(
     _ck.UINT,
     _ck.UINT,
 )
-_R63 = _RunInfo("xid body.mtype", "xid ", _ck.UINT, _ck.UINT, holders=True)
-_R64 = _RunInfo("xid body.mtype", None, _ck.UINT, _EC_msg_type)
-_R65 = _RunInfo(
+_R70 = _RunInfo("xid body.mtype", "xid ", _ck.UINT, _ck.UINT, holders=True)
+_R71 = _RunInfo("xid body.mtype", None, _ck.UINT, _EC_msg_type)
+_R72 = _RunInfo(
     "body.cbody.rpcvers body.cbody.prog body.cbody.vers body.cbody.proc",
     None,
     _ck.UINT,
@@ -486,7 +496,7 @@ _R65 = _RunInfo(
     _ck.UINT,
     _ck.UINT,
 )
-_R66 = _RunInfo("body.rbody.stat", None, _EC_reply_stat)
+_R73 = _RunInfo("body.rbody.stat", None, _EC_reply_stat)
 
 
 def _enc_auth_flavor(buf: bytearray, v: auth_flavor) -> None:
@@ -1324,47 +1334,88 @@ def _dec_reply_body(data: _Buffer, off: int) -> tuple[reply_body, int]:
         w1: accepted_reply | rejected_reply
         if d2 == 0:
             o4 = _new(accepted_reply)
+            o5 = _new(opaque_auth)
             try:
-                o4.verf, off = _dec_opaque_auth(data, off)
-            except _XdrError as e:
-                raise e.within("reply_body", "areply.verf")
-            try:
-                o4.reply_data, off = _dec_accepted_reply_data(data, off)
-            except _XdrError as e:
-                raise e.within("reply_body", "areply.reply_data")
-            w1 = o4
-        elif d2 == 1:
-            try:
-                (t7,) = _S0.unpack_from(data, off)
-                d6 = _EM_reject_stat[t7]
+                (o5.flavor,) = _S1.unpack_from(data, off)
                 off += 4
             except Exception as e:
                 raise _drun("reply_body", "", _R52, data, off, e) from None
-            w5: mismatch_info | auth_stat
-            if d6 == 0:
+            try:
+                (n6,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("reply_body", "areply.verf.body", e, data, off) from None
+            if n6 > 400:
+                raise _decl_too_long(
+                    "reply_body", "areply.verf.body", "opaque", n6, 400, off
+                )
+            s7 = off + 4
+            e8 = s7 + n6
+            q9 = (e8 + 3) & -4
+            if q9 > len(data):
+                raise _past_end(
+                    "reply_body", "areply.verf.body", "opaque", n6, q9 - s7, data, off
+                )
+            o5.body = bytes(data[s7:e8])
+            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
+                raise _bad_pad("reply_body", "areply.verf.body", e8)
+            off = q9
+            o4.verf = o5
+            try:
+                (t11,) = _S0.unpack_from(data, off)
+                d10 = _EM_accept_stat[t11]
+                off += 4
+            except Exception as e:
+                raise _drun("reply_body", "", _R53, data, off, e) from None
+            w12: mismatch_info | None
+            if d10 == 0:
+                w12 = None
+            elif d10 == 2:
                 try:
-                    w5, off = _dec_mismatch_info(data, off)
+                    w12, off = _dec_mismatch_info(data, off)
                 except _XdrError as e:
-                    raise e.within("reply_body", "rreply.mismatch_info")
-            elif d6 == 1:
+                    raise e.within("reply_body", "areply.reply_data.mismatch_info")
+            else:
+                w12 = None
+            o13 = _new(accepted_reply_data)
+            o13.stat = d10
+            o13.value = w12
+            o4.reply_data = o13
+            w1 = o4
+        elif d2 == 1:
+            try:
+                (t16,) = _S0.unpack_from(data, off)
+                d15 = _EM_reject_stat[t16]
+                off += 4
+            except Exception as e:
+                raise _drun("reply_body", "", _R54, data, off, e) from None
+            w14: mismatch_info | auth_stat
+            if d15 == 0:
+                o17 = _new(mismatch_info)
                 try:
-                    (t8,) = _S0.unpack_from(data, off)
-                    w5 = _EM_auth_stat[t8]
+                    o17.low, o17.high = _S2.unpack_from(data, off)
+                    off += 8
+                except Exception as e:
+                    raise _drun("reply_body", "", _R55, data, off, e) from None
+                w14 = o17
+            elif d15 == 1:
+                try:
+                    (t18,) = _S0.unpack_from(data, off)
+                    w14 = _EM_auth_stat[t18]
                     off += 4
                 except Exception as e:
-                    raise _drun("reply_body", "", _R53, data, off, e) from None
+                    raise _drun("reply_body", "", _R56, data, off, e) from None
             else:
-                raise _bad_disc_d("reply_body", "rreply.stat", d6, off - 4)
-            o9 = _new(rejected_reply)
-            o9.stat = d6
-            o9.value = w5
-            w1 = o9
+                raise _bad_disc_d("reply_body", "rreply.stat", d15, off - 4)
+            o19 = _new(rejected_reply)
+            o19.stat = d15
+            o19.value = w14
+            w1 = o19
         else:
             raise _bad_disc_d("reply_body", "stat", d2, off - 4)
-        o10 = _new(reply_body)
-        o10.stat = d2
-        o10.value = w1
-        r = o10
+        o20 = _new(reply_body)
+        o20.stat = d2
+        o20.value = w1
+        r = o20
         return r, off
     except _XdrError:
         raise
@@ -1387,7 +1438,7 @@ def _enc_rpc_msg_body(buf: bytearray, v: rpc_msg_body) -> None:
             try:
                 buf += _S3.pack(u2.rpcvers, u2.prog, u2.vers, u2.proc)
             except Exception as e:
-                raise _erun("rpc_msg_body", "", _R54, u2, e) from None
+                raise _erun("rpc_msg_body", "", _R57, u2, e) from None
             try:
                 x3 = u2.cred
             except Exception as e:
@@ -1395,7 +1446,7 @@ def _enc_rpc_msg_body(buf: bytearray, v: rpc_msg_body) -> None:
             try:
                 buf += _S1.pack(x3.flavor)
             except Exception as e:
-                raise _erun("rpc_msg_body", "", _R55, x3, e) from None
+                raise _erun("rpc_msg_body", "", _R58, x3, e) from None
             try:
                 b4 = x3.body
                 n5 = len(b4)
@@ -1417,7 +1468,7 @@ def _enc_rpc_msg_body(buf: bytearray, v: rpc_msg_body) -> None:
             try:
                 buf += _S1.pack(x6.flavor)
             except Exception as e:
-                raise _erun("rpc_msg_body", "", _R56, x6, e) from None
+                raise _erun("rpc_msg_body", "", _R59, x6, e) from None
             try:
                 b7 = x6.body
                 n8 = len(b7)
@@ -1486,7 +1537,7 @@ def _enc_rpc_msg_body(buf: bytearray, v: rpc_msg_body) -> None:
                             raise _Invalid
                         buf += _S4.pack(1, u12.value)
                     except Exception as e:
-                        raise _erun("rpc_msg_body", "", _R57, u12, e) from None
+                        raise _erun("rpc_msg_body", "", _R60, u12, e) from None
                 else:
                     raise _bad_disc_e("rpc_msg_body", "rbody.rreply.stat", d13)
             else:
@@ -1506,7 +1557,7 @@ def _dec_rpc_msg_body(data: _Buffer, off: int) -> tuple[rpc_msg_body, int]:
             d2 = _EM_msg_type[t3]
             off += 4
         except Exception as e:
-            raise _drun("rpc_msg_body", "", _R58, data, off, e) from None
+            raise _drun("rpc_msg_body", "", _R61, data, off, e) from None
         w1: call_body | reply_body
         if d2 == 0:
             o4 = _new(call_body)
@@ -1514,46 +1565,123 @@ def _dec_rpc_msg_body(data: _Buffer, off: int) -> tuple[rpc_msg_body, int]:
                 o4.rpcvers, o4.prog, o4.vers, o4.proc = _S3.unpack_from(data, off)
                 off += 16
             except Exception as e:
-                raise _drun("rpc_msg_body", "", _R59, data, off, e) from None
+                raise _drun("rpc_msg_body", "", _R62, data, off, e) from None
+            o5 = _new(opaque_auth)
             try:
-                o4.cred, off = _dec_opaque_auth(data, off)
-            except _XdrError as e:
-                raise e.within("rpc_msg_body", "cbody.cred")
+                (o5.flavor,) = _S1.unpack_from(data, off)
+                off += 4
+            except Exception as e:
+                raise _drun("rpc_msg_body", "", _R63, data, off, e) from None
             try:
-                o4.verf, off = _dec_opaque_auth(data, off)
-            except _XdrError as e:
-                raise e.within("rpc_msg_body", "cbody.verf")
+                (n6,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("rpc_msg_body", "cbody.cred.body", e, data, off) from None
+            if n6 > 400:
+                raise _decl_too_long(
+                    "rpc_msg_body", "cbody.cred.body", "opaque", n6, 400, off
+                )
+            s7 = off + 4
+            e8 = s7 + n6
+            q9 = (e8 + 3) & -4
+            if q9 > len(data):
+                raise _past_end(
+                    "rpc_msg_body", "cbody.cred.body", "opaque", n6, q9 - s7, data, off
+                )
+            o5.body = bytes(data[s7:e8])
+            if n6 & 3 and data[e8:q9] != _PAD[n6 & 3]:
+                raise _bad_pad("rpc_msg_body", "cbody.cred.body", e8)
+            off = q9
+            o4.cred = o5
+            o10 = _new(opaque_auth)
+            try:
+                (o10.flavor,) = _S1.unpack_from(data, off)
+                off += 4
+            except Exception as e:
+                raise _drun("rpc_msg_body", "", _R64, data, off, e) from None
+            try:
+                (n11,) = _U32.unpack_from(data, off)
+            except Exception as e:
+                raise _dfail("rpc_msg_body", "cbody.verf.body", e, data, off) from None
+            if n11 > 400:
+                raise _decl_too_long(
+                    "rpc_msg_body", "cbody.verf.body", "opaque", n11, 400, off
+                )
+            s12 = off + 4
+            e13 = s12 + n11
+            q14 = (e13 + 3) & -4
+            if q14 > len(data):
+                raise _past_end(
+                    "rpc_msg_body",
+                    "cbody.verf.body",
+                    "opaque",
+                    n11,
+                    q14 - s12,
+                    data,
+                    off,
+                )
+            o10.body = bytes(data[s12:e13])
+            if n11 & 3 and data[e13:q14] != _PAD[n11 & 3]:
+                raise _bad_pad("rpc_msg_body", "cbody.verf.body", e13)
+            off = q14
+            o4.verf = o10
             w1 = o4
         elif d2 == 1:
             try:
-                (t7,) = _S0.unpack_from(data, off)
-                d6 = _EM_reply_stat[t7]
+                (t17,) = _S0.unpack_from(data, off)
+                d16 = _EM_reply_stat[t17]
                 off += 4
             except Exception as e:
-                raise _drun("rpc_msg_body", "", _R60, data, off, e) from None
-            w5: accepted_reply | rejected_reply
-            if d6 == 0:
+                raise _drun("rpc_msg_body", "", _R65, data, off, e) from None
+            w15: accepted_reply | rejected_reply
+            if d16 == 0:
+                o18 = _new(accepted_reply)
                 try:
-                    w5, off = _dec_accepted_reply(data, off)
+                    o18.verf, off = _dec_opaque_auth(data, off)
                 except _XdrError as e:
-                    raise e.within("rpc_msg_body", "rbody.areply")
-            elif d6 == 1:
+                    raise e.within("rpc_msg_body", "rbody.areply.verf")
                 try:
-                    w5, off = _dec_rejected_reply(data, off)
+                    o18.reply_data, off = _dec_accepted_reply_data(data, off)
                 except _XdrError as e:
-                    raise e.within("rpc_msg_body", "rbody.rreply")
+                    raise e.within("rpc_msg_body", "rbody.areply.reply_data")
+                w15 = o18
+            elif d16 == 1:
+                try:
+                    (t21,) = _S0.unpack_from(data, off)
+                    d20 = _EM_reject_stat[t21]
+                    off += 4
+                except Exception as e:
+                    raise _drun("rpc_msg_body", "", _R66, data, off, e) from None
+                w19: mismatch_info | auth_stat
+                if d20 == 0:
+                    try:
+                        w19, off = _dec_mismatch_info(data, off)
+                    except _XdrError as e:
+                        raise e.within("rpc_msg_body", "rbody.rreply.mismatch_info")
+                elif d20 == 1:
+                    try:
+                        (t22,) = _S0.unpack_from(data, off)
+                        w19 = _EM_auth_stat[t22]
+                        off += 4
+                    except Exception as e:
+                        raise _drun("rpc_msg_body", "", _R67, data, off, e) from None
+                else:
+                    raise _bad_disc_d("rpc_msg_body", "rbody.rreply.stat", d20, off - 4)
+                o23 = _new(rejected_reply)
+                o23.stat = d20
+                o23.value = w19
+                w15 = o23
             else:
-                raise _bad_disc_d("rpc_msg_body", "rbody.stat", d6, off - 4)
-            o8 = _new(reply_body)
-            o8.stat = d6
-            o8.value = w5
-            w1 = o8
+                raise _bad_disc_d("rpc_msg_body", "rbody.stat", d16, off - 4)
+            o24 = _new(reply_body)
+            o24.stat = d16
+            o24.value = w15
+            w1 = o24
         else:
             raise _bad_disc_d("rpc_msg_body", "mtype", d2, off - 4)
-        o9 = _new(rpc_msg_body)
-        o9.mtype = d2
-        o9.value = w1
-        r = o9
+        o25 = _new(rpc_msg_body)
+        o25.mtype = d2
+        o25.value = w1
+        r = o25
         return r, off
     except _XdrError:
         raise
@@ -1572,7 +1700,7 @@ def _enc_rpc_msg(buf: bytearray, v: rpc_msg) -> None:
             try:
                 buf += _S2.pack(v.xid, 0)
             except Exception as e:
-                raise _erun("rpc_msg", "", _R61, (v, 0), e) from None
+                raise _erun("rpc_msg", "", _R68, (v, 0), e) from None
             try:
                 u3: call_body = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -1580,7 +1708,7 @@ def _enc_rpc_msg(buf: bytearray, v: rpc_msg) -> None:
             try:
                 buf += _S3.pack(u3.rpcvers, u3.prog, u3.vers, u3.proc)
             except Exception as e:
-                raise _erun("rpc_msg", "", _R62, u3, e) from None
+                raise _erun("rpc_msg", "", _R69, u3, e) from None
             try:
                 _enc_opaque_auth(buf, u3.cred)
             except _XdrError as e:
@@ -1597,7 +1725,7 @@ def _enc_rpc_msg(buf: bytearray, v: rpc_msg) -> None:
             try:
                 buf += _S2.pack(v.xid, 1)
             except Exception as e:
-                raise _erun("rpc_msg", "", _R63, (v, 1), e) from None
+                raise _erun("rpc_msg", "", _R70, (v, 1), e) from None
             try:
                 u4: reply_body = x1.value  # type: ignore[assignment]
             except Exception as e:
@@ -1645,7 +1773,7 @@ def _dec_rpc_msg(data: _Buffer, off: int) -> tuple[rpc_msg, int]:
             d1 = _EM_msg_type[t3]
             off += 8
         except Exception as e:
-            raise _drun("rpc_msg", "", _R64, data, off, e) from None
+            raise _drun("rpc_msg", "", _R71, data, off, e) from None
         w4: call_body | reply_body
         if d1 == 0:
             o5 = _new(call_body)
@@ -1653,7 +1781,7 @@ def _dec_rpc_msg(data: _Buffer, off: int) -> tuple[rpc_msg, int]:
                 o5.rpcvers, o5.prog, o5.vers, o5.proc = _S3.unpack_from(data, off)
                 off += 16
             except Exception as e:
-                raise _drun("rpc_msg", "", _R65, data, off, e) from None
+                raise _drun("rpc_msg", "", _R72, data, off, e) from None
             try:
                 o5.cred, off = _dec_opaque_auth(data, off)
             except _XdrError as e:
@@ -1669,7 +1797,7 @@ def _dec_rpc_msg(data: _Buffer, off: int) -> tuple[rpc_msg, int]:
                 d7 = _EM_reply_stat[t8]
                 off += 4
             except Exception as e:
-                raise _drun("rpc_msg", "", _R66, data, off, e) from None
+                raise _drun("rpc_msg", "", _R73, data, off, e) from None
             w6: accepted_reply | rejected_reply
             if d7 == 0:
                 try:
@@ -1730,6 +1858,28 @@ XDR_TYPES: dict[str, _Codec[_Any]] = {
     "rpc_msg_body": _Codec("rpc_msg_body", _enc_rpc_msg_body, _dec_rpc_msg_body),
     "rpc_msg": _Codec("rpc_msg", _enc_rpc_msg, _dec_rpc_msg),
 }
+
+
+# The same types as plans for the compiled engine, when it is present.
+_ENGINE_PLANS = (
+    "auth_flavor - V e auth_flavor",
+    "opaque_auth opaque_auth T 2 flavor I body O 400",
+    "authsys_parms authsys_parms T 5 stamp I machinename s 255 uid I gid I gids A 16 4 I",
+    "msg_type - V e msg_type",
+    "reply_stat - V e reply_stat",
+    "accept_stat - V e accept_stat",
+    "reject_stat - V e reject_stat",
+    "auth_stat - V e auth_stat",
+    "mismatch_info mismatch_info T 2 low I high I",
+    "call_body call_body T 6 rpcvers I prog I vers I proc I cred k opaque_auth verf k opaque_auth",
+    "accepted_reply_data accepted_reply_data U stat e accept_stat 2 1 0 v 1 2 k mismatch_info v",
+    "accepted_reply accepted_reply T 2 verf k opaque_auth reply_data k accepted_reply_data",
+    "rejected_reply rejected_reply U stat e reject_stat 2 1 0 k mismatch_info 1 1 e auth_stat -",
+    "reply_body reply_body U stat e reply_stat 2 1 0 k accepted_reply 1 1 k rejected_reply -",
+    "rpc_msg_body rpc_msg_body U mtype e msg_type 2 1 0 k call_body 1 1 k reply_body -",
+    "rpc_msg rpc_msg T 2 xid I body k rpc_msg_body",
+)
+_install_engine(globals(), _ENGINE_PLANS, XDR_TYPES)
 
 
 PROCEDURE_TABLES: dict[str, _ProcedureTable] = {}
