@@ -18,7 +18,8 @@ from typing import Any
 from xdrgen.runtime.codec import Codec
 
 
-def _load() -> ModuleType | None:
+def load_engine() -> ModuleType | None:
+    """``xdrgen._engine``, or None when it is not built or ``XDRGEN_PURE=1``."""
     if os.environ.get("XDRGEN_PURE") == "1":
         return None
     try:
@@ -36,7 +37,7 @@ def install(
     """Run ``plans`` (one per type, xdrgen/generator/engine_plan.py) on the engine
     for ``codecs`` (by type name; names not found there are looked up in
     ``namespace``, the module's globals).  Returns how many types the engine runs."""
-    engine = _load()
+    engine = load_engine()
     if engine is None:
         return 0
     count: int = engine.install(plans, namespace, dict(codecs))
