@@ -25,12 +25,18 @@ from xdrgen.generator.bytecode import cache_tag, pyc_matches, pyc_path, write_py
 
 DEMO_X = REPO_ROOT / "protocols" / "demo.x"
 
-#: Imports ``demo`` with compiling from source and writing files made to fail.
+#: Imports ``demo`` with compiling it from source and writing files made to fail.
+#: Only the generated module is watched: whether the runtime's own bytecode is
+#: cached depends on the install (PYTHONDONTWRITEBYTECODE), not on xdrgen.
 READ_ONLY_IMPORT = """\
 import importlib._bootstrap_external as bootstrap, sys
 
-def refuse_compile(*args, **kwargs):
-    raise AssertionError("compiled from source")
+compile_source = bootstrap.SourceLoader.source_to_code
+
+def refuse_compile(self, data, path, *args, **kwargs):
+    if str(path).endswith("demo.py"):
+        raise AssertionError("compiled from source")
+    return compile_source(self, data, path, *args, **kwargs)
 
 def refuse_write(self, path, *args, **kwargs):
     raise AssertionError(f"wrote {path}")

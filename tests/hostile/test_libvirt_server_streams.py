@@ -263,7 +263,7 @@ def test_disconnect_at_every_point_of_a_download(downloads: dict[str, Target], p
 
 @pytest.mark.parametrize("who", ["libvirtd", "ours"])
 def test_disconnect_at_every_point_of_an_upload(uploads: dict[str, Target], procs: dict[str, int], fake: FakeDaemon,
-                                                who: str) -> None:
+                                                storage_daemon: Daemon, who: str) -> None:
     target = uploads[who]
     fds_before, rss_before = open_fds(fake.pid), rss_kib(fake.pid)
     # The bytes of a whole upload: the call, two data frames, the finish.
@@ -273,10 +273,16 @@ def test_disconnect_at_every_point_of_an_upload(uploads: dict[str, Target], proc
     # Every byte for ours; every 5th (and the frame boundaries) for libvirtd, which makes a volume each time.
     cuts = range(whole_len + 1) if who == "ours" else sorted(set(range(0, whole_len + 1, 5)) | {whole_len})
     for cut in cuts:
-        with open_peer(target, procs) as peer:
-            proc, args = target.prepare(peer, procs)
-            whole = (wire.frame(proc, args, serial=S) + stream_frame(proc, b"d" * 64) * 2 + stream_frame(proc, status=wire.OK))
-            peer.send(whole[:cut])
+        try:
+            with open_peer(target, procs) as peer:
+                proc, args = target.prepare(peer, procs)
+                whole = (wire.frame(proc, args, serial=S) + stream_frame(proc, b"d" * 64) * 2 + stream_frame(proc, status=wire.OK))
+                peer.send(whole[:cut])
+        except AssertionError as error:
+            # Say which peer failed where, and whether libvirtd is still running.
+            state = f"exit status {(storage_daemon.process if who == 'libvirtd' else fake.process).poll()}"
+            diag = storage_daemon.diagnostics() if who == "libvirtd" else ""
+            raise AssertionError(f"{who}, after the cut at byte {cut} of {whole_len}: {error}; {state}\n{diag}") from None
     assert_served(target, procs)
     fake.assert_clean()
     if who == "ours":

@@ -21,15 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from xdrgen.diagnostics import Diagnostic, Position
-from xdrgen.frontend.preprocess import (
-    CExprError,
-    CInt,
-    MacroTable,
-    Token,
-    evaluate_c_expression,
-    expand_macros,
-    tokenize_c,
-)
+from xdrgen.frontend.preprocessing.cexpr import CInt, evaluate_c_expression
+from xdrgen.frontend.preprocessing.ctokens import CExprError, Token, tokenize_c
+from xdrgen.frontend.preprocessing.macros import MacroTable, expand_macros
 from xdrgen.frontend.syntax import PassthroughNode
 from xdrgen.model import ConstantDef
 

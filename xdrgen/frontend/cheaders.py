@@ -15,17 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xdrgen.diagnostics import Position, error
-from xdrgen.frontend.preprocess import (
-    MAX_FILE_BYTES,
-    MAX_INCLUDE_DEPTH,
-    CExprError,
+from xdrgen.frontend.preprocessing.cexpr import (
     CInt,
-    MacroTable,
-    Token,
     evaluate_c_expression,
-    expand_macros,
-    tokenize_c,
+    identifier_is_zero,
 )
+from xdrgen.frontend.preprocessing.ctokens import CExprError, Token, tokenize_c
+from xdrgen.frontend.preprocessing.limits import MAX_FILE_BYTES, MAX_INCLUDE_DEPTH
+from xdrgen.frontend.preprocessing.macros import MacroTable, expand_macros
 
 __all__ = ["HeaderConstants", "read_constants"]
 
@@ -187,7 +184,10 @@ class _Reader:
             return defined if directive == "ifdef" else not defined
         try:
             expanded = expand_macros(tokens, self.macros, handle_defined=True)
-            return evaluate_c_expression(expanded, _zero, pp_mode=True).value != 0
+            return (
+                evaluate_c_expression(expanded, identifier_is_zero, pp_mode=True).value
+                != 0
+            )
         except CExprError:
             return False
 
@@ -283,10 +283,6 @@ class _Reader:
         if value is None:
             raise CExprError(f"'{token.text}' is not an integer constant", token.col)
         return value
-
-
-def _zero(token: Token) -> CInt:
-    return CInt(0, 64, False)
 
 
 def _increment(value: CInt) -> CInt:

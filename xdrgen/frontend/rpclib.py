@@ -8,7 +8,7 @@ its Python class and annotations) that lives in an :class:`ImportedModule` with
 :mod:`xdrgen.runtime.rpclib`, as it calls the codecs of a ``--import``'ed module.
 
 (``netobj`` and ``des_block``, which XDR describes exactly, are plain builtin
-typedefs: see ``resolve._RPCGEN_OPAQUE_TYPES``.)
+typedefs: see ``resolution.builtins.RPCGEN_OPAQUE_TYPES``.)
 """
 
 from __future__ import annotations
