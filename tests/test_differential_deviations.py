@@ -297,13 +297,16 @@ def test_more_elements_of_no_bytes_than_input_bytes_rpcgen_takes_them_we_refuse(
     value = zero_size.codec("holder").decode(data)
     assert value.items == [[]] * 8
     assert zero_size.reference.roundtrip("holder", data).reencoded == data
-    # Encoding writes at most as many as the bytes up to the count (4 here), so
-    # that its output always decodes.
-    value.items = [[]] * 4
-    assert zero_size.codec("holder").encode(value) == word(4) + word(7)
-    value.items = [[]] * 5
-    from xdrgen.runtime.errors import XdrEncodeError
-
-    with pytest.raises(XdrEncodeError) as encoding:
-        zero_size.codec("holder").encode(value)
-    assert encoding.value.path == "items"
+    # Every decoded value encodes back to its bytes (D22: a count the decoder takes
+    # from a longer input was refused by the encoder), also inside a longer input.
+    for count in (4, 5, 8):
+        data = word(count) + word(7)
+        assert zero_size.codec("holder").encode(zero_size.codec("holder").decode(data)) == data
+    # Encoding writes any count, as rpcgen does; our decoder refuses the bytes of
+    # more such elements than they have bytes (difference 9).
+    value.items = [[]] * 9
+    data = zero_size.codec("holder").encode(value)
+    assert data == word(9) + word(7)
+    assert zero_size.reference.roundtrip("holder", data).reencoded == data
+    with pytest.raises(XdrDecodeError):
+        zero_size.codec("holder").decode(data)

@@ -24,7 +24,7 @@ from engine_backends import both_backends
 from test_generate_helpers import DEMO_X, Strategies, generated_module, model_of
 from xdrgen.generator.names import field_name
 from xdrgen.runtime.codec import XdrStruct
-from xdrgen.runtime.errors import XdrEncodeError
+from xdrgen.runtime.errors import XdrDecodeError, XdrEncodeError
 
 #: Broken places tried per drawn value (chosen at random, seeded).
 PLACES_PER_VALUE = 12
@@ -152,7 +152,14 @@ def _check_one(codec: Any, broken: Any, place: str) -> None:
         return
     # Accepted (e.g. 1.5 where a float was): the bytes must be a valid encoding.
     assert isinstance(data, bytes) and len(data) % 4 == 0
-    codec.decode(data)
+    try:
+        codec.decode(data)
+    except XdrDecodeError as err:
+        # docs/compatibility.md difference 9: a list of more elements of no bytes
+        # than the encoding has bytes is written (as rpcgen writes it) and refused
+        # by our decoder, which never sizes a list by a declared count alone.
+        if "elements that take no bytes" not in str(err):
+            raise
 
 
 def fuzz_value(codec: Any, value: Any, rng: random.Random) -> int:

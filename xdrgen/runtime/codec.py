@@ -349,23 +349,20 @@ def declared_past_end(
 
 
 def too_many_empty(
-    type_name: str, path: str, count: int, limit: int, offset: int | None
-) -> XdrError:
-    """More elements that take no bytes (``T x[0]`` items) than bytes around them.
+    type_name: str, path: str, count: int, limit: int, offset: int
+) -> XdrDecodeError:
+    """More elements that take no bytes (``T x[0]`` items) than the input has bytes.
 
     rpcgen's C takes any count (its elements are 0 bytes); a Python list of them
     would be sized by the peer's word alone, so decoding takes at most as many as
-    the input has bytes (``limit``; docs/compatibility.md, difference 9), and
-    encoding refuses what decoding would (``offset`` None: ``limit`` is the bytes
-    written up to and with the count).
+    the input has bytes (``limit``; docs/compatibility.md, difference 9).
     """
-    problem = f"array of {count} elements that take no bytes: more than the {limit}"
-    if offset is None:
-        return XdrEncodeError(
-            f"{problem} bytes up to it (would not decode)", type_name=type_name, path=path
-        )
     return XdrDecodeError(
-        f"{problem} bytes of the input", type_name=type_name, path=path, offset=offset
+        f"array of {count} elements that take no bytes: more than the {limit} "
+        "bytes of the input",
+        type_name=type_name,
+        path=path,
+        offset=offset,
     )
 
 

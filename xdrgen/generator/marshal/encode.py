@@ -291,14 +291,9 @@ class Encoder(FunctionBody):
                     )
             return
         if node.variable:
-            if node.min_element_size == 0:
-                # What the decoder refuses (difference 9, D21) is not written either.
-                with self.block(f"if {n} > len(buf) + 4:"):
-                    self.emit_call(
-                        "raise _too_many_empty(",
-                        [self.type_lit, path.expr(), n, "len(buf) + 4", "None"],
-                        ")",
-                    )
+            # Elements of no bytes (difference 9) are written whatever their count:
+            # refusing here what the decoder would take from a longer input broke
+            # re-encoding decoded values (D22).
             self.emit(f"buf += _U32.pack({n})")
         e = self.tmp("e")
         # No enumerate(): error handlers find the failing element's index.

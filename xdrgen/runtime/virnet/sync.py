@@ -28,39 +28,26 @@ import collections
 import os
 import select
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 from xdrgen.runtime.virnet import events as ev
+from xdrgen.runtime.virnet.client_common import ClientConnectionBase, EventCallback, feature_args, feature_supported
 from xdrgen.runtime.virnet.constants import (
     FEATURE_PROGRAM_KEEPALIVE,
     PROC_CONNECT_SUPPORTS_FEATURE,
     REMOTE_PROGRAM,
 )
 from xdrgen.runtime.virnet.core import Buffer, StreamDirection, VirNetCore
-from xdrgen.runtime.virnet.errors import (
-    CallTimeout,
-    ConnectionClosed,
-    LibvirtError,
-    PeerDead,
-    ProtocolError,
-    StreamStateError,
-    VirNetError,
-)
-from xdrgen.runtime.virnet.flow import (
-    STREAM_BUFFER_MAX,
-    STREAM_QUEUE_FRAMES,
-    ChunkQueue,
-    StreamBudget,
-    overflow_victims,
-)
+from xdrgen.runtime.virnet.errors import CallTimeout, ConnectionClosed, LibvirtError, VirNetError
+from xdrgen.runtime.virnet.flow import STREAM_BUFFER_MAX, STREAM_QUEUE_FRAMES
 from xdrgen.runtime.virnet.sockio import close_fds, recv_into_with_fds, write_all
-
-EventCallback = Callable[[ev.EventMessage], None]
+from xdrgen.runtime.virnet.streams import STREAM_EVENTS as STREAM_EVENTS
+from xdrgen.runtime.virnet.streams import Hole as Hole
+from xdrgen.runtime.virnet.streams import route_stream_event as route_stream_event
+from xdrgen.runtime.virnet.sync_stream import Stream, Waiter, deadline
 
 #: Seconds without callers before the background thread takes over reading.
 _LINGER: Final = 0.05
@@ -76,241 +63,7 @@ _SPIN_HIT: Final = 300e-6
 _yield_cpu: Final[Callable[[], None]] = getattr(os, "sched_yield", lambda: None)
 
 
-@dataclass(frozen=True, slots=True)
-class Hole:
-    """A hole of ``length`` bytes in a sparse stream."""
-
-    length: int
-
-
-class _Waiter:
-    __slots__ = ("done", "payload", "fds", "error")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.payload: memoryview | None = None
-        self.fds: list[int] = []
-        self.error: BaseException | None = None
-
-    def finished(self) -> bool:
-        return self.done
-
-
-_EOF = object()
-
-#: Events that concern an open stream, routed by :func:`route_stream_event`.
-STREAM_EVENTS: Final = (
-    ev.StreamData,
-    ev.StreamHole,
-    ev.StreamEnd,
-    ev.StreamFinished,
-    ev.StreamAborted,
-    ev.StreamFailed,
-)
-
-
-def route_stream_event(streams: MutableMapping[int, Any], event: ev.Event, eof: object) -> None:
-    """Deliver one of :data:`STREAM_EVENTS` to its stream, if that is still open.
-
-    ``streams`` holds the sync or the asyncio stream objects (both have ``_push``,
-    ``_fail`` and ``_closed_ok``); ``eof`` is the end marker their queue expects.
-    A stream leaves ``streams`` when it finishes, is aborted or fails.
-    """
-    serial: int = event.serial  # type: ignore[union-attr]
-    if isinstance(event, ev.StreamData):
-        stream = streams.get(serial)
-        if stream is not None:
-            stream._push(event.data)
-    elif isinstance(event, ev.StreamHole):
-        stream = streams.get(serial)
-        if stream is not None:
-            stream._push(Hole(event.length))
-    elif isinstance(event, ev.StreamEnd):
-        stream = streams.get(serial)
-        if stream is not None:
-            stream._push(eof)
-    elif isinstance(event, (ev.StreamFinished, ev.StreamAborted)):
-        stream = streams.pop(serial, None)
-        if stream is not None:
-            stream._closed_ok()
-    elif isinstance(event, ev.StreamFailed):
-        stream = streams.pop(serial, None)
-        if stream is not None:
-            stream._fail(event.error)
-
-
-def _deadline(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + timeout
-
-
-class Stream:
-    """One libvirt stream on a blocking connection.
-
-    ``recv`` returns memoryviews into the connection's receive buffer (no copy);
-    they stay valid while referenced.  ``send`` writes the caller's buffer
-    straight to the socket behind a 28-byte prefix per chunk.
-    """
-
-    def __init__(self, conn: Connection, serial: int, direction: StreamDirection, sparse: bool, max_queued: int) -> None:
-        self._conn = conn
-        self.serial = serial
-        self.direction = direction
-        self.sparse = sparse
-        self._max_queued = max_queued
-        self._queue = ChunkQueue(conn._budget)
-        self._error: BaseException | None = None
-        self._closed = False  # finished, aborted or failed: no more traffic
-        self._eof = False
-        self._close_waiter: _Waiter | None = None
-
-    @property
-    def queued(self) -> ChunkQueue:
-        """Received items not yet taken by ``recv`` (``nbytes``: their data bytes)."""
-        return self._queue
-
-    # Called by the reader with the connection lock held; never blocks.
-    def _push(self, item: memoryview | Hole | object) -> None:
-        if self._closed:
-            return
-        self._queue.append(item)
-        if len(self._queue) >= self._max_queued:
-            self._conn._full_streams.add(self.serial)
-        if self._conn._budget.over():
-            self._conn._overflow()
-
-    def _popped(self) -> None:
-        """Lock held: a chunk left the queue; let reading resume below the limit."""
-        conn = self._conn
-        if len(self._queue) < self._max_queued and self.serial in conn._full_streams:
-            conn._full_streams.discard(self.serial)
-            conn._cv.notify_all()
-
-    def _fail(self, error: BaseException) -> None:
-        if self._error is None:
-            self._error = error
-        self._closed = True
-        self._queue.clear()
-        self._popped()
-        if self._close_waiter is not None:
-            self._close_waiter.error = error
-            self._close_waiter.done = True
-
-    def _closed_ok(self) -> None:
-        self._closed = True
-        if self._close_waiter is not None:
-            self._close_waiter.done = True
-
-    def _has_news(self) -> bool:
-        return bool(self._queue) or self._error is not None or self._eof or self._closed
-
-    def recv(self, timeout: float | None = None) -> memoryview | Hole | None:
-        """The next chunk of data, a Hole (sparse streams only), or None at the end."""
-        conn = self._conn
-        with conn._cv:
-            if not self._queue and not conn._wait_until(self._has_news, _deadline(timeout)):
-                raise CallTimeout(f"no stream data within {timeout} s")
-            if self._queue:
-                item = self._queue.popleft()
-                self._popped()
-                if item is _EOF:
-                    self._eof = True
-                    return None
-                assert isinstance(item, (memoryview, Hole))
-                return item
-            if self._error is not None:
-                raise self._error
-            return None
-
-    def recv_into(self, buffer: memoryview | bytearray) -> int:
-        """Copy the next data into ``buffer``; 0 at the end.  Holes are refused here."""
-        target = memoryview(buffer)
-        with self._conn._cv:
-            pending = self._queue.head()
-            if isinstance(pending, memoryview) and pending.nbytes > target.nbytes:
-                n = target.nbytes
-                target[:n] = pending[:n]
-                self._queue.consume_head(n)
-                return n
-        item = self.recv()
-        if item is None:
-            return 0
-        if isinstance(item, Hole):
-            raise StreamStateError("recv_into met a hole; use recv() on sparse streams")
-        n = item.nbytes
-        if n > target.nbytes:
-            with self._conn._cv:
-                self._queue.appendleft(item[target.nbytes :])
-            n = target.nbytes
-        target[:n] = item[:n]
-        return n
-
-    def send(self, data: Buffer) -> None:
-        """Send ``data`` (any size; split into protocol chunks, never copied)."""
-        self._check_open()
-        self._conn._send(lambda core: core.send_stream_data(self.serial, data))
-
-    def send_hole(self, length: int, flags: int = 0) -> None:
-        self._check_open()
-        self._conn._send(lambda core: core.send_stream_hole(self.serial, length, flags))
-
-    def _check_open(self) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._closed:
-            raise StreamStateError(f"stream {self.serial} is closed")
-
-    def finish(self, timeout: float | None = None) -> None:
-        """Send the empty OK and wait for the peer's confirmation (raises its error)."""
-        self._check_open()
-        waiter = _Waiter()
-        with self._conn._cv:
-            self._close_waiter = waiter
-        self._conn._send(lambda core: core.finish_stream(self.serial))
-        self._conn._wait_for(waiter, timeout, f"stream {self.serial}: no finish confirmation within {timeout} s")
-        if waiter.error is not None:
-            raise waiter.error
-
-    def discard(self, error: BaseException) -> None:
-        """Give the stream up without waiting: fail it locally with ``error``, send the abort.
-
-        For a stream nobody will use (its call's reply did not decode); the
-        peer's acknowledgement is dropped when it comes.
-        """
-        conn = self._conn
-        with conn._cv:
-            if self._closed:
-                return
-            self._fail(error)
-        try:
-            conn._send(lambda core: core.abort_stream(self.serial))
-        except VirNetError:
-            pass  # the connection is gone: nothing left to abort
-
-    def abort(self, timeout: float | None = None) -> None:
-        """Send the empty ERROR, drop queued data, wait for the acknowledgement."""
-        waiter = _Waiter()
-        with self._conn._cv:
-            if self._closed:
-                return
-            self._close_waiter = waiter
-            self._queue.clear()
-            self._popped()
-        self._conn._send(lambda core: core.abort_stream(self.serial))
-        self._conn._wait_for(waiter, timeout, f"stream {self.serial}: no abort acknowledgement within {timeout} s")
-        with self._conn._cv:
-            self._error = self._error or StreamStateError(f"stream {self.serial} was aborted")
-
-    def __iter__(self) -> Stream:
-        return self
-
-    def __next__(self) -> memoryview | Hole:
-        item = self.recv()
-        if item is None:
-            raise StopIteration
-        return item
-
-
-class Connection:
+class Connection(ClientConnectionBase[Waiter, Stream]):
     """A blocking libvirt RPC client connection over a connected socket.
 
     ``stream_queue_frames``: chunks a stream queues before reading pauses for
@@ -331,10 +84,10 @@ class Connection:
     ) -> None:
         if event_backlog < 1 or stream_queue_frames < 1:
             raise ValueError("event_backlog and stream_queue_frames must be >= 1")
-        self._budget = StreamBudget(stream_buffer_max)
         self._sock = sock
         self._unix = sock.family == socket.AF_UNIX
-        self._core = VirNetCore(programs=programs, buffer_size=buffer_size, receives_fds=self._unix)
+        super().__init__(programs=programs, buffer_size=buffer_size, receives_fds=self._unix,
+                         stream_queue_frames=stream_queue_frames, stream_buffer_max=stream_buffer_max)
         self._lock = threading.Lock()
         #: Followers (threads waiting for a reply or for the reader role) wait here.
         self._cv = threading.Condition(self._lock)
@@ -345,18 +98,10 @@ class Connection:
         self._followers = 0
         self._spin = _SPIN_MAX
         self._last_caller = time.monotonic()
-        self._waiters: dict[int, _Waiter] = {}
-        self._streams: dict[int, Stream] = {}
         self._full_streams: set[int] = set()
         self._callbacks: list[EventCallback] = [on_event] if on_event else []
         self._backlog: collections.deque[ev.EventMessage] = collections.deque()
-        #: Exceptions raised by event callbacks (the most recent ones).
-        self.callback_errors: collections.deque[Exception] = collections.deque(maxlen=64)
-        self._stream_queue_frames = stream_queue_frames
         self._event_backlog = event_backlog
-        self._error: VirNetError | None = None
-        #: PINGs received from the peer (and answered); for diagnostics and tests.
-        self.pings_answered = 0
         # Wakes a reader out of poll() when a timer (keepalive) starts or we close.
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -447,12 +192,12 @@ class Connection:
             close_fds(got)
             return payload_view
         # The common case, kept short: no fds, no stream, no closure.
-        waiter = _Waiter()
+        waiter = Waiter()
         with self._lock:
             if self._error is not None:
                 raise self._error
             serial = self._core.send_call(proc, payload, prog=prog)
-            self._waiters[serial] = waiter
+            self._pending[serial] = waiter
         self._flush(blocking=True)
         self._await_reply(waiter, serial, proc, timeout)
         assert waiter.payload is not None
@@ -497,13 +242,13 @@ class Connection:
         direction: StreamDirection | None = None,
         sparse: bool = False,
     ) -> tuple[memoryview, list[int], Stream | None]:
-        waiter = _Waiter()
+        waiter = Waiter()
         stream: Stream | None = None
 
         def queue(core: VirNetCore) -> int:
             nonlocal stream
             serial = core.send_call(proc, payload, prog=prog, fds=fds, stream=direction, sparse=sparse)
-            self._waiters[serial] = waiter
+            self._pending[serial] = waiter
             if direction is not None:
                 stream = Stream(self, serial, direction, sparse, self._stream_queue_frames)
                 self._streams[serial] = stream
@@ -516,12 +261,12 @@ class Connection:
         return waiter.payload, waiter.fds, stream
 
     def _await_reply(
-        self, waiter: _Waiter, serial: int, proc: int, timeout: float | None
+        self, waiter: Waiter, serial: int, proc: int, timeout: float | None
     ) -> None:
         """Block until ``waiter``'s reply came; raise its error or CallTimeout."""
         if not waiter.done:  # the reply often came during the flush: no lock then
             with self._cv:
-                if not waiter.done and not self._wait_until(waiter.finished, _deadline(timeout)):
+                if not waiter.done and not self._wait_until(waiter.finished, deadline(timeout)):
                     self._timed_out(serial)
                     raise CallTimeout(f"procedure {proc}: no reply within {timeout} s")
         if waiter.error is not None:
@@ -529,13 +274,11 @@ class Connection:
 
     def _timed_out(self, serial: int) -> None:
         """Lock held: forget a call whose caller gave up; a late reply is dropped."""
-        self._core.cancel_call(serial)
-        self._waiters.pop(serial, None)
-        self._streams.pop(serial, None)
+        self._forget_call(serial)
 
-    def _wait_for(self, waiter: _Waiter, timeout: float | None, message: str) -> None:
+    def _wait_for(self, waiter: Waiter, timeout: float | None, message: str) -> None:
         with self._cv:
-            if not waiter.done and not self._wait_until(waiter.finished, _deadline(timeout)):
+            if not waiter.done and not self._wait_until(waiter.finished, deadline(timeout)):
                 raise CallTimeout(message)
 
     # -------------------------------------------------------- leader/follower
@@ -552,12 +295,6 @@ class Connection:
         if not waiting:
             return not self._full_streams
         return background or len(self._backlog) < self._event_backlog
-
-    def _overflow(self) -> None:
-        """Lock held, reader: unread stream data passed the budget; abort the largest backlogs."""
-        for st, error in overflow_victims(self._streams.values(), self._budget):
-            st._fail(error)
-            self._core.abort_stream(st.serial)  # written by the reader after this round
 
     def _wait_until(self, ready: Callable[[], bool], deadline: float | None) -> bool:
         """Lock held: block until ``ready()`` or the connection fails; False on timeout.
@@ -705,7 +442,7 @@ class Connection:
                         self._cv.notify_all()  # reading may resume
                     self._lock.release()
                     try:
-                        self._run_callbacks(batch)
+                        self._run_callbacks(self._callbacks, batch)
                     finally:
                         self._lock.acquire()
                     continue
@@ -717,23 +454,11 @@ class Connection:
                     continue
                 self._bg_cv.wait(max(_LINGER - idle, 0.001) if idle < _LINGER else _LINGER)
 
-    def _run_callbacks(self, batch: list[ev.EventMessage]) -> None:
-        callbacks = list(self._callbacks)
-        for message in batch:
-            for cb in callbacks:
-                try:
-                    cb(message)
-                except Exception as exc:  # a callback's bug must not stop the connection
-                    self.callback_errors.append(exc)
-
     # --------------------------------------------------------------- keepalive
 
     def supports_feature(self, feature: int, timeout: float | None = None) -> bool:
         """CONNECT_SUPPORTS_FEATURE (args {int feature; unsigned flags}, ret {int})."""
-        ret = self.call(PROC_CONNECT_SUPPORTS_FEATURE, struct.pack(">iI", feature, 0), timeout=timeout)
-        if len(ret) != 4:
-            raise ProtocolError(f"connect_supports_feature reply of {len(ret)} bytes, expected 4")
-        return bool(struct.unpack(">i", ret)[0])
+        return feature_supported(self.call(PROC_CONNECT_SUPPORTS_FEATURE, feature_args(feature), timeout=timeout))
 
     def start_keepalive(self, interval: float = 5.0, count: int = 5) -> bool:
         """Ask the peer whether it speaks keepalive; if so, ping it when idle.
@@ -758,53 +483,27 @@ class Connection:
 
     # ------------------------------------------------------------------- input
 
-    def _dispatch(self, events: list[ev.Event]) -> None:
-        """Lock held: complete waiters, feed streams, queue events for the callbacks."""
-        for e in events:
-            if isinstance(e, ev.Reply):
-                w = self._waiters.pop(e.serial, None)
-                if w is not None:
-                    w.payload = e.payload
-                    w.fds = e.fds
-                    w.done = True
-                else:
-                    close_fds(e.fds)
-            elif isinstance(e, STREAM_EVENTS):
-                route_stream_event(self._streams, e, _EOF)
-            elif isinstance(e, ev.ReplyError):
-                w = self._waiters.pop(e.serial, None)
-                st = self._streams.pop(e.serial, None)
-                if st is not None:
-                    st._fail(e.error)
-                if w is not None:
-                    w.error = e.error
-                    w.done = True
-            elif isinstance(e, ev.EventMessage):
-                if self._callbacks:
-                    self._backlog.append(e)
-                    self._bg_cv.notify()
-            elif isinstance(e, ev.KeepalivePing):
-                self.pings_answered += 1
-            elif isinstance(e, ev.PeerDeadEvent):
-                raise PeerDead("keepalive: the peer stopped answering")
-            elif isinstance(e, ev.CallTimedOut):
-                w = self._waiters.pop(e.serial, None)
-                if w is not None:
-                    w.error = CallTimeout(f"procedure {e.proc}: no reply in time")
-                    w.done = True
+    def _resolve(self, pending: Waiter, reply: ev.Reply) -> None:
+        pending.payload = reply.payload
+        pending.fds = reply.fds
+        pending.done = True
+
+    def _reject(self, pending: Waiter, error: BaseException) -> None:
+        pending.error = error
+        pending.done = True
+
+    def _event_message(self, message: ev.EventMessage) -> None:
+        """Lock held: queue the event for the callbacks (the background thread runs them)."""
+        if self._callbacks:
+            self._backlog.append(message)
+            self._bg_cv.notify()
 
     def _fail(self, error: VirNetError) -> None:
         """Lock held: end the connection; every waiter and stream learns ``error``."""
         if self._error is None:
             self._error = error
         self._core.connection_lost(error)
-        waiters, self._waiters = self._waiters, {}
-        streams, self._streams = self._streams, {}
-        for w in waiters.values():
-            w.error = error
-            w.done = True
-        for st in streams.values():
-            st._fail(error)
+        self._fail_pending(error)
         self._full_streams.clear()
         self._cv.notify_all()
         self._bg_cv.notify_all()
@@ -819,21 +518,6 @@ class Connection:
         self._wake()
 
     # ------------------------------------------------------------------- close
-
-    @property
-    def error(self) -> VirNetError | None:
-        """Why the connection ended (None while it is up)."""
-        return self._error
-
-    @property
-    def stream_buffered_bytes(self) -> int:
-        """Stream data received and not yet read, over all streams (bounded by ``stream_buffer_max``)."""
-        return self._budget.used
-
-    @property
-    def ignored_messages(self) -> int:
-        """Messages dropped as libvirt's client drops them (stream packets for no stream, ...)."""
-        return self._core.ignored_messages
 
     def close(self) -> None:
         """Close the socket; pending calls fail with ConnectionClosed."""
@@ -851,11 +535,7 @@ class Connection:
             if self._reading:
                 return  # stuck reader: leave the fds to it rather than risk reuse
         self._sock.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_fds((self._wake_r, self._wake_w))
 
     def __enter__(self) -> Connection:
         return self
@@ -864,4 +544,7 @@ class Connection:
         self.close()
 
 
-__all__ = ["Connection", "Stream", "Hole", "LibvirtError", "EVENT_BACKLOG_MAX"]
+__all__ = [
+    "Connection", "Stream", "Hole", "LibvirtError", "EVENT_BACKLOG_MAX", "EventCallback", "STREAM_EVENTS",
+    "route_stream_event",
+]
