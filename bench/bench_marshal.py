@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Marshalling benchmark: xdrgen's generated code against xdrlib by hand and rpcgen's C.
 
+With the compiled engine built (python3 -m xdrgen._build_engine), the first table
+shows both backends (pure Python and the engine) with msgspec and rpcgen's C as
+peers in the same run (issue 14's targets); the others time the codecs as
+generated modules run them (the engine when it is there).
+
 Workloads (libvirt's remote_protocol.x types, one encode + one decode per op):
 
   W1 remote_domain_get_info_ret
@@ -57,6 +62,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from marshal_peers.floor_peer import make_checked_floor, make_floor  # noqa: E402
 from marshal_peers.xdrlib_peer import make_peer  # noqa: E402
 from reference.rpcgen_ref import build_reference  # noqa: E402
+from xdrgen.runtime.engine import backend, pure_codec  # noqa: E402
+
+try:
+    from marshal_peers.msgspec_peer import make_msgspec_op
+except ImportError:  # msgspec is in the bench extra
+    make_msgspec_op = None  # type: ignore[assignment]
 
 REMOTE_X = REPO.parent / "shared" / "protocols" / "libvirt" / "remote_protocol.x"
 LIBVIRT_H = Path("/usr/include/libvirt/libvirt.h")
@@ -67,6 +78,14 @@ TARGETS: dict[str, tuple[float | None, float | None, float | None]] = {
     "W2": (0.25, 4.5, None),
     "W3": (0.30, 6.0, None),
     "W4": (None, None, 1.1),
+}
+#: Ratio targets of the compiled engine from issue 14: (vs rpcgen C, vs msgspec,
+#: vs two copies).
+ENGINE_TARGETS: dict[str, tuple[float | None, float | None, float | None]] = {
+    "W1": (2.5, 1.3, None),
+    "W2": (2.0, 1.3, None),
+    "W3": (2.5, 1.3, None),
+    "W4": (None, None, 1.05),
 }
 
 
@@ -302,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
             REMOTE_X, [w.type_name for w in workloads()], defines={}
         )
         rows = []
+        engine_rows: list[tuple[Workload, dict[str, Timing], float]] = []
+        engine_on = codecs is not None and all(
+            backend(codecs[w.type_name]) == "engine" for w in workloads()
+        )
         baseline_rows: list[tuple[Workload, Timing, Timing]] = []
         floor_rows = []
         profiles: list[str] = []
@@ -322,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
                         codec.decode,
                         data,
                     )
+                    pure = pure_codec(codec)
+                    if pure is not codec:
+                        contenders["pure"] = (pure.encode, ours_value, pure.decode, data)
+                    if make_msgspec_op is not None:
+                        contenders["msgspec"] = make_msgspec_op(
+                            work.type_name, ours_value
+                        )
                     if args.profile:
                         profiles.append(profile(work, codec, ours_value))
                 if baseline is not None:
@@ -376,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(args.repeats)
                 )
                 rows.append((work, ours, xdrlib_time, rpcgen, copies))
+                engine_rows.append((work, timings, rpcgen))
                 if "baseline" in timings and ours is not None:
                     baseline_rows.append((work, ours, timings["baseline"]))
                 if "floor" in timings and "checked" in timings:
@@ -394,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {sys.version.split()[0]}; ns per encode+decode (best of {args.repeats}, median)"
     )
     print()
+    if engine_rows and engine_on:
+        print_engine_table(engine_rows)
+    elif codecs is not None:
+        print("The compiled engine is not built or XDRGEN_PURE=1: xdrgen is pure Python.")
+        print()
     print(
         "| workload | type | xdrgen ns (median) | xdrlib ns | xdrgen/xdrlib | target "
         "| rpcgen C ns | xdrgen/C | target | 2 copies ns | xdrgen/copies | target |"
@@ -458,6 +494,40 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(text)
     return 0
+
+
+def print_engine_table(rows: list[tuple[Workload, dict[str, Timing], float]]) -> None:
+    """Pure Python, the compiled engine, msgspec and rpcgen's C, in one table."""
+    print("Backends (best ns; ratios of the engine against each peer, same run)")
+    print()
+    print(
+        "| workload | pure ns | engine ns (median) | msgspec ns | rpcgen C ns "
+        "| engine/C | target | engine/msgspec | target | engine/2 copies | target "
+        "| pure/engine |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for work, timings, rpcgen in rows:
+        t_c, t_msgspec, t_copies = ENGINE_TARGETS[work.key]
+        engine = timings["xdrgen"]
+        pure = timings.get("pure")
+        peer = timings.get("msgspec")
+        copies = timings.get("copies")
+
+        def best(t: Timing | None) -> float | None:
+            return None if t is None else t.best_ns
+
+        def shown(t: Timing | None) -> str:
+            return "n/a" if t is None else f"{t.best_ns:,.0f}"
+
+        print(
+            f"| {work.key} | {shown(pure)} "
+            f"| {engine.best_ns:,.0f} ({engine.median_ns:,.0f}) | {shown(peer)} "
+            f"| {rpcgen:,.0f} | {_ratio(engine.best_ns, rpcgen)} | {_target(t_c)} "
+            f"| {_ratio(engine.best_ns, best(peer))} | {_target(t_msgspec)} "
+            f"| {_ratio(engine.best_ns, best(copies))} | {_target(t_copies)} "
+            f"| {'' if pure is None else _ratio(pure.best_ns, engine.best_ns)} |"
+        )
+    print()
 
 
 def profile(work: Workload, codec: Any, value: object, loops: int = 200) -> str:

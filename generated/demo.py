@@ -49,6 +49,7 @@ from xdrgen.runtime.codec import too_long as _too_long
 from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
+from xdrgen.runtime.engine import install as _install_engine
 from xdrgen.runtime.errors import XdrError as _XdrError
 from xdrgen.runtime.procedures import ProcedureInfo as _ProcedureInfo
 from xdrgen.runtime.procedures import ProcedureTable as _ProcedureTable
@@ -3613,6 +3614,47 @@ XDR_TYPES: dict[str, _Codec[_Any]] = {
         "demo_procedure", _enc_demo_procedure, _dec_demo_procedure
     ),
 }
+
+
+# The same types as plans for the compiled engine, when it is present.
+_ENGINE_PLANS = (
+    "demo_kind - V e demo_kind",
+    "demo_status - V e demo_status",
+    "demo_count - V i",
+    "demo_name - V s 64",
+    "demo_text - V s -1",
+    "demo_uuid - V o 16",
+    "demo_blob - V O -1",
+    "demo_chunk - V O 65536",
+    "demo_tags - V A 16 4 s 64",
+    "demo_counters - V a 4 8 Q",
+    "demo_kinds - V A -1 4 e demo_kind",
+    "demo_dimensions demo_dimensions T 3 width_m f height_m f weight_kg d",
+    "demo_item demo_item T 17 uuid o 16 name s 64 kind e demo_kind quantity I created q size_bytes Q mode I active b dimensions p k demo_dimensions tags A 16 4 s 64 description s -1 ratings a 3 4 i also_kinds A 2 4 e demo_kind counters a 4 8 Q vendor s -1 thumbnail O 1024 sha256 o 32",
+    "demo_item_ptr - V p k demo_item",
+    "demo_item_node demo_item_node L 1 item k demo_item next",
+    "demo_value demo_value U kind e demo_kind 3 2 0 1 I 1 16 p k demo_item_node 1 8 v s -1",
+    "demo_setting demo_setting U type i 6 1 1 i 1 2 q 1 3 d 1 4 s -1 1 5 b 1 -1 v -",
+    "demo_maybe_name demo_maybe_name U present b 2 1 1 s 64 1 0 v -",
+    "demo_limit demo_limit U revision I 2 1 1 I 2 2 3 Q v",
+    "demo_lookup_result demo_lookup_result U status e demo_status 1 1 0 k demo_item v",
+    "demo_option demo_option T 2 key s 64 value k demo_setting",
+    "demo_connect_get_version_ret demo_connect_get_version_ret T 1 lib_version Q",
+    "demo_item_create_args demo_item_create_args T 2 item k demo_item flags I",
+    "demo_item_create_ret demo_item_create_ret T 1 uuid o 16",
+    "demo_item_lookup_by_name_args demo_item_lookup_by_name_args T 1 name s 64",
+    "demo_item_lookup_by_name_ret demo_item_lookup_by_name_ret T 1 item k demo_item",
+    "demo_item_list_args demo_item_list_args T 2 max_items I flags I",
+    "demo_item_list_ret demo_item_list_ret T 2 items A 16 152 k demo_item total I",
+    "demo_item_get_counters_args demo_item_get_counters_args T 1 uuid o 16",
+    "demo_item_get_counters_ret demo_item_get_counters_ret T 2 ncounters I counters a 4 8 Q",
+    "demo_item_set_value_args demo_item_set_value_args T 3 uuid o 16 value k demo_value options A -1 8 k demo_option",
+    "demo_item_upload_args demo_item_upload_args T 4 uuid o 16 offset Q length Q flags I",
+    "demo_item_download_args demo_item_download_args T 4 uuid o 16 offset Q length Q flags I",
+    "demo_item_event_changed_msg demo_item_event_changed_msg T 3 uuid o 16 kind e demo_kind previous_kinds A -1 4 e demo_kind",
+    "demo_procedure - V e demo_procedure",
+)
+_install_engine(globals(), _ENGINE_PLANS, XDR_TYPES)
 
 
 DEMO_RPC_PROGRAM = 536895213

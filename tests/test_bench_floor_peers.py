@@ -8,6 +8,7 @@ comparison would be meaningless.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import sys
@@ -100,3 +101,29 @@ def decode_strict_utf8(value: Any) -> None:
             decode_strict_utf8(item)
     if isinstance(value, str):
         value.encode("utf-8", "surrogateescape").decode("utf-8")
+
+
+def test_msgspec_peer_carries_the_same_data(remote: Any) -> None:
+    """bench_marshal's msgspec peer (issue 14) converts each workload's value whole:
+    every field survives its round trip, so msgspec times the same data."""
+    try:
+        import msgspec  # noqa: F401
+    except ImportError:
+        message = "msgspec not installed (pip install -e '.[bench]')"
+        if os.environ.get("XDRGEN_REQUIRE_PEERS") == "1":
+            pytest.fail(message + " and XDRGEN_REQUIRE_PEERS=1")
+        pytest.skip(message)
+    from marshal_peers.msgspec_peer import make_msgspec_op
+
+    for work in workloads():
+        value = remote.XDR_TYPES[work.type_name].decode(work.data)
+        encode, theirs, decode, data = make_msgspec_op(work.type_name, value)
+        assert decode(encode(theirs)) == theirs
+        fields = theirs.__struct_fields__
+        for name in fields:
+            mine = getattr(value, name)
+            other = getattr(theirs, name)
+            if isinstance(mine, list):
+                assert len(mine) == len(other) > 0, (work.key, name)
+            else:
+                assert mine == other, (work.key, name)

@@ -20,6 +20,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
+from engine_backends import both_backends
 from test_generate_helpers import DEMO_X, Strategies, generated_module, model_of
 from xdrgen.generator.names import field_name
 from xdrgen.runtime.codec import XdrStruct
@@ -130,7 +131,17 @@ def _expand_chains(path: str) -> str:
     return _CHAIN.sub(lambda m: ".".join([m.group(1)] * int(m.group(2))), path)
 
 
+def _encoded(codec: Any, value: Any) -> tuple[object, ...]:
+    try:
+        return ("bytes", codec.encode(value))
+    except XdrEncodeError as err:
+        return ("error", type(err), str(err), err.path)
+
+
 def _check_one(codec: Any, broken: Any, place: str) -> None:
+    backends = both_backends(codec)  # the compiled engine and pure Python
+    if len(backends) == 2:
+        assert _encoded(backends[0], broken) == _encoded(backends[1], broken), place
     try:
         data = codec.encode(broken)
     except XdrEncodeError as err:

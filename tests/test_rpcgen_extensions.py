@@ -28,6 +28,7 @@ from reference.harness import (
     require_reference,
     session_protocol,
 )
+from engine_backends import both_backends
 from reference.rpcgen_ref import build_reference
 import test_differential_rpcgen as differential
 from test_corpus import mypy_strict_errors
@@ -47,6 +48,7 @@ from xdrgen.model import (
     UnionDef,
     XdrModule,
 )
+from xdrgen.runtime.engine import backend
 from xdrgen.runtime.errors import XdrDecodeError, XdrEncodeError, XdrTrailingDataError
 
 TESTS = Path(__file__).resolve().parent
@@ -362,6 +364,11 @@ class _Arguments:
         for codec, value in zip(self.codecs, values):
             codec.encode_into(buffer, value)
         return bytes(buffer)
+
+    def both_backends(self) -> list[Any]:
+        """These codecs on the compiled engine and on pure Python (tests/engine_backends.py)."""
+        pure = _Arguments(tuple(both_backends(c)[-1] for c in self.codecs))
+        return [self, pure] if any(backend(c) == "engine" for c in self.codecs) else [self]
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,19 @@
 One place for the checks that tests/test_differential_rpcgen.py runs on upstream
 protocols and tests/schemafuzz runs on random schemas.  Each function raises
 ``AssertionError`` with the input in hex when the two implementations disagree
-in a way docs/compatibility.md does not list.
+in a way docs/compatibility.md does not list.  A codec run by the compiled
+engine is checked on both backends, the engine and the pure-Python code behind
+it (tests/engine_backends.py), on the same input; rpcgen's side runs once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from engine_backends import both_backends
 from reference.rpcgen_ref import Reference, RoundTrip
 from xdr_values import Deviation, Scan, Scanner
+from xdrgen.runtime.engine import backend
 
 #: Deviations where our decoder accepts what rpcgen accepts and keeps every byte.
 OURS_ACCEPTS = frozenset({Deviation.STRING_NUL})
@@ -59,10 +63,17 @@ def check_valid_encoding(
     theirs = reference.roundtrip(type_name, data)
     assert theirs.decoded and theirs.consumed == len(data), (data.hex(), theirs)
     assert theirs.reencoded == data, ("rpcgen", data.hex(), theirs)
-    for buffer in (data, bytearray(data), memoryview(data)):
-        value = codec.decode(buffer)
-        ours = codec.encode(value)
-        assert ours == data, ("xdrgen", type(buffer).__name__, data.hex(), ours.hex())
+    for ours_codec in both_backends(codec):
+        for buffer in (data, bytearray(data), memoryview(data)):
+            value = ours_codec.decode(buffer)
+            ours = ours_codec.encode(value)
+            assert ours == data, (
+                "xdrgen",
+                backend(ours_codec),
+                type(buffer).__name__,
+                data.hex(),
+                ours.hex(),
+            )
 
 
 def check_value(
@@ -74,6 +85,17 @@ def check_value(
     This is the encode-from-values path (issue 10, defect 1), which decode-then-encode
     of rpcgen's bytes reaches only when the decoder builds the same shapes.
     """
+    results = {
+        _check_value_on(reference, c, type_name, value, equal)
+        for c in both_backends(codec)
+    }
+    assert len(results) == 1, ("the backends encode differently", results)
+    return results.pop()
+
+
+def _check_value_on(
+    reference: Reference, codec: Any, type_name: str, value: Any, equal: bool
+) -> bytes:
     data = codec.encode(value)
     assert isinstance(data, bytes) and len(data) % 4 == 0, ("xdrgen encode", data)
     theirs = reference.roundtrip(type_name, data)
@@ -115,24 +137,27 @@ def check_damaged(
         if not kinds - _REENCODES_AS_IS:
             assert theirs.reencoded == data[: theirs.consumed], data.hex()
 
-    try:
-        value = codec.decode(data)
-    except XdrDecodeError as error:
-        assert error.offset is not None, f"no offset in {error!r}"
-        assert not scan.canonical and not (
-            scan.accepted and kinds <= OURS_ACCEPTS
-        ), f"xdrgen rejects an input rpcgen takes as is ({error}); {data.hex()}"
-    else:
-        assert scan.accepted, f"xdrgen accepts bytes rpcgen rejects: {data.hex()}"
-        assert (
-            kinds <= OURS_ACCEPTS
-        ), f"xdrgen accepts non-canonical input ({sorted(kinds)}): {data.hex()}"
-        assert codec.encode(value) == data, f"xdrgen loses bytes of {data.hex()}"
+    for ours in both_backends(codec):
+        try:
+            value = ours.decode(data)
+        except XdrDecodeError as error:
+            assert error.offset is not None, f"no offset in {error!r}"
+            assert not scan.canonical and not (
+                scan.accepted and kinds <= OURS_ACCEPTS
+            ), f"xdrgen rejects an input rpcgen takes as is ({error}); {data.hex()}"
+        else:
+            assert scan.accepted, f"xdrgen accepts bytes rpcgen rejects: {data.hex()}"
+            assert (
+                kinds <= OURS_ACCEPTS
+            ), f"xdrgen accepts non-canonical input ({sorted(kinds)}): {data.hex()}"
+            assert (
+                ours.encode(value) == data
+            ), f"xdrgen ({backend(ours)}) loses bytes of {data.hex()}"
 
-    if scan.accepted and kinds == {Deviation.TRAILING}:
-        # Strict decode rejects what follows the value; the value itself must match.
-        prefix = data[: scan.consumed]
-        assert codec.encode(codec.decode(prefix)) == theirs.reencoded == prefix
+        if scan.accepted and kinds == {Deviation.TRAILING}:
+            # Strict decode rejects what follows the value; the value itself must match.
+            prefix = data[: scan.consumed]
+            assert ours.encode(ours.decode(prefix)) == theirs.reencoded == prefix
 
 
 def check_hostile_lengths(
@@ -149,8 +174,11 @@ def check_hostile_lengths(
         kinds = {kind for kind, _ in scan.deviations}
         if scan.accepted and kinds <= OURS_ACCEPTS:
             continue  # e.g. two ints: nothing hostile about them
-        try:
-            codec.decode(data)
-        except XdrDecodeError:
-            continue
-        raise AssertionError(f"xdrgen accepts hostile input {data.hex()}")
+        for ours in both_backends(codec):
+            try:
+                ours.decode(data)
+            except XdrDecodeError:
+                continue
+            raise AssertionError(
+                f"xdrgen ({backend(ours)}) accepts hostile input {data.hex()}"
+            )

@@ -13,6 +13,7 @@ import jinja2
 
 from xdrgen import __version__
 from xdrgen.generator import guestfs_stubs, oncrpc_stubs, rpc
+from xdrgen.generator.engine_plan import engine_plan
 from xdrgen.generator.layout import (
     LINE,
     assignment,
@@ -301,6 +302,7 @@ class ModuleRenderer:
         """Encoder and decoder of a declaration seen as ``view``, planned like a
         typedef's body (procedure parameters that are not a type name)."""
         plan = self.planner.value_plan(TypeName(type_name), view)
+        self.param_plans[names[0]] = plan
         functions = type_functions(self.ctx, plan, names=names, pytype=pytype)
         return self.functions_text(functions)
 
@@ -374,6 +376,24 @@ class ModuleRenderer:
                     bracketed(4, f"{string_literal(name)}: _Codec(", args, "),")
                 )
         lines.append("}")
+        return "\n".join(lines)
+
+    def engine_section(self) -> str:
+        """The plans in the compiled engine's notation, and the call that hands
+        them to it (docs/compiled-engine.md): after every codec is made."""
+        plans = [
+            string_literal(engine_plan(self.plan(d)))
+            for d in self.module.types.values()
+            if isinstance(d, (EnumDef, StructDef, UnionDef, TypedefDef))
+        ]
+        for number, _ in self._param_decls:
+            plan = self.param_plans[f"_penc{number}"]
+            plans.append(string_literal(engine_plan(plan, name=f"_PARAM{number}")))
+        if not plans:
+            return ""
+        lines = ["# The same types as plans for the compiled engine, when it is present."]
+        lines.extend(bracketed(0, "_ENGINE_PLANS = (", plans, ")", magic=True))
+        lines.append("_install_engine(globals(), _ENGINE_PLANS, XDR_TYPES)")
         return "\n".join(lines)
 
     def codec_expr(self, ref: TypeRef | None) -> str:
@@ -508,6 +528,8 @@ class ModuleRenderer:
     def render_module(self) -> str:
         self.fast: dict[str, tuple[str, str]] = {}
         self._param_decls: list[tuple[int, Parameter]] = []
+        #: Procedure-parameter plans, by encoder name (``_penc<number>``).
+        self.param_plans: dict[str, TypePlan] = {}
         self.type_aliases: dict[str, str] = {}
         sections: list[str] = []
         # Names of <rpc/rpc.h> the file used come first, as the C header has them.
@@ -551,6 +573,9 @@ class ModuleRenderer:
         sections.append(self.registry())
         if params:
             sections.append(params)
+        engine = self.engine_section()
+        if engine:
+            sections.append(engine)
         sections.append(self.tables())
         context: dict[str, object] = {"module_name": self.module_name, "renderer": self}
         sections.extend(

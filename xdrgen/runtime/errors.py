@@ -95,3 +95,8 @@ class XdrTrailingDataError(XdrDecodeError):
 
 class XdrDepthError(XdrDecodeError):
     """Recursive data nests deeper than the decoder allows."""
+
+
+class XdrEngineMismatch(RuntimeError):
+    """The compiled engine refused a value or bytes that the pure-Python code
+    accepts: a defect of the engine (``XDRGEN_PURE=1`` avoids it)."""

@@ -49,6 +49,7 @@ from xdrgen.runtime.codec import too_long as _too_long
 from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
+from xdrgen.runtime.engine import install as _install_engine
 from xdrgen.runtime.errors import XdrError as _XdrError
 from xdrgen.runtime.procedures import ProcedureInfo as _ProcedureInfo
 from xdrgen.runtime.procedures import ProcedureTable as _ProcedureTable
@@ -1857,6 +1858,28 @@ XDR_TYPES: dict[str, _Codec[_Any]] = {
     "rpc_msg_body": _Codec("rpc_msg_body", _enc_rpc_msg_body, _dec_rpc_msg_body),
     "rpc_msg": _Codec("rpc_msg", _enc_rpc_msg, _dec_rpc_msg),
 }
+
+
+# The same types as plans for the compiled engine, when it is present.
+_ENGINE_PLANS = (
+    "auth_flavor - V e auth_flavor",
+    "opaque_auth opaque_auth T 2 flavor I body O 400",
+    "authsys_parms authsys_parms T 5 stamp I machinename s 255 uid I gid I gids A 16 4 I",
+    "msg_type - V e msg_type",
+    "reply_stat - V e reply_stat",
+    "accept_stat - V e accept_stat",
+    "reject_stat - V e reject_stat",
+    "auth_stat - V e auth_stat",
+    "mismatch_info mismatch_info T 2 low I high I",
+    "call_body call_body T 6 rpcvers I prog I vers I proc I cred k opaque_auth verf k opaque_auth",
+    "accepted_reply_data accepted_reply_data U stat e accept_stat 2 1 0 v 1 2 k mismatch_info v",
+    "accepted_reply accepted_reply T 2 verf k opaque_auth reply_data k accepted_reply_data",
+    "rejected_reply rejected_reply U stat e reject_stat 2 1 0 k mismatch_info 1 1 e auth_stat -",
+    "reply_body reply_body U stat e reply_stat 2 1 0 k accepted_reply 1 1 k rejected_reply -",
+    "rpc_msg_body rpc_msg_body U mtype e msg_type 2 1 0 k call_body 1 1 k reply_body -",
+    "rpc_msg rpc_msg T 2 xid I body k rpc_msg_body",
+)
+_install_engine(globals(), _ENGINE_PLANS, XDR_TYPES)
 
 
 PROCEDURE_TABLES: dict[str, _ProcedureTable] = {}

@@ -49,6 +49,7 @@ from xdrgen.runtime.codec import too_long as _too_long
 from xdrgen.runtime.codec import too_many_empty as _too_many_empty
 from xdrgen.runtime.codec import wrong_length as _wrong_length
 from xdrgen.runtime.codec import wrong_size as _wrong_size
+from xdrgen.runtime.engine import install as _install_engine
 from xdrgen.runtime.errors import XdrError as _XdrError
 from xdrgen.runtime.procedures import ProcedureInfo as _ProcedureInfo
 from xdrgen.runtime.procedures import ProcedureTable as _ProcedureTable
@@ -2278,6 +2279,34 @@ XDR_TYPES: dict[str, _Codec[_Any]] = {
     "call_args": _Codec("call_args", _enc_call_args, _dec_call_args),
     "call_result": _Codec("call_result", _enc_call_result, _dec_call_result),
 }
+
+
+# The same types as plans for the compiled engine, when it is present.
+_ENGINE_PLANS = (
+    "rpcb_uaddr - V s -1",
+    "rpcb rpcb T 5 r_prog I r_vers I r_netid s -1 r_addr s -1 r_owner s -1",
+    "rp__list rp__list L 1 rpcb_map k rpcb rpcb_next",
+    "rpcblist_ptr - V p k rp__list",
+    "rpcb_rmtcallargs rpcb_rmtcallargs T 4 prog I vers I proc I args O -1",
+    "rpcb_rmtcallres rpcb_rmtcallres T 2 addr s -1 results O -1",
+    "rpcb_entry rpcb_entry T 5 r_maddr s -1 r_nc_netid s -1 r_nc_semantics I r_nc_protofmly s -1 r_nc_proto s -1",
+    "rpcb_entry_list rpcb_entry_list L 1 rpcb_entry_map k rpcb_entry rpcb_entry_next",
+    "rpcb_entry_list_ptr - V p k rpcb_entry_list",
+    "rpcbs_addrlist rpcbs_addrlist L 5 prog I vers I success i failure i netid s -1 next",
+    "rpcbs_rmtcalllist rpcbs_rmtcalllist L 7 prog I vers I proc I success i failure i indirect i netid s -1 next",
+    "rpcbs_proc - V a 13 4 i",
+    "rpcbs_addrlist_ptr - V p k rpcbs_addrlist",
+    "rpcbs_rmtcalllist_ptr - V p k rpcbs_rmtcalllist",
+    "rpcb_stat rpcb_stat T 5 info a 13 4 i setinfo i unsetinfo i addrinfo p k rpcbs_addrlist rmtinfo p k rpcbs_rmtcalllist",
+    "rpcb_stat_byvers - V a 3 68 k rpcb_stat",
+    "netbuf netbuf T 2 maxlen I buf O -1",
+    "mapping mapping T 4 prog I vers I prot I port I",
+    "pmaplist_entry pmaplist_entry L 1 map k mapping next",
+    "pmaplist - V p k pmaplist_entry",
+    "call_args call_args T 4 prog I vers I proc I args O -1",
+    "call_result call_result T 2 port I res O -1",
+)
+_install_engine(globals(), _ENGINE_PLANS, XDR_TYPES)
 
 
 RPCBPROG = 100000
