@@ -2,7 +2,7 @@
 
 Not the ``xdrgen`` hatch plugin (xdrgen/hatch_hook.py), which users enable to
 generate their modules.  This one builds xdrgen itself: when a C compiler and
-Python's headers are there, the wheel carries ``xdrgen/_engine`` (and a
+Python's headers are there, the wheel carries ``xdrgen/runtime/_engine`` (and a
 platform tag); when not, or when the compiler fails, the build goes on and the
 wheel is pure Python, which runs everything unchanged, more slowly.  An
 editable install compiles the engine in place instead.  The compile command is
@@ -46,7 +46,7 @@ class EngineBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         made = self._compile(builder, Path(self._tmp.name))
         if made is None:
             return
-        build_data["force_include"][str(made)] = f"xdrgen/{made.name}"
+        build_data["force_include"][str(made)] = f"xdrgen/runtime/{made.name}"
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
 

@@ -3,7 +3,7 @@
 #
 #   tests/engine_asan.sh [pytest args...]
 #
-# Builds xdrgen/_engine with -fsanitize=address,undefined, runs the engine tests
+# Builds xdrgen/runtime/_engine with -fsanitize=address,undefined, runs the engine tests
 # (tests/test_engine.py: valid and damaged encodings of demo.x, libvirt, guestfs
 # and the Debian corpus, bad values, deep nesting, leak checks) and the
 # differential tests against rpcgen on both backends, with libasan preloaded
@@ -15,7 +15,7 @@ export PYTHONPATH=$PWD
 trap 'python3 -m xdrgen._build_engine --quiet' EXIT
 python3 -m xdrgen._build_engine --sanitize --quiet
 # The engine really is instrumented (or this run would prove nothing).
-symbols=$(nm -D xdrgen/_engine*.so)
+symbols=$(nm -D xdrgen/runtime/_engine*.so)
 grep -q __asan_report <<<"$symbols" || { echo "engine not instrumented (asan)" >&2; exit 1; }
 grep -q __ubsan_handle <<<"$symbols" || { echo "engine not instrumented (ubsan)" >&2; exit 1; }
 libasan=$(gcc -print-file-name=libasan.so)

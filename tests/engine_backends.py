@@ -1,6 +1,6 @@
 """Both marshalling backends in one test: the compiled engine and pure Python.
 
-Generated modules run the engine (``xdrgen._engine``) when it is built;
+Generated modules run the engine (``xdrgen.runtime._engine``) when it is built;
 :func:`both_backends` gives a codec on each backend so a test checks the same
 inputs through both.  Without the engine, CI (``XDRGEN_REQUIRE_PEERS=1`` or
 ``XDRGEN_REQUIRE_ENGINE=1``) fails: ``.ci/run`` builds it

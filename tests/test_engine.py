@@ -1,4 +1,4 @@
-"""The compiled engine (xdrgen._engine) against the pure-Python code behind it.
+"""The compiled engine (xdrgen.runtime._engine) against the pure-Python code behind it.
 
 Both backends must give the same values (same types, same enum members), the
 same bytes and the same errors (class, message, field path, offset), on random
@@ -310,7 +310,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_deep_nesting_alike(tree: Any, depth: int) -> None:
     """Shallow data on the engine, deeper than its limit (200) on the pure code;
     beyond Python's recursion limit both give the same depth error."""
-    from xdrgen import _engine
+    from xdrgen.runtime import _engine
 
     assert _engine.MAX_DEPTH == 200
     engine = tree.XDR_TYPES["tree"]
@@ -343,7 +343,7 @@ def _lenient_codec() -> Codec[Any]:
 
 
 def test_an_engine_that_refuses_what_python_accepts_says_so() -> None:
-    from xdrgen import _engine
+    from xdrgen.runtime import _engine
 
     codec = _lenient_codec()
     assert _engine.install(("lenient - V i",), {}, {"lenient": codec}) == 1
@@ -361,7 +361,7 @@ def test_an_engine_that_refuses_what_python_accepts_says_so() -> None:
 
 
 def test_plans_the_engine_cannot_run_stay_pure() -> None:
-    from xdrgen import _engine
+    from xdrgen.runtime import _engine
 
     plans = (
         "a - V k nowhere.thing",  # an imported module that is not there
@@ -403,7 +403,7 @@ def test_xdrgen_pure_forces_pure_python() -> None:
 
 
 def test_without_the_engine_modules_run_pure_python() -> None:
-    blocked = "import sys\nsys.modules['xdrgen._engine'] = None\n" + textwrap.dedent(
+    blocked = "import sys\nsys.modules['xdrgen.runtime._engine'] = None\n" + textwrap.dedent(
         CHECK
     )
     assert _run(blocked) == "['pure'] ['a']"

@@ -1,4 +1,4 @@
-"""Compile the optional engine (``xdrgen/_engine.c``) next to its source.
+"""Compile the optional engine (``xdrgen/runtime/_engine.c``) next to its source.
 
     python3 -m xdrgen._build_engine [--sanitize] [--quiet]
 
@@ -19,7 +19,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("_engine.c")
+SOURCE = Path(__file__).parent / "runtime" / "_engine.c"
 
 #: Flags of the normal build and of the sanitizer build.
 OPTIMISE = ["-O2", "-fno-strict-aliasing"]

@@ -1,6 +1,6 @@
 """Marshalling plans as the compiled engine reads them: one short string per type.
 
-The engine (``xdrgen._engine``, docs/compiled-engine.md) runs the plans of
+The engine (``xdrgen.runtime._engine``, docs/compiled-engine.md) runs the plans of
 :mod:`xdrgen.generator.plan`, taken as plain data (:func:`to_data`) and written
 in a compact prefix notation, one string literal per type, so that a generated
 module carries them at the cost of one constant each.  The engine gains nothing

@@ -1,7 +1,7 @@
 """Hand a generated module's marshalling plans to the compiled engine, if present.
 
 Generated modules call :func:`install` once, at import, after their codecs are
-made.  When ``xdrgen._engine`` imports and ``XDRGEN_PURE`` is not ``1``, the
+made.  When ``xdrgen.runtime._engine`` imports and ``XDRGEN_PURE`` is not ``1``, the
 engine prepares one program per type and puts its ``encode``, ``decode``,
 ``encode_into`` and ``decode_from`` in the codec; the module's pure-Python
 functions stay behind it, and run whenever the engine meets an error or an
@@ -19,11 +19,11 @@ from xdrgen.runtime.codec import Codec
 
 
 def load_engine() -> ModuleType | None:
-    """``xdrgen._engine``, or None when it is not built or ``XDRGEN_PURE=1``."""
+    """``xdrgen.runtime._engine``, or None when it is not built or ``XDRGEN_PURE=1``."""
     if os.environ.get("XDRGEN_PURE") == "1":
         return None
     try:
-        from xdrgen import _engine
+        from xdrgen.runtime import _engine
     except ImportError:
         return None
     return _engine
@@ -47,14 +47,14 @@ def install(
 def backend(codec: Codec[Any]) -> str:
     """``"engine"`` when the compiled engine runs ``codec``, else ``"pure"``."""
     owner = getattr(codec.encode, "__self__", None)
-    return "engine" if type(owner).__module__ == "xdrgen._engine" else "pure"
+    return "engine" if type(owner).__module__ == "xdrgen.runtime._engine" else "pure"
 
 
 def pure_codec(codec: Codec[Any]) -> Codec[Any]:
     """A codec running only the pure-Python functions behind ``codec`` (itself
     when the engine does not run it): tests compare the two backends with it."""
     owner: Any = getattr(codec.encode, "__self__", None)
-    if type(owner).__module__ != "xdrgen._engine":
+    if type(owner).__module__ != "xdrgen.runtime._engine":
         return codec
     pure: Codec[Any] = Codec.__new__(Codec)
     pure.name = codec.name

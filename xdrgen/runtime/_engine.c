@@ -1,5 +1,5 @@
 /*
- * xdrgen._engine: the optional compiled marshalling engine (docs/compiled-engine.md).
+ * xdrgen.runtime._engine: the optional compiled marshalling engine (docs/compiled-engine.md).
  *
  * One generic engine for every .x file: a generated module hands it, at import
  * time, one plan string per type (xdrgen/generator/engine_plan.py describes the
@@ -1151,7 +1151,7 @@ program_decode_from(Program *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 program_repr(Program *self)
 {
-    return PyUnicode_FromFormat("<xdrgen._engine.Program %U>", self->name);
+    return PyUnicode_FromFormat("<xdrgen.runtime._engine.Program %U>", self->name);
 }
 
 static int
@@ -1255,7 +1255,7 @@ static PyMemberDef program_members[] = {
 
 static PyTypeObject ProgramType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "xdrgen._engine.Program",
+    .tp_name = "xdrgen.runtime._engine.Program",
     .tp_basicsize = sizeof(Program),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "One type's compiled encoder and decoder.",
@@ -1299,7 +1299,7 @@ planset_dealloc(PlanSet *self)
 
 static PyTypeObject PlanSetType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "xdrgen._engine.PlanSet",
+    .tp_name = "xdrgen.runtime._engine.PlanSet",
     .tp_basicsize = sizeof(PlanSet),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The prepared programs of one generated module.",
@@ -2018,7 +2018,7 @@ static PyModuleDef_Slot engine_slots[] = {
 
 static struct PyModuleDef engine_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "xdrgen._engine",
+    .m_name = "xdrgen.runtime._engine",
     .m_doc = "The optional compiled marshalling engine of xdrgen.",
     .m_size = 0,
     .m_methods = engine_methods,
