@@ -27,7 +27,7 @@ import jinja2
 
 from xdrgen.diagnostics import Diagnostic, XdrgenError
 from xdrgen.generator.layout import binding, bracketed, docstring, string_literal
-from xdrgen.generator.names import field_name
+from xdrgen.generator.names import camel, field_name
 from xdrgen.model import (
     DeclKind,
     Declaration,
@@ -364,7 +364,7 @@ class GuestfsRenderer:
         return self.env.get_template(template).render(g=self, **context).rstrip("\n")
 
     def table_sections(self, table: ProcedureTable) -> list[str]:
-        tname = "".join(w.capitalize() for w in table.name.lower().split("_"))
+        tname = camel(table.name)
         prefix = f"_{table.name}"
         procs = [self.proc_view(table, p, prefix) for p in table.procedures]
         methods = {p.method for p in procs}

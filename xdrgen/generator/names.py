@@ -107,3 +107,9 @@ def module_name_for(stem: str) -> str:
     if not text or text[0].isdigit():
         text = "_" + text
     return text + "_" if keyword.iskeyword(text) else text
+
+
+def camel(name: str) -> str:
+    """``DEMO_RPC_PROGRAM`` -> ``DemoRpcProgram``: how every generated client, handler
+    and server class is named after its procedure table (libvirt, guestfs, ONC RPC)."""
+    return "".join(w.capitalize() for w in name.lower().split("_") if w)

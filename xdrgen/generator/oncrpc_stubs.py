@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import jinja2
 
+from xdrgen.generator.names import camel
 from xdrgen.model import (
     Parameter,
     Procedure,
@@ -43,11 +44,6 @@ _HANDLER_RESERVED = frozenset({"program", "version"})
 #: Names the generated server classes define.
 _SERVER_NAMES = frozenset({"handler", "service", "serve", "program", "version"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def camel(name: str) -> str:
-    """``DEMO_RPC_PROGRAM`` -> ``DemoRpcProgram`` (the libvirt clients' rule)."""
-    return "".join(w.capitalize() for w in name.lower().split("_") if w)
 
 
 def class_stem(table: ProcedureTable) -> str:

@@ -30,7 +30,7 @@ import jinja2
 from xdrgen.generator.layout import LINE, bracketed
 from xdrgen.generator.layout import binding as layout_binding
 from xdrgen.generator.libvirt_api import LibvirtApi, unsupported_answer
-from xdrgen.generator.names import field_name, py_name
+from xdrgen.generator.names import camel, field_name, py_name
 from xdrgen.generator.views import view_of
 from xdrgen.model import (
     DeclKind,
@@ -393,7 +393,7 @@ class RpcRenderer:
         return self.env.get_template(template).render(r=self, **context).rstrip("\n")
 
     def table_sections(self, table: ProcedureTable) -> list[str]:
-        tname = "".join(w.capitalize() for w in table.name.lower().split("_"))
+        tname = camel(table.name)
         prefix = f"_{table.name}"
         procs = [self.proc_view(table, p, prefix) for p in table.procedures]
         prog_expr = None if table.program == REMOTE_PROGRAM else f"{prefix}_PROGRAM"
