@@ -1,11 +1,14 @@
 """Compile the optional engine (``xdrgen/runtime/_engine.c``) next to its source.
 
-    python3 -m xdrgen._build_engine [--sanitize] [--quiet]
+    python3 -m xdrgen._build_engine [--sanitize] [--quiet] [--out DIRECTORY]
 
 Used by editable/dev installs, tests and CI; the wheel build does the same
 through :mod:`xdrgen.build.engine_hook`.  Without a C compiler nothing is built and
 generated modules run their pure-Python code.  ``--sanitize`` builds with
 AddressSanitizer and UndefinedBehaviorSanitizer (tests/engine_asan.sh).
+``--out`` puts the extension in another directory instead of beside its source
+(the debug-interpreter build of tests/engine_refcount.py goes to a temporary one).
+The headers, flags and file suffix are those of the interpreter running this.
 """
 
 from __future__ import annotations
@@ -75,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sanitize", action="store_true")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--out", type=Path, metavar="DIRECTORY")
     args = parser.parse_args(argv)
-    made = build(sanitize=args.sanitize, quiet=args.quiet)
+    output = None
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        output = target(args.out)
+    made = build(output, sanitize=args.sanitize, quiet=args.quiet)
     if made is None:
         print("no C compiler: the engine is not built (pure Python)", file=sys.stderr)
         return 1
