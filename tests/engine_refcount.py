@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 
@@ -221,7 +223,13 @@ def check(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("protocols", nargs="*", default=list(PROTOCOLS))
+    parser.add_argument(
+        "protocols",
+        nargs="*",
+        default=list(PROTOCOLS),
+        help="demo, libvirt, guestfs or a corpus file's name (tests/corpus.py); default: "
+        + " ".join(PROTOCOLS),
+    )
     parser.add_argument("--python", help="a debug CPython (default: python3.11d and others)")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--examples", type=int, default=EXAMPLES)
@@ -239,9 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             args.keep.mkdir(parents=True)
             workdir = args.keep
-        report = check(
-            python, workdir, args.protocols, rounds=args.rounds, examples=args.examples
-        )
+        try:
+            report = check(
+                python, workdir, args.protocols, rounds=args.rounds, examples=args.examples
+            )
+        except KeyError as unknown:
+            print(f"unknown protocol {unknown}", file=sys.stderr)
+            return 2
+        except (pytest.skip.Exception, pytest.fail.Exception) as missing:
+            print(f"cannot check: {missing}", file=sys.stderr)  # a .x file is not installed
+            return 2
     if args.json:
         args.json.write_text(json.dumps(report.data, indent=1))
     print(report.summary())

@@ -35,13 +35,14 @@ def test_the_engine_leaks_no_references(tmp_path: Path) -> None:
     # The engine built for the debug interpreter ran every type, nothing else.
     assert data["engine"] == data["built"]
     assert data["not_engine"] == []
-    assert len(report.results) == data["types"] > 1400
+    assert len(report.results) == data["types"]
     assert {r["protocol"] for r in report.results} == set(PROTOCOLS)
     # Error paths were taken: damaged bytes and invalid values the engine refused.
     assert all(sum(r["failing"] for r in report.results if r["protocol"] == p) for p in PROTOCOLS)
-    # The check sees a leak of one reference per round (the control keeps what it decodes).
-    assert data["control"]["refs"] == [ROUNDS, 2 * ROUNDS]
-    assert data["control"]["leak"]["refs"]
+    # The check sees a leak of an object per round (the control keeps what it decodes).
+    first, second = data["control"]["refs"]
+    assert first >= ROUNDS and second >= 2 * ROUNDS
+    assert data["control"]["leak"] == {"refs": True, "blocks": True}
     assert report.unexpected() == []
     assert report.leaks("refs") == [], report.summary()
     assert report.leaks("blocks") == [], report.summary()
