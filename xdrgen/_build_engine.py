@@ -1,6 +1,6 @@
 """Compile the optional engine (``xdrgen/runtime/_engine_c/*.c``) into ``xdrgen/runtime``.
 
-    python3 -m xdrgen._build_engine [--sanitize] [--quiet]
+    python3 -m xdrgen._build_engine [--sanitize] [--quiet] [--out DIRECTORY]
 
 Used by editable/dev installs, tests and CI; the wheel build does the same
 through :mod:`xdrgen.build.engine_hook`.  Without a C compiler nothing is built and
@@ -11,6 +11,10 @@ The engine's C files (one job each, docs/compiled-engine.md "Source layout")
 are compiled by one command into one extension module, ``xdrgen.runtime._engine``;
 ``-fvisibility=hidden`` (and engine.h) keeps what they share inside it, so only
 ``PyInit__engine`` is exported.
+
+``--out`` puts the extension in another directory instead of beside its source
+(the debug-interpreter build of tests/engine_refcount.py goes to a temporary one).
+The headers, flags and file suffix are those of the interpreter running this.
 """
 
 from __future__ import annotations
@@ -89,8 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sanitize", action="store_true")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--out", type=Path, metavar="DIRECTORY")
     args = parser.parse_args(argv)
-    made = build(sanitize=args.sanitize, quiet=args.quiet)
+    output = None
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        output = target(args.out)
+    made = build(output, sanitize=args.sanitize, quiet=args.quiet)
     if made is None:
         print("no C compiler: the engine is not built (pure Python)", file=sys.stderr)
         return 1

@@ -119,16 +119,15 @@ class ProtocolUnderTest:
         return self.generated.XDR_TYPES[type_name]
 
 
-def load_protocol(
-    name: str,
+def generate_protocol(
     x_file: Path,
     outdir: Path,
     *,
     constants_from: Sequence[Path] = (),
     imports: Sequence[Path] = (),
-    rpcgen_flags: Sequence[str] = (),
-) -> ProtocolUnderTest:
-    from reference.rpcgen_ref import LIBRARY_C_TYPES
+) -> tuple[Any, ModuleType]:
+    """The resolved model (xdrgen.model.XdrModule) of ``x_file`` and its generated
+    module, imported (no rpcgen: tests/engine_refcount.py needs only these)."""
     from xdrgen.frontend import FrontendOptions, load
 
     model = load(
@@ -139,7 +138,23 @@ def load_protocol(
         extra += ["--constants-from", str(header)]
     for other in imports:
         extra += ["--import", str(other)]
-    generated = generate_module(x_file, outdir, extra, imports)
+    return model, generate_module(x_file, outdir, extra, imports)
+
+
+def load_protocol(
+    name: str,
+    x_file: Path,
+    outdir: Path,
+    *,
+    constants_from: Sequence[Path] = (),
+    imports: Sequence[Path] = (),
+    rpcgen_flags: Sequence[str] = (),
+) -> ProtocolUnderTest:
+    from reference.rpcgen_ref import LIBRARY_C_TYPES
+
+    model, generated = generate_protocol(
+        x_file, outdir, constants_from=constants_from, imports=imports
+    )
     # Builtin types of the RPC library (netobj, des_block): test them against its code.
     library = [t for t in model.types if t in LIBRARY_C_TYPES]
     reference = build_reference(
@@ -185,38 +200,53 @@ def session_protocol(
     return protocol
 
 
-def _load_named(name: str, outdir: Path) -> ProtocolUnderTest:
+@dataclass(frozen=True)
+class ProtocolSource:
+    """A named protocol's .x file and what ``xdrgen generate`` and rpcgen need for it."""
+
+    x_file: Path
+    constants_from: tuple[Path, ...] = ()
+    imports: tuple[Path, ...] = ()
+    rpcgen_flags: tuple[str, ...] = ()
+
+
+def protocol_source(name: str) -> ProtocolSource:
+    """demo, libvirt, guestfs, ``xfiles/NAME`` or a corpus file's name; skips (fails
+    in CI) when the file or what it needs is not installed."""
     from conftest import require_shared
 
     if name == "demo":
-        protocol = load_protocol(
-            name, REPO_ROOT / "protocols" / "demo.x", outdir, rpcgen_flags=["-N"]
-        )
-    elif name == "libvirt":
+        return ProtocolSource(REPO_ROOT / "protocols" / "demo.x", rpcgen_flags=("-N",))
+    if name == "libvirt":
         x_file = require_shared("libvirt/remote_protocol.x")
         if not LIBVIRT_HEADER.is_file():
             message = f"{LIBVIRT_HEADER} not found (install Debian's libvirt-dev)"
             if required_in_ci():
                 pytest.fail(message)
             pytest.skip(message)
-        protocol = load_protocol(name, x_file, outdir, constants_from=[LIBVIRT_HEADER])
-    elif name == "guestfs":
-        protocol = load_protocol(
-            name, require_shared("guestfs/guestfs_protocol.x"), outdir
-        )
-    elif name.startswith("xfiles/"):
+        return ProtocolSource(x_file, constants_from=(LIBVIRT_HEADER,))
+    if name == "guestfs":
+        return ProtocolSource(require_shared("guestfs/guestfs_protocol.x"))
+    if name.startswith("xfiles/"):
         # Small files of tests/xfiles; -N as several of them have multi-argument procedures.
-        x_file = REPO_ROOT / "tests" / name
-        protocol = load_protocol(name, x_file, outdir, rpcgen_flags=["-N"])
-    elif name in corpus.BY_NAME:
+        return ProtocolSource(REPO_ROOT / "tests" / name, rpcgen_flags=("-N",))
+    if name in corpus.BY_NAME:
         entry = corpus.BY_NAME[name]
-        protocol = load_protocol(
-            name,
+        return ProtocolSource(
             corpus.require_corpus_file(entry),
-            outdir,
             constants_from=entry.constants_from,
             imports=entry.imports,
         )
-    else:
-        raise KeyError(name)
-    return protocol
+    raise KeyError(name)
+
+
+def _load_named(name: str, outdir: Path) -> ProtocolUnderTest:
+    source = protocol_source(name)
+    return load_protocol(
+        name,
+        source.x_file,
+        outdir,
+        constants_from=source.constants_from,
+        imports=source.imports,
+        rpcgen_flags=source.rpcgen_flags,
+    )

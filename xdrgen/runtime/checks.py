@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from collections.abc import Mapping, Sequence
 
 from xdrgen.runtime.errors import (
@@ -183,8 +184,14 @@ class RunInfo:
 
     @property
     def names(self) -> list[str] | None:
-        """Attribute names the values come from, when they are one object's fields."""
-        return self._names.split(" ") if self._names is not None else None
+        """Attribute names the values come from, when they are one object's fields.
+
+        Interned: ``getattr`` with a fresh copy of a name would leave that copy in
+        CPython's type attribute cache (keyed by the name's address), one more
+        held string per error until the cache is full."""
+        if self._names is None:
+            return None
+        return [sys.intern(name) for name in self._names.split(" ")]
 
 
 def _join(prefix: str, rest: str) -> str:
