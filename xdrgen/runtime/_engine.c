@@ -69,10 +69,14 @@ typedef struct Arm {
 
 enum { STATE_NEW, STATE_OK, STATE_UNSUPPORTED };
 
+/* Whether a decoded instance of a type may leave the cyclic GC (see atomic_type). */
+enum { ATOM_UNKNOWN, ATOM_VISITING, ATOM_YES, ATOM_NO };
+
 typedef struct Type {
     PyObject *name;         /* owned */
     char kind;              /* T L U V */
     int state;
+    int atom;               /* ATOM_*: ATOM_YES, decoded instances are untracked */
     PyTypeObject *cls;      /* borrowed (refs) */
     Py_ssize_t nfields;
     Field *fields;
@@ -949,6 +953,11 @@ dec_type(Dec *d, const Type *t)
     else
         o = dec_list(d, t);
     d->depth--;
+    /* No well-typed value of an atomic type can reach a cycle: leaving it out
+     * of the collector saves the collections that decoding many of them would
+     * otherwise pay for (docs/compiled-engine.md, "Garbage collection"). */
+    if (o != NULL && t->atom == ATOM_YES)
+        PyObject_GC_UnTrack(o);
     return o;
 }
 
@@ -1812,6 +1821,64 @@ type_ok(const Type *t)
     }
 }
 
+/* Atomic types: every value their fields may hold, by their declared types,
+ * is an object the cyclic GC never tracks (numbers, bool, None, str, bytes) or
+ * an instance of another atomic type, and no type reaches itself.  Enums are
+ * out (members are objects with a __dict__), so are arrays (lists) and
+ * recursive types (a well-typed value could link back to itself).  Such an
+ * instance can never be part of a reference cycle unless a field is given a
+ * value its declared type does not allow, so the engine's decoder leaves it
+ * untracked, as CPython does for tuples of atomic values. */
+static int atomic_type(Type *t);
+
+static int
+atomic_node(const Node *n)
+{
+    switch (n->op) {
+    case OP_ENUM:
+    case OP_FARRAY:
+    case OP_VARRAY:
+        return 0;
+    case OP_OPTIONAL:
+        return atomic_node(n->elem);
+    case OP_CALL:
+        return atomic_type(n->target);
+    default:
+        return 1;
+    }
+}
+
+static int
+atomic_type(Type *t)
+{
+    Py_ssize_t i;
+    int atomic = 1;
+    if (t->atom == ATOM_YES || t->atom == ATOM_NO || t->atom == ATOM_VISITING)
+        return t->atom == ATOM_YES;  /* visiting: t reaches itself */
+    t->atom = ATOM_VISITING;
+    switch (t->kind) {
+    case 'V':
+        atomic = atomic_node(&t->value);
+        break;
+    case 'T':
+        atomic = t->cls != NULL && PyType_IS_GC(t->cls);
+        for (i = 0; atomic && i < t->nfields; i++)
+            atomic = atomic_node(&t->fields[i].node);
+        break;
+    case 'U':
+        atomic = t->cls != NULL && PyType_IS_GC(t->cls) && t->disc.op != OP_ENUM;
+        for (i = 0; atomic && i < t->narms; i++)
+            atomic = atomic_node(&t->arms[i].node);
+        if (atomic && t->deflt != NULL)
+            atomic = atomic_node(t->deflt);
+        break;
+    default:                /* 'L': a linked list is recursive */
+        atomic = 0;
+    }
+    t->atom = atomic ? ATOM_YES : ATOM_NO;
+    return atomic;
+}
+
 static const char *const CODEC_SLOTS[4] = {"encode", "decode", "encode_into",
                                            "decode_from"};
 
@@ -1952,6 +2019,9 @@ engine_install(PyObject *module, PyObject *args)
                 changed = 1;
             }
     } while (changed);
+    for (i = 0; i < count; i++)
+        if (ps->types[i].state == STATE_OK)
+            atomic_type(&ps->types[i]);
     for (i = 0; i < count; i++) {
         Type *t = &ps->types[i];
         PyObject *codec;
