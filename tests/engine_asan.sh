@@ -3,7 +3,8 @@
 #
 #   tests/engine_asan.sh [pytest args...]
 #
-# Builds xdrgen/runtime/_engine with -fsanitize=address,undefined, runs the engine tests
+# Builds xdrgen/runtime/_engine (every file of xdrgen/runtime/_engine_c/) with
+# -fsanitize=address,undefined, runs the engine tests
 # (tests/test_engine.py: valid and damaged encodings of demo.x, libvirt, guestfs
 # and the Debian corpus, bad values, deep nesting, leak checks) and the
 # differential tests against rpcgen on both backends, with libasan preloaded

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import gc
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -482,3 +483,28 @@ def test_no_leaks_on_success_and_error_paths(demo: Any) -> None:
     assert after == before
     assert len(gc.get_objects()) - objects < 100
     assert second - first < 64 * 1024, (first, second)
+
+
+# -- the built module ---------------------------------------------------------------
+
+
+def test_the_engine_exports_only_its_init() -> None:
+    """The engine is several C files in one shared object (xdrgen/runtime/_engine_c/):
+    what they share between them (types, functions) stays hidden inside it."""
+    from xdrgen.runtime import _engine
+
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("needs nm (binutils) to list the engine's dynamic symbols")
+    listing = subprocess.run(
+        [nm, "-D", "--defined-only", _engine.__file__],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    exported = sorted(
+        fields[2]
+        for fields in (line.split() for line in listing.splitlines())
+        if len(fields) == 3 and fields[1].isupper()
+    )
+    assert exported == ["PyInit__engine"]

@@ -198,10 +198,45 @@ def test_generated_module_imports_only_the_runtime(generated_demo: Path) -> None
     ] == []
 
 
+def _engine_files(names: list[str], prefix: str = "") -> list[str]:
+    """The compiled engine's files (xdrgen/runtime/_engine.<suffix>) among ``names``."""
+    pattern = re.escape(prefix) + r"xdrgen/runtime/_engine\..+\.(so|pyd)"
+    return [n for n in names if re.fullmatch(pattern, n)]
+
+
+def test_wheel_carries_the_engine_when_a_compiler_is_there(wheel: Path) -> None:
+    """The wheel hook compiles every file of xdrgen/runtime/_engine_c/ into one module;
+    a hook that silently failed would give a pure wheel."""
+    from xdrgen._build_engine import compiler
+
+    with zipfile.ZipFile(wheel) as archive:
+        engine = _engine_files(archive.namelist())
+    if compiler() is None:
+        assert engine == []
+        assert wheel.name.endswith("-py3-none-any.whl")
+    else:
+        assert len(engine) == 1, engine
+        assert not wheel.name.endswith("-py3-none-any.whl")
+
+
+def test_installed_wheel_runs_the_engine(installed: Path, tmp_path: Path, wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        if not _engine_files(archive.namelist()):
+            pytest.skip("no C compiler here: the wheel is pure Python")
+    probe = (
+        "from xdrgen.runtime import _engine\n"
+        "print(_engine.__file__, _engine.MAX_DEPTH)\n"
+    )
+    where, depth = run([installed / "python", "-c", probe], cwd=tmp_path).split()
+    assert Path(where).is_relative_to(installed.parent), where
+    assert depth == "200"
+
+
 def test_sdist_builds_and_its_wheel_matches_the_tree_wheel(wheel: Path, tmp_path: Path) -> None:
     """``python -m build`` (sdist, then the wheel from the unpacked sdist): the sdist
-    carries everything the wheel needs, and needs no compiler (there is no
-    compiled code yet; an optional engine must keep it so)."""
+    carries everything the wheel needs, the engine's C sources included; without a
+    compiler (CC names none) the same sdist gives the pure-Python wheel, which
+    differs from the tree's only by the engine."""
     import tarfile
 
     outdir = tmp_path / "dist"
@@ -209,11 +244,34 @@ def test_sdist_builds_and_its_wheel_matches_the_tree_wheel(wheel: Path, tmp_path
     (sdist,) = outdir.glob("pyxdrgen-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = archive.getnames()
+        archive.extractall(tmp_path / "unpacked", filter="data")
     top = sdist.name.removesuffix(".tar.gz")
+    engine_sources = sorted(
+        p.relative_to(REPO_ROOT).as_posix()
+        for p in (REPO_ROOT / "xdrgen" / "runtime" / "_engine_c").iterdir()
+        if p.suffix in (".c", ".h")
+    )
+    assert "xdrgen/runtime/_engine_c/engine.h" in engine_sources
     for needed in ("pyproject.toml", "README.md", "xdrgen/__init__.py", "xdrgen/runtime/codec.py",
-                   "templates/module.py.j2", "protocols/demo.x"):
+                   "templates/module.py.j2", "protocols/demo.x", "hatch_build.py",
+                   "xdrgen/_build_engine.py", *engine_sources):
         assert f"{top}/{needed}" in names, needed
+    assert _engine_files(names, f"{top}/") == []  # sources only, nothing built
     (from_sdist,) = outdir.glob("pyxdrgen-*.whl")
     with zipfile.ZipFile(from_sdist) as a, zipfile.ZipFile(wheel) as b:
         assert sorted(a.namelist()) == sorted(b.namelist())
-        assert from_sdist.name == wheel.name  # pure Python: py3-none-any
+        tree_names = b.namelist()
+    assert from_sdist.name == wheel.name  # the same tags (platform with the engine)
+
+    pure_out = tmp_path / "pure"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CC"] = str(tmp_path / "no-such-compiler")
+    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", pure_out, "."],
+        cwd=tmp_path / "unpacked" / top, env=env)
+    (pure,) = pure_out.glob("pyxdrgen-*.whl")
+    assert pure.name.endswith("-py3-none-any.whl"), pure.name
+    with zipfile.ZipFile(pure) as archive:
+        pure_names = archive.namelist()
+    assert _engine_files(pure_names) == []
+    engine = _engine_files(tree_names)
+    assert sorted(pure_names) == sorted(n for n in tree_names if n not in engine)

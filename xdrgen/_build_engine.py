@@ -1,4 +1,4 @@
-"""Compile the optional engine (``xdrgen/runtime/_engine.c``) next to its source.
+"""Compile the optional engine (``xdrgen/runtime/_engine_c/*.c``) into ``xdrgen/runtime``.
 
     python3 -m xdrgen._build_engine [--sanitize] [--quiet]
 
@@ -6,6 +6,11 @@ Used by editable/dev installs, tests and CI; the wheel build does the same
 through :mod:`xdrgen.build.engine_hook`.  Without a C compiler nothing is built and
 generated modules run their pure-Python code.  ``--sanitize`` builds with
 AddressSanitizer and UndefinedBehaviorSanitizer (tests/engine_asan.sh).
+
+The engine's C files (one job each, docs/compiled-engine.md "Source layout")
+are compiled by one command into one extension module, ``xdrgen.runtime._engine``;
+``-fvisibility=hidden`` (and engine.h) keeps what they share inside it, so only
+``PyInit__engine`` is exported.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ import sys
 import sysconfig
 from pathlib import Path
 
-SOURCE = Path(__file__).parent / "runtime" / "_engine.c"
+RUNTIME = Path(__file__).parent / "runtime"
+#: The engine's sources: its C files and their private header (engine.h).
+SOURCE_DIR = RUNTIME / "_engine_c"
+
+
+def sources() -> list[Path]:
+    """The C files compiled into the engine, in a fixed order."""
+    return sorted(SOURCE_DIR.glob("*.c"))
+
 
 #: Flags of the normal build and of the sanitizer build.
 OPTIMISE = ["-O2", "-fno-strict-aliasing"]
@@ -38,7 +51,7 @@ def compiler() -> list[str] | None:
 def target(directory: Path | None = None) -> Path:
     """Where the built extension goes (beside the source by default)."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    return (directory or SOURCE.parent) / f"_engine{suffix}"
+    return (directory or RUNTIME) / f"_engine{suffix}"
 
 
 def build(
@@ -58,10 +71,11 @@ def build(
         "-Wall",
         "-Werror=implicit-function-declaration",
         "-fPIC",
+        "-fvisibility=hidden",
         "-shared",
         "-I",
         include,
-        str(SOURCE),
+        *map(str, sources()),
         "-o",
         str(out),
     ]

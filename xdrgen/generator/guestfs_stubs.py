@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import jinja2
 
 from xdrgen.diagnostics import Diagnostic, XdrgenError
-from xdrgen.generator.layout import binding, bracketed, docstring, string_literal
+from xdrgen.generator.layout import bracketed, docstring, string_literal
 from xdrgen.generator.names import camel, field_name
+from xdrgen.generator.stubs import ModuleNames, StubEmitter
 from xdrgen.model import (
     DeclKind,
     Declaration,
@@ -86,25 +87,21 @@ class ProcView:
     doc: list[str] = field(default_factory=list)
 
 
-class GuestfsRenderer:
-    def __init__(self, env: jinja2.Environment, module: XdrModule, renderer: object) -> None:
-        self.env = env
-        self.module = module
-        self.renderer = renderer
+class GuestfsRenderer(StubEmitter):
+    style = ProtocolStyle.GUESTFS
+    folder = "guestfs"
+    template_name = "g"
 
     # ------------------------------------------------------------ types
 
     def type_expr(self, decl: Declaration) -> str:
-        type_expr = getattr(self.renderer, "type_expr")
-        return str(type_expr(decl.kind, decl.type, decl.size))
+        return self.renderer.type_expr(decl.kind, decl.type, decl.size)
 
     def ref_expr(self, ref: NamedType | PrimitiveType) -> str:
-        type_expr = getattr(self.renderer, "type_expr")
-        return str(type_expr(DeclKind.PLAIN, ref, None))
+        return self.renderer.type_expr(DeclKind.PLAIN, ref, None)
 
     def codec_expr(self, ref: NamedType | PrimitiveType) -> str:
-        codec_expr = getattr(self.renderer, "codec_expr")
-        return str(codec_expr(ref))
+        return self.renderer.codec_expr(ref)
 
     def zero(self, decl: Declaration, proc: Procedure) -> str:
         """The value a left-out optional argument is sent as (XDR needs every field)."""
@@ -337,31 +334,7 @@ class GuestfsRenderer:
         lines += self.body(p, prefix, aio, iterate=iterate)
         return "\n".join(lines)
 
-    def sig(self, indent: int, head: str, items: list[str], tail: str) -> str:
-        """A ``def`` line from the templates, split as black splits it."""
-        return "\n".join(bracketed(indent, head, items, tail, is_def=True))
-
-    def binding(self, target: str, annotation: str, value: str) -> list[str]:
-        lines = binding(target, annotation, value)
-        if lines is None:
-            from xdrgen.generator.rpc import fit
-
-            return fit([f"{target}: {annotation} = {value}"], 0)  # the annotation itself must split
-        return lines
-
     # ------------------------------------------------------------ sections
-
-    def sections(self) -> list[str]:
-        tables = [t for t in self.module.procedure_tables if t.style is ProtocolStyle.GUESTFS]
-        if not tables:
-            return []
-        out = [self.render("guestfs/prelude.py.j2")]
-        for table in tables:
-            out.extend(self.table_sections(table))
-        return out
-
-    def render(self, template: str, **context: object) -> str:
-        return self.env.get_template(template).render(g=self, **context).rstrip("\n")
 
     def table_sections(self, table: ProcedureTable) -> list[str]:
         tname = camel(table.name)
@@ -387,13 +360,10 @@ class GuestfsRenderer:
         ctx = dict(table=table, tname=tname, prefix=prefix, procs=procs)
         return [
             "\n".join(bindings),
-            self.render("guestfs/client.py.j2", aio=False, **ctx),
-            self.render("guestfs/client.py.j2", aio=True, **ctx),
+            self.render("client.py.j2", aio=False, **ctx),
+            self.render("client.py.j2", aio=True, **ctx),
         ]
 
-
-def render_guestfs_sections(env: jinja2.Environment, module: XdrModule, context: dict[str, object]) -> list[str]:
-    return GuestfsRenderer(env, module, context.get("renderer")).sections()
 
 
 def plain_type(param: Parameter) -> TypeRef:

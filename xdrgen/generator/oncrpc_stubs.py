@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import jinja2
 
 from xdrgen.generator.names import camel
+from xdrgen.generator.stubs import ModuleNames, StubEmitter
 from xdrgen.model import (
     Parameter,
     Procedure,
@@ -78,19 +79,18 @@ class OncProc:
         return ", ".join(self.params)
 
 
-class OncRenderer:
-    def __init__(self, env: jinja2.Environment, module: XdrModule, renderer: object) -> None:
-        self.env = env
-        self.module = module
-        self.renderer = renderer
+class OncRenderer(StubEmitter):
+    style = ProtocolStyle.ONCRPC
+    folder = "oncrpc"
+    template_name = "o"
 
     def type_expr(self, param: Parameter) -> str:
         """The Python type of a procedure argument or result (a plain type, a
         ``string<n>`` or optional data: see model.Parameter)."""
-        return str(self.renderer.type_expr(param.kind, param.type, param.size))  # type: ignore[attr-defined]
+        return self.renderer.type_expr(param.kind, param.type, param.size)
 
     def codec_expr(self, param: Parameter) -> str:
-        return str(self.renderer.param_codec_expr(param))  # type: ignore[attr-defined]
+        return self.renderer.param_codec_expr(param)
 
     def proc(self, proc: Procedure) -> OncProc:
         method = proc.method_name
@@ -128,39 +128,28 @@ class OncRenderer:
                 p.ret_type = _NAME.sub(lambda m: aliases.get(m.group(), m.group()), p.ret_type)
         return aliases
 
-    def sections(self) -> list[str]:
-        tables = [t for t in self.module.procedure_tables if t.style is ProtocolStyle.ONCRPC]
-        if not tables:
-            return []
+    def table_sections(self, table: ProcedureTable) -> list[str]:
+        """The codecs, the clients and the handler and server of one program version,
+        each formatted by black (the templates leave the line splitting to it)."""
         import black
         from black.mode import TargetVersion
 
-        out = [self.render("oncrpc/prelude.py.j2")]
-        for table in tables:
-            procs = [self.proc(p) for p in table.procedures]
-            ctx = {
-                "table": table,
-                "stem": class_stem(table),
-                "prefix": f"_{table.name}_{table.version}",
-                "aliases": self.unshadow(procs),
-                "procs": procs,
-            }
-            for template in ("codecs", "client", "server"):
-                text = self.render(f"oncrpc/{template}.py.j2", **ctx)
-                if template == "client":
-                    text += "\n\n\n" + self.render("oncrpc/client.py.j2", aio=True, **ctx)
-                # The target version is fixed: black would guess it from this fragment alone.
-                mode = black.Mode(target_versions={TargetVersion.PY311})
-                out.append(black.format_str(text, mode=mode).rstrip("\n"))
-        return out
-
-    def render(self, template: str, **context: object) -> str:
-        context.setdefault("aio", False)
-        return self.env.get_template(template).render(**context).rstrip("\n")
+        procs = [self.proc(p) for p in table.procedures]
+        ctx = {
+            "table": table,
+            "stem": class_stem(table),
+            "prefix": f"_{table.name}_{table.version}",
+            "aliases": self.unshadow(procs),
+            "procs": procs,
+        }
+        # The target version is fixed: black would guess it from this fragment alone.
+        mode = black.Mode(target_versions={TargetVersion.PY311})
+        texts = [
+            self.render("codecs.py.j2", **ctx),
+            self.render("client.py.j2", aio=False, **ctx) + "\n\n\n" + self.render("client.py.j2", aio=True, **ctx),
+            self.render("server.py.j2", **ctx),
+        ]
+        return [black.format_str(text, mode=mode).rstrip("\n") for text in texts]
 
 
-def render_oncrpc_sections(env: jinja2.Environment, module: XdrModule, context: dict[str, object]) -> list[str]:
-    return OncRenderer(env, module, context["renderer"]).sections()
-
-
-__all__ = ["render_oncrpc_sections", "class_stem", "camel"]
+__all__ = ["OncRenderer", "class_stem", "camel"]

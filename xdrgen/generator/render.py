@@ -32,6 +32,7 @@ from xdrgen.generator.plan import Planner, TypePlan, plan_value
 from xdrgen.generator.plan.nodes import TypeName, UnionPlan
 from xdrgen.generator.plan.planner import type_name
 from xdrgen.generator.resources import template_dir
+from xdrgen.generator.stubs import StubEmitter
 from xdrgen.generator.names import (
     enum_member_name,
     field_name,
@@ -58,6 +59,12 @@ from xdrgen.model import (
 GENERATOR = "xdrgen"
 
 _WORD = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")
+#: The stub emitters, in the order their sections follow the procedure tables.
+STUB_EMITTERS: tuple[type[StubEmitter], ...] = (
+    rpc.RpcRenderer,
+    guestfs_stubs.GuestfsRenderer,
+    oncrpc_stubs.OncRenderer,
+)
 
 
 def make_environment() -> jinja2.Environment:
@@ -577,15 +584,8 @@ class ModuleRenderer:
         if engine:
             sections.append(engine)
         sections.append(self.tables())
-        context: dict[str, object] = {"module_name": self.module_name, "renderer": self}
-        sections.extend(
-            s.rstrip("\n")
-            for s in rpc.render_rpc_sections(self.env, self.module, context)
-        )
-        sections.extend(
-            guestfs_stubs.render_guestfs_sections(self.env, self.module, context)
-        )
-        sections.extend(oncrpc_stubs.render_oncrpc_sections(self.env, self.module, context))
+        for emit in STUB_EMITTERS:
+            sections.extend(emit(self.env, self.module, self).sections())
         imports = sorted(
             {
                 (f"_imp_{imp.module_name}", imp.module_name, imp.package or ".")

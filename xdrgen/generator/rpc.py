@@ -27,10 +27,10 @@ from pathlib import Path
 
 import jinja2
 
-from xdrgen.generator.layout import LINE, bracketed
-from xdrgen.generator.layout import binding as layout_binding
+from xdrgen.generator.layout import bracketed
 from xdrgen.generator.libvirt_api import LibvirtApi, unsupported_answer
-from xdrgen.generator.names import camel, field_name, py_name
+from xdrgen.generator.names import camel, field_name
+from xdrgen.generator.stubs import ModuleNames, StubEmitter, fit
 from xdrgen.generator.views import view_of
 from xdrgen.model import (
     DeclKind,
@@ -106,11 +106,13 @@ class ProcView:
         return ", ".join(p.name for p in self.params)
 
 
-class RpcRenderer:
-    def __init__(self, env: jinja2.Environment, module: XdrModule, context: dict[str, object]) -> None:
-        self.env = env
-        self.module = module
-        self.renderer = context.get("renderer")
+class RpcRenderer(StubEmitter):
+    style = ProtocolStyle.LIBVIRT
+    folder = "rpc"
+    template_name = "r"
+
+    def __init__(self, env: jinja2.Environment, module: XdrModule, renderer: ModuleNames) -> None:
+        super().__init__(env, module, renderer)
         self._header_constants: dict[str, int] | None = None
         self._api: LibvirtApi | None = None
         self._api_loaded = False
@@ -118,12 +120,7 @@ class RpcRenderer:
     # ------------------------------------------------------------ type helpers
 
     def type_expr(self, kind: DeclKind, ref: TypeRef | None, size: int | None) -> str:
-        type_expr = getattr(self.renderer, "type_expr", None)
-        if type_expr is not None:
-            return str(type_expr(kind, ref, size))
-        if isinstance(ref, NamedType):  # pragma: no cover - the renderer always passes itself
-            return py_name(ref.name)
-        return "_Any"
+        return self.renderer.type_expr(kind, ref, size)
 
     def ref_expr(self, ref: TypeRef) -> str:
         return self.type_expr(DeclKind.PLAIN, ref, None)
@@ -132,18 +129,10 @@ class RpcRenderer:
         return self.type_expr(param.kind, param.type, param.size)
 
     def param_codec_expr(self, param: Parameter) -> str:
-        if param.kind is DeclKind.PLAIN and param.type is not None:
-            return self.codec_expr(param.type)
-        codec_expr = getattr(self.renderer, "param_codec_expr")
-        return str(codec_expr(param))
+        return self.renderer.param_codec_expr(param)
 
     def codec_expr(self, ref: TypeRef) -> str:
-        codec_expr = getattr(self.renderer, "codec_expr", None)
-        if codec_expr is not None:
-            return str(codec_expr(ref))
-        if isinstance(ref, PrimitiveType):  # pragma: no cover
-            return f'_PRIMITIVE_CODECS["{ref.primitive.value}"]'
-        return f'XDR_TYPES["{ref.name}"]'  # pragma: no cover
+        return self.renderer.codec_expr(ref)
 
     @staticmethod
     def is_optional(kind: DeclKind, ref: TypeRef | None) -> bool:
@@ -363,34 +352,11 @@ class RpcRenderer:
     def dispatch_entry(self, number: int, method: str, dec: str, enc: str, kind: int) -> list[str]:
         return bracketed(4, f"{number}: (", [f'"{method}"', dec, enc, str(kind)], "),", literal=True)
 
-    def binding(self, target: str, annotation: str, value: str) -> list[str]:
-        """``target: annotation = codecs["name"].attr`` split the way black splits it."""
-        lines = layout_binding(target, annotation, value)
-        if lines is not None:
-            return lines
-        return fit([f"{target}: {annotation} = {value}"], 0)  # the annotation itself must split
-
     def line(self, indent: int, text: str) -> str:
         """One statement from the templates, split as black would."""
         return "\n".join(fit([" " * indent + text], indent))
 
-    def sig(self, indent: int, head: str, items: list[str], tail: str) -> str:
-        """A ``def`` line from the templates, split as black splits it."""
-        return "\n".join(fit(bracketed(indent, head, items, tail, is_def=True), indent))
-
     # ------------------------------------------------------------ sections
-
-    def sections(self) -> list[str]:
-        tables = [t for t in self.module.procedure_tables if t.style is ProtocolStyle.LIBVIRT]
-        if not tables:
-            return []
-        out = [self.render("rpc/prelude.py.j2")]
-        for table in tables:
-            out.extend(self.table_sections(table))
-        return out
-
-    def render(self, template: str, **context: object) -> str:
-        return self.env.get_template(template).render(r=self, **context).rstrip("\n")
 
     def table_sections(self, table: ProcedureTable) -> list[str]:
         tname = camel(table.name)
@@ -426,35 +392,8 @@ class RpcRenderer:
         ctx = dict(table=table, tname=tname, prefix=prefix, procs=procs, calls=calls, events=events)
         return [
             "\n".join(bindings),
-            self.render("rpc/events.py.j2", **ctx),
-            self.render("rpc/client.py.j2", aio=False, **ctx),
-            self.render("rpc/client.py.j2", aio=True, **ctx),
-            self.render("rpc/server.py.j2", **ctx),
+            self.render("events.py.j2", **ctx),
+            self.render("client.py.j2", aio=False, **ctx),
+            self.render("client.py.j2", aio=True, **ctx),
+            self.render("server.py.j2", **ctx),
         ]
-
-
-def fit(lines: list[str], indent: int) -> list[str]:
-    """``lines`` as they are when they fit, else as black formats them.
-
-    The layout helpers cover the common shapes; an item that is itself longer
-    than a line (a long subscripted annotation) is rare enough to hand to black,
-    inside dummy ``if`` blocks that give it its indentation.
-    """
-    if all(len(line) <= LINE for line in lines):
-        return lines
-    import black
-
-    depth = indent // 4
-    opener = "".join("    " * i + "if _:\n" for i in range(depth))
-    closer = " " * (indent + 4) + "pass\n" if lines[-1].rstrip().endswith(":") else ""
-    text = opener + "\n".join(lines) + "\n" + closer
-    out = black.format_str(text, mode=black.Mode()).splitlines()[depth:]
-    if closer:
-        out = out[:-1]
-    while out and not out[0].strip():
-        out.pop(0)
-    return out
-
-
-def render_rpc_sections(env: jinja2.Environment, module: XdrModule, context: dict[str, object]) -> list[str]:
-    return RpcRenderer(env, module, context).sections()

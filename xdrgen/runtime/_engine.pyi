@@ -1,4 +1,4 @@
-"""The optional compiled marshalling engine (built from _engine.c)."""
+"""The optional compiled marshalling engine (built from _engine_c/*.c)."""
 
 from collections.abc import Mapping
 from typing import Any

@@ -23,19 +23,26 @@ from typing import Any, Final, TypeVar, Union, cast, overload
 
 from xdrgen.runtime.codec import Codec
 from xdrgen.runtime.guestfs import events as ev
-from xdrgen.runtime.guestfs.conversation import Conversation, absorb, outcome
+from xdrgen.runtime.guestfs.conversation import (
+    Conversation,
+    abandon_upload,
+    absorb,
+    cancel_if_asked,
+    check_launch,
+    encode_args,
+    outcome,
+    send_block,
+)
 from xdrgen.runtime.guestfs.core import GuestfsCore, Phase
 from xdrgen.runtime.guestfs.errors import (
     GuestfsConnectionClosed,
     GuestfsProtocolError,
     GuestfsRuntimeError,
-    GuestfsStateError,
     GuestfsTimeout,
 )
 from xdrgen.runtime.guestfs.framing import Buffer
 from xdrgen.runtime.guestfs.transfer import (
     Cancel,
-    CancelCheck,
     DownloadSink,
     ProgressCallback,
     UploadSource,
@@ -132,9 +139,7 @@ class AsyncGuestfsConnection:
 
     async def _await_launch(self) -> None:
         while self._core.phase is Phase.AWAIT_LAUNCH:
-            for event in await self._next_events():
-                if not isinstance(event, ev.Launched):
-                    raise GuestfsStateError(f"unexpected {type(event).__name__} before launch")
+            check_launch(await self._next_events())
 
     # --------------------------------------------------------------- lifetime
 
@@ -176,7 +181,7 @@ class AsyncGuestfsConnection:
         progress: ProgressCallback | None = None,
     ) -> T | None:
         """A plain call: returns the decoded ``_ret`` value (None for void)."""
-        payload = args_codec.encode(args) if args_codec is not None else b""
+        payload = encode_args(args_codec, args)
         async with self._lock:
             conv = Conversation(progress)
             with self._in_step():
@@ -214,11 +219,10 @@ class AsyncGuestfsConnection:
     ) -> T | None:
         """A FileIn call (see ``GuestfsConnection.upload``); ``source`` may also be an
         async iterable of bytes-like blocks."""
-        payload = args_codec.encode(args) if args_codec is not None else b""
-        stop = cancel_check(cancel)
+        payload = encode_args(args_codec, args)
         progress_hint = progress_hint or source_size(source) or 0
         async with self._lock:
-            conv = Conversation(progress)
+            conv = Conversation(progress, stop=cancel_check(cancel))
             core = self._core
             with self._in_step():
                 core.send_call(
@@ -227,10 +231,10 @@ class AsyncGuestfsConnection:
                 self._flush()
                 try:
                     if isinstance(source, AsyncIterable):
-                        await self._send_async_blocks(source, conv, stop)
+                        await self._send_async_blocks(source, conv)
                     else:
                         with source_blocks(source) as blocks:
-                            await self._send_blocks(blocks, conv, stop)
+                            await self._send_blocks(blocks, conv)
                 except GuestfsRuntimeError:
                     raise
                 except Exception:
@@ -253,16 +257,14 @@ class AsyncGuestfsConnection:
         cancel: Cancel | None = None,
     ) -> int:
         """A FileOut call (see ``GuestfsConnection.download``); returns the byte count."""
-        payload = args_codec.encode(args) if args_codec is not None else b""
-        stop = cancel_check(cancel)
+        payload = encode_args(args_codec, args)
         async with self._lock:
             with sink_writer(sink) as write, self._in_step():
-                conv = Conversation(progress, sink=write, file_out=True)
+                conv = Conversation(progress, sink=write, file_out=True, stop=cancel_check(cancel))
                 self._core.send_call(proc, payload, file_out=True, optargs_bitmask=optargs_bitmask)
                 self._flush()
-                cancelled = False
                 while not conv.done:
-                    cancelled = self._check_cancel(conv, stop, cancelled)
+                    self._cancel_if_asked(conv)
                     absorb(self._core, await self._next_events(), conv)
                     self._flush()
             outcome(conv, None)
@@ -284,18 +286,16 @@ class AsyncGuestfsConnection:
         the transfer once the iterator is closed (``contextlib.aclosing``, or
         when it is collected); the connection stays usable.
         """
-        payload = args_codec.encode(args) if args_codec is not None else b""
-        stop = cancel_check(cancel)
+        payload = encode_args(args_codec, args)
         async with self._lock:
-            conv = Conversation(progress, file_out=True)
+            conv = Conversation(progress, file_out=True, stop=cancel_check(cancel))
             core = self._core
             with self._in_step():
                 core.send_call(proc, payload, file_out=True, optargs_bitmask=optargs_bitmask)
                 self._flush()
-                cancelled = False
                 try:
                     while not conv.done:
-                        cancelled = self._check_cancel(conv, stop, cancelled)
+                        self._cancel_if_asked(conv)
                         # One event at a time: what waits here counts against HIGH_WATER.
                         for block in absorb(core, [await self._next_event()], conv):
                             yield memoryview(block)
@@ -307,53 +307,40 @@ class AsyncGuestfsConnection:
 
     # -------------------------------------------------------------- internals
 
-    def _check_cancel(self, conv: Conversation, stop: CancelCheck | None, cancelled: bool) -> bool:
-        if stop is not None and not cancelled and conv.callback_error is None and stop():
-            self._core.cancel_download()
+    def _cancel_if_asked(self, conv: Conversation) -> None:
+        if cancel_if_asked(self._core, conv):
             self._flush()
-            return True
-        return cancelled
 
-    async def _send_blocks(self, blocks: Iterator[Buffer], conv: Conversation, stop: CancelCheck | None) -> None:
+    async def _send_blocks(self, blocks: Iterator[Buffer], conv: Conversation) -> None:
         for block in blocks:
-            if not await self._send_block(block, conv, stop):
+            if not await self._send_block(block, conv):
                 return
         self._core.end_upload()
 
-    async def _send_async_blocks(
-        self, blocks: AsyncIterable[Buffer], conv: Conversation, stop: CancelCheck | None
-    ) -> None:
+    async def _send_async_blocks(self, blocks: AsyncIterable[Buffer], conv: Conversation) -> None:
         async for block in blocks:
             if not isinstance(block, (bytes, bytearray, memoryview)):
                 raise TypeError(f"upload blocks must be bytes-like, not {type(block).__name__}")
-            if len(block) and not await self._send_block(block, conv, stop):
+            if len(block) and not await self._send_block(block, conv):
                 return
         self._core.end_upload()
 
-    async def _send_block(self, block: Buffer, conv: Conversation, stop: CancelCheck | None) -> bool:
+    async def _send_block(self, block: Buffer, conv: Conversation) -> bool:
         """Queue one block and wait until the socket takes it; False once the upload is over."""
-        core = self._core
-        if stop is not None and stop():
-            core.cancel_upload()
+        if not send_block(self._core, conv, block):
             return False
-        if not core.send_data(block):
-            return False  # the daemon cancelled; its cancel chunk is already queued
         self._flush()
         await self._drain()
         if self._events:
-            absorb(core, self._take_events(), conv)
-        return not (conv.daemon_cancelled_upload or conv.done)
+            absorb(self._core, self._take_events(), conv)
+        return not conv.upload_over
 
     async def _abandon_upload(self, conv: Conversation) -> None:
         """After the source failed mid-upload: cancel and consume the reply, if we still can."""
-        core = self._core
-        if core.failed is not None:
-            return
         try:
-            if core.phase is Phase.UPLOADING:
-                core.cancel_upload()
-            self._flush()
-            await self._finish(conv)
+            if abandon_upload(self._core):
+                self._flush()
+                await self._finish(conv)
         except GuestfsRuntimeError:
             pass  # the source's exception is more useful
 

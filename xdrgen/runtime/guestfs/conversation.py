@@ -1,14 +1,18 @@
 """One call as the caller sees it: what the core's events mean for it (no I/O).
 
 Both transports feed the core, hand its events to :func:`absorb` and, once the
-conversation is done, ask :func:`outcome` for the value or the exception.
+conversation is done, ask :func:`outcome` for the value or the exception.  What
+they decide alike about a transfer is here too: when the caller's cancel check
+stops an upload (:func:`send_block`) or a download (:func:`cancel_if_asked`),
+and how an upload whose source failed is abandoned (:func:`abandon_upload`).
+The transports only say how they wait and write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from xdrgen.runtime.codec import Codec
 from xdrgen.runtime.errors import XdrError
@@ -20,7 +24,8 @@ from xdrgen.runtime.guestfs.errors import (
     GuestfsReplyDecodeError,
     GuestfsStateError,
 )
-from xdrgen.runtime.guestfs.transfer import ProgressCallback
+from xdrgen.runtime.guestfs.framing import Buffer
+from xdrgen.runtime.guestfs.transfer import CancelCheck, ProgressCallback
 
 T = TypeVar("T")
 
@@ -42,6 +47,63 @@ class Conversation:
     received: int = 0
     #: An exception raised by the caller's sink or callback, re-raised at the end.
     callback_error: BaseException | None = None
+    #: The caller's cancel check for a transfer (None: only the daemon cancels).
+    stop: CancelCheck | None = None
+    #: This side has cancelled the download (the check is not asked again).
+    cancel_sent: bool = False
+
+    @property
+    def upload_over(self) -> bool:
+        """The daemon cancelled the upload or has already answered: send no more."""
+        return self.daemon_cancelled_upload or self.done
+
+
+def encode_args(codec: Codec[Any] | None, args: Any) -> bytes:
+    """The call's encoded ``_args`` (nothing for a procedure without arguments)."""
+    return codec.encode(args) if codec is not None else b""
+
+
+def check_launch(events: list[ev.Event]) -> None:
+    """Before its launch flag the daemon may send nothing else."""
+    for event in events:
+        if not isinstance(event, ev.Launched):
+            raise GuestfsStateError(f"unexpected {type(event).__name__} before launch")
+
+
+def send_block(core: GuestfsCore, conv: Conversation, block: Buffer) -> bool:
+    """Queue one upload block, or the upload's cancel once the caller's check says so.
+
+    False when nothing more is to be sent: cancelled by this side, or by the
+    daemon (its cancel chunk is then already queued).  The transport flushes.
+    """
+    if conv.stop is not None and conv.stop():
+        core.cancel_upload()
+        return False
+    return core.send_data(block)
+
+
+def cancel_if_asked(core: GuestfsCore, conv: Conversation) -> bool:
+    """Before each wait of a download: cancel it once the caller's check says so.
+
+    Asked until it says so, and not after a failing sink or callback already
+    cancelled.  True when a cancel was queued (the transport flushes it).
+    """
+    if conv.stop is None or conv.cancel_sent or conv.callback_error is not None or not conv.stop():
+        return False
+    core.cancel_download()
+    conv.cancel_sent = True
+    return True
+
+
+def abandon_upload(core: GuestfsCore) -> bool:
+    """After a local failure mid-upload (the source raised): cancel the upload so the
+    daemon stays in step.  True when the transport should then flush and read the
+    reply; False when the connection has already failed."""
+    if core.failed is not None:
+        return False
+    if core.phase is Phase.UPLOADING:
+        core.cancel_upload()
+    return True
 
 
 def absorb(core: GuestfsCore, events: list[ev.Event], conv: Conversation) -> list[bytes]:
@@ -118,4 +180,13 @@ def outcome(conv: Conversation, ret_codec: Codec[T] | None) -> T | None:
         raise GuestfsReplyDecodeError(f"reply to procedure {reply.proc}: {exc}", where) from exc
 
 
-__all__ = ["Conversation", "absorb", "outcome"]
+__all__ = [
+    "Conversation",
+    "abandon_upload",
+    "absorb",
+    "cancel_if_asked",
+    "check_launch",
+    "encode_args",
+    "outcome",
+    "send_block",
+]

@@ -17,12 +17,20 @@ from typing import Any, Final, TypeVar, overload
 
 from xdrgen.runtime.codec import Codec
 from xdrgen.runtime.guestfs import events as ev
-from xdrgen.runtime.guestfs.conversation import Conversation, absorb, outcome
+from xdrgen.runtime.guestfs.conversation import (
+    Conversation,
+    abandon_upload,
+    absorb,
+    cancel_if_asked,
+    check_launch,
+    encode_args,
+    outcome,
+    send_block,
+)
 from xdrgen.runtime.guestfs.core import GuestfsCore, Phase
 from xdrgen.runtime.guestfs.errors import (
     GuestfsConnectionClosed,
     GuestfsRuntimeError,
-    GuestfsStateError,
     GuestfsTimeout,
 )
 from xdrgen.runtime.guestfs.framing import Buffer, OutBuffers
@@ -67,9 +75,7 @@ class GuestfsConnection:
         if expect_launch:
             with self._lock:
                 while self._core.phase is Phase.AWAIT_LAUNCH:
-                    for event in self._read(block=True):
-                        if not isinstance(event, ev.Launched):
-                            raise GuestfsStateError(f"unexpected {type(event).__name__} before launch")
+                    check_launch(self._read(block=True))
 
     @classmethod
     def connect(cls, path: str, *, timeout: float | None = 60.0) -> GuestfsConnection:
@@ -139,7 +145,7 @@ class GuestfsConnection:
 
         Raises GuestfsError when the daemon reports a failure.
         """
-        payload = args_codec.encode(args) if args_codec is not None else b""
+        payload = encode_args(args_codec, args)
         with self._lock:
             conv = Conversation(progress)
             self._core.send_call(proc, payload, optargs_bitmask=optargs_bitmask)
@@ -199,17 +205,16 @@ class GuestfsConnection:
         the target), its error is raised as GuestfsError.  Either way the
         connection stays usable.
         """
-        payload = args_codec.encode(args) if args_codec is not None else b""
-        stop = cancel_check(cancel)
+        payload = encode_args(args_codec, args)
         progress_hint = progress_hint or source_size(source) or 0
         with self._lock:
-            conv = Conversation(progress)
+            conv = Conversation(progress, stop=cancel_check(cancel))
             core = self._core
             core.send_call(proc, payload, file_in=True, progress_hint=progress_hint, optargs_bitmask=optargs_bitmask)
             self._flush()
             try:
                 with source_blocks(source) as blocks:
-                    self._send_blocks(blocks, conv, stop)
+                    self._send_blocks(blocks, conv)
             except GuestfsRuntimeError:
                 raise
             except BaseException:
@@ -239,18 +244,14 @@ class GuestfsConnection:
         cancelled, the rest discarded, and GuestfsCancelled (or the sink's
         exception) raised; the connection stays usable.
         """
-        payload = args_codec.encode(args) if args_codec is not None else b""
-        stop = cancel_check(cancel)
+        payload = encode_args(args_codec, args)
         with self._lock, sink_writer(sink) as write:
-            conv = Conversation(progress, sink=write, file_out=True)
+            conv = Conversation(progress, sink=write, file_out=True, stop=cancel_check(cancel))
             core = self._core
-            cancelled = False
             core.send_call(proc, payload, file_out=True, optargs_bitmask=optargs_bitmask)
             self._flush()
             while not conv.done:
-                if stop is not None and not cancelled and conv.callback_error is None and stop():
-                    core.cancel_download()
-                    cancelled = True
+                if cancel_if_asked(core, conv):
                     self._flush()
                 absorb(core, self._read(block=True), conv)
                 self._flush()
@@ -259,30 +260,23 @@ class GuestfsConnection:
 
     # -------------------------------------------------------------- internals
 
-    def _send_blocks(self, blocks: Iterator[Buffer], conv: Conversation, stop: CancelCheck | None) -> None:
+    def _send_blocks(self, blocks: Iterator[Buffer], conv: Conversation) -> None:
         core = self._core
         for block in blocks:
-            if stop is not None and stop():
-                core.cancel_upload()
+            if not send_block(core, conv, block):
                 return
-            if not core.send_data(block):
-                return  # the daemon cancelled; its cancel chunk is already queued
             self._flush()
             self._poll(conv)
-            if conv.daemon_cancelled_upload or conv.done:
+            if conv.upload_over:
                 return
         core.end_upload()
 
     def _abandon_upload(self, conv: Conversation) -> None:
         """After a local failure mid-upload: cancel and consume the reply, if we still can."""
-        core = self._core
-        if core.failed is not None:
-            return
         try:
-            if core.phase is Phase.UPLOADING:
-                core.cancel_upload()
-            self._flush()
-            self._finish(conv)
+            if abandon_upload(self._core):
+                self._flush()
+                self._finish(conv)
         except GuestfsRuntimeError:
             pass  # the original exception is more useful
 

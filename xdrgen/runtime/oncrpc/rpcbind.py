@@ -126,12 +126,20 @@ def _lookup_steps(host: str, prog: int, vers: int, transport: str) -> Generator[
     return _pmap_found(port, host, prog, vers)
 
 
-def _client_class(kind: str, version: int, aio: bool) -> Any:
+def _connector(kind: str, version: int, transport: str, aio: bool) -> Any:
+    """The ``connect_tcp`` / ``connect_udp`` of the client that asks ``kind``/``version``."""
     if kind == "pmap":
-        return _rb.PmapProg2AsyncClient if aio else _rb.PmapProg2Client
-    if version == 4:
-        return _rb.Rpcbprog4AsyncClient if aio else _rb.Rpcbprog4Client
-    return _rb.Rpcbprog3AsyncClient if aio else _rb.Rpcbprog3Client
+        cls: Any = _rb.PmapProg2AsyncClient if aio else _rb.PmapProg2Client
+    elif version == 4:
+        cls = _rb.Rpcbprog4AsyncClient if aio else _rb.Rpcbprog4Client
+    else:
+        cls = _rb.Rpcbprog3AsyncClient if aio else _rb.Rpcbprog3Client
+    return cls.connect_udp if transport == "udp" else cls.connect_tcp
+
+
+def _ask(client: Any, kind: str, argument: Any) -> Any:
+    """The question's procedure called on ``client`` (an awaitable on an asyncio client)."""
+    return client.pmapproc_getport(argument) if kind == "pmap" else client.rpcbproc_getaddr(argument)
 
 
 def lookup(
@@ -139,24 +147,20 @@ def lookup(
 ) -> tuple[str, int]:
     """(address, port) of ``prog``/``vers`` on ``host``, asked of rpcbind there (blocking)."""
     steps = _lookup_steps(host, prog, vers, transport)
-    question = next(steps)
-    while True:
-        kind, version, argument = question
-        cls = _client_class(kind, version, aio=False)
-        connect = cls.connect_udp if transport == "udp" else cls.connect_tcp
-        try:
-            with connect(host, RPCBIND_PORT, timeout=timeout) as client:
-                answer = client.pmapproc_getport(argument) if kind == "pmap" else client.rpcbproc_getaddr(argument)
-        except (RpcError, OSError) as exc:
+    try:
+        question = next(steps)
+        while True:
+            kind, version, argument = question
+            connect = _connector(kind, version, transport, aio=False)
             try:
+                with connect(host, RPCBIND_PORT, timeout=timeout) as client:
+                    answer = _ask(client, kind, argument)
+            except (RpcError, OSError) as exc:
                 question = steps.throw(exc)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            continue
-        try:
-            question = steps.send(answer)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            else:
+                question = steps.send(answer)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 async def lookup_async(
@@ -164,27 +168,20 @@ async def lookup_async(
 ) -> tuple[str, int]:
     """(address, port) of ``prog``/``vers`` on ``host`` (asyncio; see ``lookup``)."""
     steps = _lookup_steps(host, prog, vers, transport)
-    question = next(steps)
-    while True:
-        kind, version, argument = question
-        cls = _client_class(kind, version, aio=True)
-        connect = cls.connect_udp if transport == "udp" else cls.connect_tcp
-        try:
-            async with await connect(host, RPCBIND_PORT, timeout=timeout) as client:
-                if kind == "pmap":
-                    answer = await client.pmapproc_getport(argument)
-                else:
-                    answer = await client.rpcbproc_getaddr(argument)
-        except (RpcError, OSError) as exc:
+    try:
+        question = next(steps)
+        while True:
+            kind, version, argument = question
+            connect = _connector(kind, version, transport, aio=True)
             try:
+                async with await connect(host, RPCBIND_PORT, timeout=timeout) as client:
+                    answer = await _ask(client, kind, argument)
+            except (RpcError, OSError) as exc:
                 question = steps.throw(exc)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            continue
-        try:
-            question = steps.send(answer)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            else:
+                question = steps.send(answer)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------- registration
