@@ -30,7 +30,7 @@ args=("$@")
 if [ ${#args[@]} -eq 0 ]; then
     # (XDRGEN_PURE=0 in a child python would load the instrumented engine without
     # the sanitizer runtime preloaded, which ASan refuses: that test is left out.)
-    args=(tests/test_engine.py tests/test_differential_rpcgen.py -q -p no:cacheprovider
+    args=(tests/test_engine.py tests/test_engine_gc.py tests/test_differential_rpcgen.py -q -p no:cacheprovider
           --deselect tests/test_engine.py::test_xdrgen_pure_forces_pure_python)
 fi
 # Only this interpreter gets the sanitizer runtime: its children (rpcgen's C

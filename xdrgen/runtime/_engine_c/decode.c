@@ -376,6 +376,11 @@ dec_type(Dec *d, const Type *t)
     else
         o = dec_list(d, t);
     d->depth--;
+    /* No well-typed value of an atomic type can reach a cycle: leaving it out
+     * of the collector saves the collections that decoding many of them would
+     * otherwise pay for (docs/compiled-engine.md, "Garbage collection"). */
+    if (o != NULL && t->atom == ATOM_YES)
+        PyObject_GC_UnTrack(o);
     return o;
 }
 

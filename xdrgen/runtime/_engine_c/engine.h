@@ -76,10 +76,14 @@ typedef struct Arm {
 
 enum { STATE_NEW, STATE_OK, STATE_UNSUPPORTED };
 
+/* Whether a decoded instance of a type may leave the cyclic GC (see atomic_type). */
+enum { ATOM_UNKNOWN, ATOM_VISITING, ATOM_YES, ATOM_NO };
+
 typedef struct Type {
     PyObject *name;         /* owned */
     char kind;              /* T L U V */
     int state;
+    int atom;               /* ATOM_*: ATOM_YES, decoded instances are untracked */
     PyTypeObject *cls;      /* borrowed (refs) */
     Py_ssize_t nfields;
     Field *fields;
@@ -177,6 +181,7 @@ PyObject *m_decode_from(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 int token(Parser *P, const char **t, Py_ssize_t *n);
 int parse_type(Parser *P, Type *t);
 int type_ok(const Type *t);
+int atomic_type(Type *t);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -151,6 +151,9 @@ engine_install(PyObject *module, PyObject *args)
                 changed = 1;
             }
     } while (changed);
+    for (i = 0; i < count; i++)
+        if (ps->types[i].state == STATE_OK)
+            atomic_type(&ps->types[i]);
     for (i = 0; i < count; i++) {
         Type *t = &ps->types[i];
         PyObject *codec;

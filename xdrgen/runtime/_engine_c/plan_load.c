@@ -506,3 +506,60 @@ type_ok(const Type *t)
         return 1;
     }
 }
+
+/* Atomic types: every value their fields may hold, by their declared types,
+ * is an object the cyclic GC never tracks (numbers, bool, None, str, bytes) or
+ * an instance of another atomic type, and no type reaches itself.  Enums are
+ * out (members are objects with a __dict__), so are arrays (lists) and
+ * recursive types (a well-typed value could link back to itself).  Such an
+ * instance can never be part of a reference cycle unless a field is given a
+ * value its declared type does not allow, so the engine's decoder leaves it
+ * untracked, as CPython does for tuples of atomic values.  Decided once per
+ * type, when its module's plans are loaded. */
+static int
+atomic_node(const Node *n)
+{
+    switch (n->op) {
+    case OP_ENUM:
+    case OP_FARRAY:
+    case OP_VARRAY:
+        return 0;
+    case OP_OPTIONAL:
+        return atomic_node(n->elem);
+    case OP_CALL:
+        return atomic_type(n->target);
+    default:
+        return 1;
+    }
+}
+
+int
+atomic_type(Type *t)
+{
+    Py_ssize_t i;
+    int atomic = 1;
+    if (t->atom == ATOM_YES || t->atom == ATOM_NO || t->atom == ATOM_VISITING)
+        return t->atom == ATOM_YES;  /* visiting: t reaches itself */
+    t->atom = ATOM_VISITING;
+    switch (t->kind) {
+    case 'V':
+        atomic = atomic_node(&t->value);
+        break;
+    case 'T':
+        atomic = t->cls != NULL && PyType_IS_GC(t->cls);
+        for (i = 0; atomic && i < t->nfields; i++)
+            atomic = atomic_node(&t->fields[i].node);
+        break;
+    case 'U':
+        atomic = t->cls != NULL && PyType_IS_GC(t->cls) && t->disc.op != OP_ENUM;
+        for (i = 0; atomic && i < t->narms; i++)
+            atomic = atomic_node(&t->arms[i].node);
+        if (atomic && t->deflt != NULL)
+            atomic = atomic_node(t->deflt);
+        break;
+    default:                /* 'L': a linked list is recursive */
+        atomic = 0;
+    }
+    t->atom = atomic ? ATOM_YES : ATOM_NO;
+    return atomic;
+}

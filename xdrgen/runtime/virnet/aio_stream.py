@@ -34,7 +34,7 @@ class AsyncStream(ClientStreamBase):
         self._queue.append(item)
         self._ready.set()
         conn = self._conn
-        if len(self._queue) == self._max_queued:
+        if len(self._queue) >= self._max_queued:
             conn._full.add(self.serial)
         if conn._budget.over():
             conn._overflow()
