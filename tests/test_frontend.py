@@ -26,6 +26,7 @@ from xdrgen.model import (
     StructDef,
     TypedefDef,
     UnionDef,
+    XdrModule,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,13 +149,13 @@ struct pixel {
     assert pixel.fields[2].doc == "plain trailing note"
 
 
-def _load_text(source: str, tmp: Path | None = None, **options: object) -> object:
+def _load_text(source: str, options: FrontendOptions | None = None) -> XdrModule:
     import tempfile
 
     directory = Path(tempfile.mkdtemp())
     path = directory / "t.x"
     path.write_text(source)
-    return load(path, FrontendOptions(**options))  # type: ignore[arg-type]
+    return load(path, options or FrontendOptions())
 
 
 def test_constants_forward_references_and_rpcgen_type_names() -> None:
@@ -190,13 +191,13 @@ def test_own_definition_of_a_builtin_name_wins() -> None:
 
 
 def test_external_constants_from_defines() -> None:
-    module = _load_text("typedef opaque uuid[UUID_LEN];\n", defines={"UUID_LEN": "16"})
+    module = _load_text("typedef opaque uuid[UUID_LEN];\n", FrontendOptions(defines={"UUID_LEN": "16"}))
     uuid = module.types["uuid"]
     assert isinstance(uuid, TypedefDef) and uuid.declaration.size == 16
     # -D is also a cpp macro (as with rpcgen): the preprocessor substituted it.
     header = Path(__import__("tempfile").mkdtemp()) / "consts.h"
     header.write_text("#define UUID_LEN (8 << 1)\nenum { FLAG_A = 1, FLAG_B };\n")
-    module = _load_text("typedef opaque uuid[UUID_LEN];\nconst F = FLAG_B;\n", constants_from=(header,))
+    module = _load_text("typedef opaque uuid[UUID_LEN];\nconst F = FLAG_B;\n", FrontendOptions(constants_from=(header,)))
     assert module.external_constants == {"FLAG_B": 2, "UUID_LEN": 16}
     assert module.constants["F"].value == 2
     with pytest.raises(XdrgenError, match="undefined constant 'UUID_LEN'"):

@@ -11,7 +11,7 @@ are left out.  FileOut procedures that need no disk run and must send chunks.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -106,7 +106,7 @@ def test_fileout_procedures_send_chunks_after_their_reply(gfc: ModuleType, guest
     with gfc.GuestfsClient.connect(guestfsd.socket_path, timeout=60) as g:
         g.mkdir("/d")
         g.internal_write("/d/f", b"some file contents\n" * 100)
-        runs = {
+        runs: dict[str, Callable[[bytearray], int]] = {
             "download": lambda sink: g.download("/d/f", sink),
             "download_offset": lambda sink: g.download_offset("/d/f", sink, 10, 100),
             "base64_out": lambda sink: g.base64_out("/d/f", sink),

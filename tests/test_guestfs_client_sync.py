@@ -69,7 +69,7 @@ def test_optional_arguments_set_the_bitmask(gfc: ModuleType, guestfsd: GuestfsDa
         assert g.is_file("/link", followsymlinks=True) is True  # bit 0
         assert g.is_file("/link", followsymlinks=False) is False  # given, so its bit is set too
         calls = calls_on_wire(relay.snapshot())
-    procs = {gfc.GUESTFS_PROC_GREP: [], gfc.GUESTFS_PROC_IS_FILE: []}
+    procs: dict[int, list[int]] = {gfc.GUESTFS_PROC_GREP: [], gfc.GUESTFS_PROC_IS_FILE: []}
     for call in calls:
         if call.proc in procs:
             procs[call.proc].append(call.optargs_bitmask)

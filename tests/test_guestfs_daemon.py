@@ -58,7 +58,7 @@ def download(conn: GuestfsConnection, gfs: Any, path: str, sink: Any, **kw: Any)
 def statns(conn: GuestfsConnection, gfs: Any, path: str) -> Any:
     T = gfs.XDR_TYPES
     ret = conn.call(gfs.GUESTFS_PROC_STATNS, T["guestfs_statns_args"], gfs.guestfs_statns_args(path), T["guestfs_statns_ret"])
-    return ret.statbuf  # type: ignore[union-attr]
+    return ret.statbuf
 
 
 def test_launch_handshake_and_echo(conn: GuestfsConnection, gfs: Any) -> None:

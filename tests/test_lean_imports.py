@@ -213,8 +213,8 @@ def test_lazy_module_rebinds_itself_on_first_use() -> None:
     namespace["_m"] = lazy("xdrgen.runtime.virnet.keepalive", namespace, "_m")
     stand_in = namespace["_m"]
     assert isinstance(stand_in, LazyModule) and "not imported yet" in repr(stand_in)
-    timer = stand_in.KeepaliveTimer  # type: ignore[attr-defined]
+    timer = stand_in.KeepaliveTimer
     module = sys.modules["xdrgen.runtime.virnet.keepalive"]
     assert namespace["_m"] is module and timer is module.KeepaliveTimer
     with pytest.raises(AttributeError):
-        stand_in.no_such_name  # type: ignore[attr-defined]
+        stand_in.no_such_name

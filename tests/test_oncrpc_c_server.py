@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -225,10 +225,18 @@ def test_c_server_ignores_trailing_argument_bytes(demo: ModuleType, c_demo_serve
     assert struct.unpack(">q", results) == (11,)
 
 
+class AuthCase(TypedDict):
+    stamp: int
+    machinename: str
+    uid: int
+    gid: int
+    gids: list[int]
+
+
 AUTH_CASES = [
-    dict(stamp=0, machinename="", uid=0, gid=0, gids=[]),
-    dict(stamp=0xFFFFFFFF, machinename="client.example", uid=1000, gid=100, gids=[4, 24, 27]),
-    dict(stamp=12345, machinename="m" * 255, uid=0xFFFFFFFE, gid=0xFFFFFFFF, gids=list(range(16))),
+    AuthCase(stamp=0, machinename="", uid=0, gid=0, gids=[]),
+    AuthCase(stamp=0xFFFFFFFF, machinename="client.example", uid=1000, gid=100, gids=[4, 24, 27]),
+    AuthCase(stamp=12345, machinename="m" * 255, uid=0xFFFFFFFE, gid=0xFFFFFFFF, gids=list(range(16))),
 ]
 
 

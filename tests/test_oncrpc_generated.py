@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -97,7 +98,10 @@ def test_client_and_handler_shapes(demo: ModuleType) -> None:
         assert hasattr(demo, name), name
     client, aclient, handler = demo.DemoRpcProgram2Client, demo.DemoRpcProgram2AsyncClient, demo.DemoRpcProgram2Handler
     assert (client.program, client.version) == (0x20005EED, 2)
-    params = lambda f: list(inspect.signature(f).parameters)  # noqa: E731
+
+    def params(function: Callable[..., object]) -> list[str]:
+        return list(inspect.signature(function).parameters)
+
     # rpcgen -N style: positional arguments, none for void, and the per-call timeout.
     assert params(client.demo_add) == ["self", "arg1", "arg2", "rpc_timeout"]
     assert params(client.demo_find) == ["self", "arg1", "arg2", "arg3", "rpc_timeout"]

@@ -106,7 +106,7 @@ def test_getaddr_getversaddr_getport_gettime(rpcbind: Rpcbind, transport: str) -
 
 
 @pytest.mark.parametrize("client_class", [rb.Rpcbprog4Client, rb.Rpcbprog3Client])
-def test_rpcb_set_and_unset_take_effect(test_program: int, client_class: type) -> None:
+def test_rpcb_set_and_unset_take_effect(test_program: int, client_class: type[rb.Rpcbprog4Client] | type[rb.Rpcbprog3Client]) -> None:
     entries = [
         rb.rpcb(r_prog=test_program, r_vers=1, r_netid="tcp", r_addr="127.0.0.1.4.210", r_owner="ignored"),
         rb.rpcb(r_prog=test_program, r_vers=1, r_netid="udp", r_addr="127.0.0.1.4.211", r_owner="ignored"),
@@ -132,7 +132,7 @@ def test_rpcb_set_and_unset_take_effect(test_program: int, client_class: type) -
 def test_pmap_set_and_unset_take_effect(test_program: int) -> None:
     # rpcbind takes portmap SET/UNSET only from a privileged port on the loopback.
     with rb.PmapProg2Client.connect_udp("127.0.0.1", 111, reserved_port=True) as p:
-        assert p.connection._sock.getsockname()[1] < 1024  # type: ignore[attr-defined]
+        assert p.connection._sock.getsockname()[1] < 1024
         assert p.pmapproc_set(rb.mapping(prog=test_program, vers=2, prot=rb.IPPROTO_TCP, port=1234)) is True
         assert p.pmapproc_set(rb.mapping(prog=test_program, vers=2, prot=rb.IPPROTO_UDP, port=1235)) is True
         assert {(test_program, 2, "tcp", 1234), (test_program, 2, "udp", 1235)} <= rpcinfo_p()

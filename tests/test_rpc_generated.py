@@ -241,7 +241,12 @@ def test_sync_client_against_generated_server(demo: tuple[Path, ModuleType], ser
         assert c.get_version().ver == 1234
         events: list[Any] = []
         done = threading.Event()
-        c.on_event_thing(lambda msg: (events.append(msg), done.set()), callback_id=8)
+
+        def on_event(msg: object) -> None:
+            events.append(msg)
+            done.set()
+
+        c.on_event_thing(on_event, callback_id=8)
         thing = c.lookup("abc").thing
         assert (thing.name, thing.id) == ("abc", 3)
         assert done.wait(10)

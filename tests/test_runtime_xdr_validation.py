@@ -417,7 +417,7 @@ def test_lone_opaque_fast_decode_matches_the_general_decoder(remote: Any) -> Non
         struct.pack(">I", 4194305) + bytes(8),
     ]
     for data in cases:
-        outcomes = []
+        outcomes: list[tuple[object, ...]] = []
         for decode in (codec.decode, general):
             try:
                 outcomes.append(("ok", decode(memoryview(data)).buffer))

@@ -53,7 +53,7 @@ def test_error_reply_raises_typed_error_event() -> None:
     server.receive_data(wire(client))
     server.send_error(REMOTE_PROGRAM, 1, 23, serial, LibvirtError(42, 12, "Domain not found"))
     (event,) = client.receive_data(wire(server))
-    assert isinstance(event, ev.ReplyError)
+    assert isinstance(event, ev.ReplyError) and isinstance(event.error, LibvirtError)
     assert event.error.code == 42 and event.error.message == "Domain not found" and event.error.proc == 23
 
 
@@ -129,6 +129,7 @@ def test_remote_error_strings_that_are_not_utf8_are_kept_with_surrogateescape() 
     (event,) = client.receive_data(wire(server))
     assert isinstance(event, ev.ReplyError) and isinstance(event.error, LibvirtError)
     assert (event.error.code, event.error.message, event.error.str1) == (42, "\udcff", "\udcfey")
+    assert event.error.message is not None
     assert event.error.message.encode("utf-8", "surrogateescape") == b"\xff"
 
 

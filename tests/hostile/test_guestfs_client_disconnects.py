@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 from guestfs_clients import gfc  # noqa: F401  (fixture)
-from hostile.guestfs_peer import MODES, Peer, chunk, message, play, step, xdr_string
+from hostile.guestfs_peer import MODES, Outcome, Peer, chunk, message, play, step, xdr_string
 from xdrgen.runtime.guestfs import GuestfsConnectionClosed, GuestfsRuntimeError
 
 ECHO = step("echo_daemon", ["x"])
@@ -29,10 +29,10 @@ def cut_after(data: bytes, keep: int) -> Callable[[Peer], None]:
     return script
 
 
-def assert_closed(outcomes: list[object]) -> None:
+def assert_closed(outcomes: list[Outcome]) -> None:
     first, second = outcomes
-    assert isinstance(first.error, GuestfsConnectionClosed), first  # type: ignore[attr-defined]
-    assert isinstance(second.error, GuestfsRuntimeError), second  # type: ignore[attr-defined]
+    assert isinstance(first.error, GuestfsConnectionClosed), first
+    assert isinstance(second.error, GuestfsRuntimeError), second
 
 
 class _Call:

@@ -127,6 +127,23 @@ def answer(proc: int, act: Callable[[Peer, Call, Any], None]) -> Callable[[Any],
     return make
 
 
+def stray_stream_packets_then_reply(p: Peer, c: Call, rp: Any) -> None:
+    p.send(h.frame(211, h.STREAM, c.serial + 77, h.CONTINUE, b"stray data"))
+    p.send(h.frame(211, h.STREAM, c.serial + 78, h.ERROR, b"junk"))
+    p.reply(c, domains_ret(rp, b"dom"))
+
+
+def error_event_then_reply(p: Peer, c: Call, rp: Any) -> None:
+    p.send(h.frame(h.PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE, h.MESSAGE, 0, h.ERROR))
+    p.reply(c, domains_ret(rp, b"dom"))
+
+
+def reply_a_byte_at_a_time(p: Peer, c: Call, rp: Any) -> None:
+    for b in h.frame(LIST, h.REPLY, c.serial, h.OK, domains_ret(rp, b"slow")):
+        p.send(bytes([b]))
+        time.sleep(0.001)
+
+
 #: name -> (script, expected outcome of ours and libvirt's, connection alive afterwards)
 REPLY_CASES: dict[str, tuple[Callable[[Any], h.Script], str, bool]] = {
     "truncated payload": (answer(LIST, lambda p, c, rp: p.reply(c, domains_ret(rp, b"dom")[:-6])), "error", True),
@@ -136,13 +153,8 @@ REPLY_CASES: dict[str, tuple[Callable[[Any], h.Script], str, bool]] = {
     "remote_error with invalid UTF-8": (
         answer(LIST, lambda p, c, rp: p.error(c, h.remote_error(42, 12, b"no \xff\xfe domain", str1=b"\xc3("))), "error", True),
     "reply for a serial nobody waits for": (answer(LIST, lambda p, c, rp: p.reply(c, domains_ret(rp), serial=c.serial + 1000)), "error", False),
-    "stream packet for no stream, then the reply": (answer(LIST, lambda p, c, rp: (
-        p.send(h.frame(211, h.STREAM, c.serial + 77, h.CONTINUE, b"stray data")),
-        p.send(h.frame(211, h.STREAM, c.serial + 78, h.ERROR, b"junk")),
-        p.reply(c, domains_ret(rp, b"dom")))), "ok", True),
-    "event with status ERROR, then the reply": (answer(LIST, lambda p, c, rp: (
-        p.send(h.frame(h.PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE, h.MESSAGE, 0, h.ERROR)),
-        p.reply(c, domains_ret(rp, b"dom")))), "ok", True),
+    "stream packet for no stream, then the reply": (answer(LIST, stray_stream_packets_then_reply), "ok", True),
+    "event with status ERROR, then the reply": (answer(LIST, error_event_then_reply), "ok", True),
     "unknown message type": (answer(LIST, lambda p, c, rp: p.reply(c, domains_ret(rp), mtype=9)), "error", False),
     "unknown status": (answer(LIST, lambda p, c, rp: p.reply(c, domains_ret(rp), status=7)), "error", True),
     "length word beyond the maximum": (answer(LIST, lambda p, c, rp: p.send(
@@ -152,9 +164,7 @@ REPLY_CASES: dict[str, tuple[Callable[[Any], h.Script], str, bool]] = {
     "reply from another program": (answer(LIST, lambda p, c, rp: p.send(
         h.frame(LIST, h.REPLY, c.serial, h.OK, domains_ret(rp), prog=0x20008087))), "error", False),
     "invalid UTF-8 in domain names": (answer(LIST, lambda p, c, rp: p.reply(c, domains_ret(rp, b"\xff\xfe", b"ok"))), "ok", True),
-    "slow sender (a byte at a time)": (answer(LIST, lambda p, c, rp: [
-        (p.send(bytes([b])), time.sleep(0.001)) for b in h.frame(LIST, h.REPLY, c.serial, h.OK, domains_ret(rp, b"slow"))]),
-        "ok", True),
+    "slow sender (a byte at a time)": (answer(LIST, reply_a_byte_at_a_time), "ok", True),
     "reply withheld": (answer(LIST, lambda p, c, rp: None), "hang", True),
 }
 

@@ -257,7 +257,13 @@ def test_sync_client_keeps_bad_events_aside_and_goes_on(rp: Any) -> None:
         with rp.RemoteClient.connect_unix(server.path) as c:
             got: list[Any] = []
             two = threading.Event()
-            c.on_domain_event_callback_lifecycle(lambda m: (got.append(m), len(got) == 2 and two.set()))
+
+            def on_lifecycle(message: object) -> None:
+                got.append(message)
+                if len(got) == 2:
+                    two.set()
+
+            c.on_domain_event_callback_lifecycle(on_lifecycle)
             assert c.connect_get_hostname(rpc_timeout=WAIT).hostname == "host"
             assert two.wait(WAIT)
             assert [(m.msg.dom.name.encode("utf-8", "surrogateescape"), m.msg.event) for m in got] == [

@@ -92,19 +92,19 @@ class _Cursor:
         self.data = data
         self.pos = 0
 
-    def int(self) -> int:
+    def int32(self) -> int:
         (v,) = struct.unpack_from(">i", self.data, self.pos)
         self.pos += 4
         return int(v)
 
-    def uint(self) -> int:
+    def uint32(self) -> int:
         (v,) = struct.unpack_from(">I", self.data, self.pos)
         self.pos += 4
         return int(v)
 
     def opaque(self, n: int | None = None) -> bytes:
         if n is None:
-            n = self.uint()
+            n = self.uint32()
         raw = self.data[self.pos : self.pos + n]
         if len(raw) != n:
             raise ValueError("truncated opaque")
@@ -112,21 +112,21 @@ class _Cursor:
         return raw
 
     def opt(self) -> bytes | None:
-        return self.opaque() if self.uint() else None
+        return self.opaque() if self.uint32() else None
 
 
 def parse_error(payload: bytes) -> RawError:
     c = _Cursor(payload)
-    code, domain = c.int(), c.int()
+    code, domain = c.int32(), c.int32()
     message = c.opt()
-    level = c.int()
-    if c.uint():  # dom
+    level = c.int32()
+    if c.uint32():  # dom
         c.opaque()
         c.opaque(16)
-        c.int()
+        c.int32()
     str1, str2, str3 = c.opt(), c.opt(), c.opt()
-    int1, int2 = c.int(), c.int()
-    if c.uint():  # net
+    int1, int2 = c.int32(), c.int32()
+    if c.uint32():  # net
         c.opaque()
         c.opaque(16)
     if c.pos != len(payload):
