@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -168,12 +169,12 @@ def run(rounds: int, calls: int) -> None:
             pport = py_server.tcp_port if transport == "tcp" else py_server.udp_port
             for proc in PROCS:
                 t, p, cp, pp = transport, proc, cport, pport
-                cases[(t, p, "C client -> C server")] = lambda t=t, p=p, cp=cp: c_client(peers, t, cp, p, calls)
-                cases[(t, p, "Python sync client -> C server")] = lambda t=t, p=p, cp=cp: sync_client(demo, t, cp, p, calls)
-                cases[(t, p, f"Python asyncio client, {IN_FLIGHT} in flight -> C server")] = (
-                    lambda t=t, p=p, cp=cp: async_client(demo, t, cp, p, calls)
+                cases[(t, p, "C client -> C server")] = partial(c_client, peers, t, cp, p, calls)
+                cases[(t, p, "Python sync client -> C server")] = partial(sync_client, demo, t, cp, p, calls)
+                cases[(t, p, f"Python asyncio client, {IN_FLIGHT} in flight -> C server")] = partial(
+                    async_client, demo, t, cp, p, calls
                 )
-                cases[(t, p, "C client -> Python server")] = lambda t=t, p=p, pp=pp: c_client(peers, t, pp, p, calls)
+                cases[(t, p, "C client -> Python server")] = partial(c_client, peers, t, pp, p, calls)
         for fn in cases.values():  # warm-up: caches, connections, the server's first calls
             fn()
         results: dict[tuple[str, str, str], list[float]] = {key: [] for key in cases}

@@ -53,7 +53,7 @@ def test_example_package_wheel(xdrgen_wheel: Path, tmp_path: Path) -> None:
     python = env_dir / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["XDRGEN_CACHE_DIR"] = str(tmp_path / "cache")
-    pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    pip: list[str | Path] = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     run(*pip, "install", "--no-deps", "--no-index", xdrgen_wheel, env=env)
     where = run(python, "-c", "import xdrgen; print(xdrgen.__file__)", cwd=tmp_path, env=env)
     assert str(env_dir) in where, "the venv must use the xdrgen wheel, not the checkout"

@@ -377,8 +377,9 @@ def test_auth_hook_and_current_call(demo: ModuleType) -> None:
             async with u:
                 u.connection.set_auth(auth_sys(uid=7, machinename="box"))
                 assert (await u.demo_first_name()).value == "udp:7"
-        assert seen[-1].peer[0] == "127.0.0.1" and seen[-1].auth_sys.machinename == "box"
-        assert seen[-1].prog == PROGRAM and seen[-1].vers == 2 and seen[-1].proc == 5
+        last = seen[-1]
+        assert last.peer[0] == "127.0.0.1" and last.auth_sys is not None and last.auth_sys.machinename == "box"
+        assert last.prog == PROGRAM and last.vers == 2 and last.proc == 5
 
     run(main())
 

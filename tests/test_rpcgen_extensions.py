@@ -39,6 +39,7 @@ from xdrgen.model import (
     UNBOUNDED,
     Declaration,
     DeclKind,
+    Definition,
     NamedType,
     Passthrough,
     PrimitiveType,
@@ -163,7 +164,7 @@ def test_passthrough_order_is_rpcgens() -> None:
         if line in marked or line in starts.values()
     ]
     # rpcgen's header has the programs' #defines after everything else.
-    definitions = [d for d in model.definitions if not isinstance(d, ProgramDef)]
+    definitions: list[Definition] = [d for d in model.definitions if not isinstance(d, ProgramDef)]
     definitions += [d for d in model.definitions if isinstance(d, ProgramDef)]
     expected = [
         marked[d.text] if isinstance(d, Passthrough) else starts[type(d).__name__]

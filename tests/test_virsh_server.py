@@ -52,6 +52,7 @@ def fake() -> Iterator[tuple[str, Any]]:
         yield sock, fake_libvirtd.World()
     finally:
         proc.send_signal(signal.SIGTERM)
+        rc: int | None
         try:
             rc = proc.wait(20)
         except subprocess.TimeoutExpired:

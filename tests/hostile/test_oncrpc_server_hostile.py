@@ -54,6 +54,8 @@ class Target:
         self.thread = thread
         self.server = server
         self.slow = slow
+        # Served on TCP and UDP (serve's default), so both ports are known.
+        assert server.tcp_port is not None and server.udp_port is not None
         self.port = server.tcp_port
         self.udp_port = server.udp_port
         self._xid = 1000

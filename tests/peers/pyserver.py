@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 class ServerThread:
     """``start`` runs ``make()`` (which starts an RpcServer) on a loop in a thread."""
 
-    def __init__(self, make: Callable[[], Awaitable[RpcServer]]) -> None:
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, RpcServer]]) -> None:
         self._make = make
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
