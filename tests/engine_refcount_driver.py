@@ -88,7 +88,7 @@ def load_engine(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sys.modules[ENGINE_MODULE] = module
-    xdrgen.runtime._engine = module  # type: ignore[attr-defined]
+    xdrgen.runtime._engine = module
     return module
 
 
