@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
+from test_corpus import mypy_strict_errors
 
 EXAMPLE = REPO_ROOT / "examples" / "example_package"
 
@@ -24,6 +25,18 @@ def run(*argv: str | Path, cwd: Path | None = None, env: dict[str, str] | None =
     result = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{argv} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
+
+
+def copy_example(tmp_path: Path) -> Path:
+    """A copy of the example package laid out like the repository (so the tree stays
+    untouched): tmp_path/repo/examples/example_package, next to repo/protocols/demo.x."""
+    project = tmp_path / "repo" / "examples" / "example_package"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
+    )
+    (tmp_path / "repo" / "protocols").mkdir()
+    shutil.copy(REPO_ROOT / "protocols" / "demo.x", tmp_path / "repo" / "protocols" / "demo.x")
+    return project
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +50,7 @@ def xdrgen_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_example_package_wheel(xdrgen_wheel: Path, tmp_path: Path) -> None:
     # Build from a copy laid out like the repository, so the tree stays untouched.
-    project = tmp_path / "repo" / "examples" / "example_package"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
-    )
-    (tmp_path / "repo" / "protocols").mkdir()
-    shutil.copy(REPO_ROOT / "protocols" / "demo.x", tmp_path / "repo" / "protocols" / "demo.x")
+    project = copy_example(tmp_path)
     generated = project / "src" / "inventory_client" / "demo_protocol.py"
     assert not generated.exists()
 
@@ -102,12 +110,7 @@ def test_example_package_wheel(xdrgen_wheel: Path, tmp_path: Path) -> None:
 def test_sdist_then_wheel_ships_pregenerated_module(tmp_path: Path) -> None:
     """`python -m build` makes the wheel from the sdist, where ../../protocols/demo.x is
     absent: the sdist carries the generated module and manifest, and the hook uses them."""
-    project = tmp_path / "repo" / "examples" / "example_package"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
-    )
-    (tmp_path / "repo" / "protocols").mkdir()
-    shutil.copy(REPO_ROOT / "protocols" / "demo.x", tmp_path / "repo" / "protocols" / "demo.x")
+    project = copy_example(tmp_path)
     dist = tmp_path / "dist"
     # This checkout's build hook (the environment's install may be another checkout).
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
@@ -129,12 +132,7 @@ def test_sdist_then_wheel_ships_pregenerated_module(tmp_path: Path) -> None:
 
 
 def test_hook_option_pyc_false_ships_no_bytecode(tmp_path: Path) -> None:
-    project = tmp_path / "repo" / "examples" / "example_package"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
-    )
-    (tmp_path / "repo" / "protocols").mkdir()
-    shutil.copy(REPO_ROOT / "protocols" / "demo.x", tmp_path / "repo" / "protocols" / "demo.x")
+    project = copy_example(tmp_path)
     pyproject = project / "pyproject.toml"
     text = pyproject.read_text()
     assert "[tool.hatch.build.hooks.xdrgen]\n" in text
@@ -146,3 +144,14 @@ def test_hook_option_pyc_false_ships_no_bytecode(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "inventory_client/demo_protocol.py" in names
     assert not [n for n in names if n.endswith(".pyc")]
+
+
+def test_example_package_is_mypy_strict_clean(tmp_path: Path) -> None:
+    """The repository's mypy run leaves the example package's sources out (they import a
+    module that exists once built): generated with `xdrgen build`, they pass mypy --strict."""
+    project = copy_example(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), XDRGEN_CACHE_DIR=str(tmp_path / "cache"))
+    run(sys.executable, "-m", "xdrgen.cli", "build", "--project", project, env=env)
+    package = project / "src" / "inventory_client"
+    assert (package / "demo_protocol.py").is_file()
+    assert mypy_strict_errors([package], tmp_path / "mypy-cache") == {}
