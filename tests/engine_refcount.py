@@ -6,10 +6,13 @@
    (``python3.11d -m xdrgen._build_engine --out DIR``: its own headers and ABI
    suffix, never beside the source);
 2. generates the modules of demo.x, libvirt's remote_protocol.x,
-   guestfs_protocol.x and Debian's corpus files with this interpreter, and draws
-   valid encodings of every type (tests/xdr_values.py, derandomized);
+   guestfs_protocol.x, every file of Debian's corpus (tests/corpus.py) and
+   EDGES_X below with this interpreter, and draws valid encodings of every type
+   (tests/xdr_values.py, derandomized);
 3. runs tests/engine_refcount_driver.py with the debug interpreter, which puts
-   every type through valid, damaged and invalid inputs and reads
+   every type through valid, damaged and invalid inputs, runs the special cases
+   of tests/engine_refcount_special.py (nesting, XdrEngineMismatch, declined
+   inputs, repeated installs), and reads
    ``sys.gettotalrefcount()`` and ``sys.getallocatedblocks()`` around N and 2N
    rounds;
 4. prints the figures, and exits 1 when a type leaks.
@@ -35,14 +38,36 @@ from typing import Any
 
 import pytest
 
+from corpus import CORPUS
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 
 DRIVER = TESTS / "engine_refcount_driver.py"
 #: Debug interpreters tried in turn (XDRGEN_DEBUG_PYTHON first when set).
 DEBUG_PYTHONS = ("python3.11d", "python3.11-dbg", "python3d", "python3-dbg")
-#: What is checked: every type of these (nis_callback.x imports nis.x's types).
-PROTOCOLS = ("demo", "libvirt", "guestfs", "nfs_prot.x", "nis_callback.x", "rpcb_prot.x")
+#: What is checked: every type of these (nis_callback.x imports nis.x's types), and
+#: the special cases of tests/engine_refcount_special.py on EDGES.
+PROTOCOLS = (
+    "demo",
+    "libvirt",
+    "guestfs",
+    *(entry.name for entry in CORPUS),
+    "edges",
+)
+#: The protocol of the special cases: written here, not a file of the repository.
+EDGES = "edges"
+#: What the special cases need: a recursive type (nesting), floats, strings and
+#: opaques (declined inputs), arrays of elements of no bytes.
+EDGES_X = """
+struct tree { tree *left; int value; };
+struct reading { float level; double exact; string label<>; opaque raw<>; unsigned hyper count; };
+struct e { int m4; };
+typedef e none[0];
+typedef opaque nothing[0];
+typedef nothing many<>;
+struct holder { none items<>; many blobs; int tail; };
+"""
 ROUNDS = 2
 WARMUP = 1
 #: Valid encodings drawn per type.
@@ -106,10 +131,15 @@ def prepare(protocol: str, directory: Path, examples: int) -> dict[str, Any]:
     from reference.harness import generate_protocol, protocol_source
     from xdr_values import Encodings
 
-    source = protocol_source(protocol)
-    model, module = generate_protocol(
-        source.x_file, directory, constants_from=source.constants_from, imports=source.imports
-    )
+    if protocol == EDGES:
+        x_file = directory / "refcount_edges.x"
+        x_file.write_text(EDGES_X)
+        model, module = generate_protocol(x_file, directory)
+    else:
+        source = protocol_source(protocol)
+        model, module = generate_protocol(
+            source.x_file, directory, constants_from=source.constants_from, imports=source.imports
+        )
     encodings = Encodings(model)
     types = {
         name: [data.hex() for data in draw(encodings.of(name), examples)]
@@ -133,7 +163,8 @@ class Report:
 
     @property
     def results(self) -> list[dict[str, Any]]:
-        return list(self.data["results"])
+        """Per-type results, then the special cases' (protocol "special")."""
+        return [*self.data["results"], *self.data["special"]]
 
     def leaks(self, counter: str = "refs") -> list[dict[str, Any]]:
         """Types whose ``counter`` grows with the rounds (the driver's verdict)."""
@@ -152,21 +183,28 @@ class Report:
             f"{rounds} and {2 * rounds} (counter offset {self.data['offset']})",
             f"control (keeps what it decodes): refs {self.data['control']['refs']}, "
             f"blocks {self.data['control']['blocks']}",
-            "protocol           types  calls/round  refused inputs  refs N/2N (sum)  "
+            "protocol           types  atomic  calls/round  refused inputs  refs N/2N (sum)  "
             "blocks N/2N (sum)  types with refs!=0  leaking",
         ]
-        protocols = dict.fromkeys(r["protocol"] for r in self.results)
-        for protocol in protocols:
-            rows = [r for r in self.results if r["protocol"] == protocol]
+        per_type = self.data["results"]
+        for protocol in dict.fromkeys(r["protocol"] for r in per_type):
+            rows = [r for r in per_type if r["protocol"] == protocol]
             refs = [sum(r["refs"][i] for r in rows) for i in (0, 1)]
             blocks = [sum(r["blocks"][i] for r in rows) for i in (0, 1)]
             lines.append(
-                f"{protocol:18} {len(rows):5}  {sum(r['operations'] for r in rows):11}  "
+                f"{protocol:18} {len(rows):5}  {sum(1 for r in rows if r['atomic']):6}  "
+                f"{sum(r['operations'] for r in rows):11}  "
                 f"{sum(r['failing'] for r in rows):14}  {str(refs):15}  {str(blocks):17}  "
                 f"{sum(1 for r in rows if any(r['refs'])):18}  "
                 f"{sum(1 for r in rows if r['leak']['refs'])}"
             )
-        for r in self.results:
+        lines.append("special case                    calls/round  refused  refs N/2N  blocks N/2N")
+        for r in self.data["special"]:
+            lines.append(
+                f"{r['type']:31} {r['operations']:11}  {r['failing']:7}  {str(r['refs']):9}  "
+                f"{r['blocks']}" + "".join(f"  LEAK ({c})" for c, bad in r["leak"].items() if bad)
+            )
+        for r in per_type:
             if not any(r["refs"]) and not any(r["blocks"]):
                 continue
             confirm = r.get("confirm")

@@ -155,6 +155,28 @@ program_alive(Program *self)
     return 0;
 }
 
+/* An attribute looked up by an interned name.  CPython 3.11's type attribute
+ * cache keeps a reference to the name of each lookup it caches: fresh copies of
+ * a name (PyObject_GetAttrString, a name made from a plan's token) would fill it
+ * with up to 4096 strings over repeated installs; the interned one is shared. */
+static inline PyObject *
+getattr_interned(PyObject *o, PyObject *name)
+{
+    PyObject *r;
+    PyUnicode_InternInPlace(&name);
+    r = PyObject_GetAttr(o, name);
+    Py_DECREF(name);
+    return r;
+}
+
+/* getattr_interned with a C string: the name is interned once, then shared. */
+static inline PyObject *
+getattr_named(PyObject *o, const char *name)
+{
+    PyObject *key = PyUnicode_InternFromString(name);
+    return key == NULL ? NULL : getattr_interned(o, key);
+}
+
 /* ------------------------------------------------- functions and objects across files */
 
 /* The files are compiled into one shared object: what they share stays hidden

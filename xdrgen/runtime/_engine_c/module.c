@@ -22,7 +22,7 @@ install_one(PlanSet *ps, Type *t, PyObject *codec)
     PyObject *pure[4];
     int i;
     for (i = 0; i < 4; i++) {
-        pure[i] = PyObject_GetAttrString(codec, CODEC_SLOTS[i]);
+        pure[i] = getattr_named(codec, CODEC_SLOTS[i]);
         if (pure[i] == NULL) {
             while (--i >= 0)
                 Py_DECREF(pure[i]);
@@ -44,7 +44,7 @@ install_one(PlanSet *ps, Type *t, PyObject *codec)
     prog->pure_decode_from = pure[3];
     PyObject_GC_Track(prog);
     for (i = 0; i < 4; i++) {
-        PyObject *method = PyObject_GetAttrString((PyObject *)prog, CODEC_SLOTS[i]);
+        PyObject *method = getattr_named((PyObject *)prog, CODEC_SLOTS[i]);
         if (method == NULL || PyObject_SetAttrString(codec, CODEC_SLOTS[i], method) < 0) {
             Py_XDECREF(method);
             Py_DECREF(prog);

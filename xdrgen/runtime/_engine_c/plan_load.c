@@ -90,8 +90,7 @@ resolve(Parser *P, const char *t, Py_ssize_t n)
     attr = PyUnicode_FromStringAndSize(dot + 1, n - (dot + 1 - t));
     if (attr == NULL)
         return NULL;
-    r = PyObject_GetAttr(found, attr);
-    Py_DECREF(attr);
+    r = getattr_interned(found, attr);
     return r;
 }
 
@@ -151,7 +150,7 @@ enum_of(Parser *P, const char *t, Py_ssize_t n)
     en->n = count;
     for (i = 0; i < count; i++) {
         PyObject *m = PyList_GET_ITEM(members, i);
-        PyObject *value = PyObject_GetAttrString(m, "value");
+        PyObject *value = getattr_named(m, "value");
         int overflow;
         if (value == NULL)
             goto fail;
@@ -234,7 +233,7 @@ target_of(Parser *P, const char *t, Py_ssize_t n)
     Py_DECREF(key);
     if (module == NULL)
         return NULL;
-    types = PyObject_GetAttrString(module, "XDR_TYPES");
+    types = getattr_named(module, "XDR_TYPES");
     if (types == NULL)
         return NULL;
     key = PyUnicode_FromStringAndSize(dot + 1, n - (dot + 1 - t));
@@ -243,7 +242,7 @@ target_of(Parser *P, const char *t, Py_ssize_t n)
     Py_DECREF(types);
     if (codec == NULL)
         return NULL;
-    encode = PyObject_GetAttrString(codec, "encode");
+    encode = getattr_named(codec, "encode");
     Py_DECREF(codec);
     if (encode == NULL)
         return NULL;
@@ -335,8 +334,7 @@ slot_offset(Parser *P, PyTypeObject *cls)
     name = PyUnicode_FromStringAndSize(t, n);
     if (name == NULL)
         return -1;
-    descr = PyObject_GetAttr((PyObject *)cls, name);
-    Py_DECREF(name);
+    descr = getattr_interned((PyObject *)cls, name);
     if (descr == NULL)
         return -1;
     if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
