@@ -197,7 +197,9 @@ def test_external_constants_from_defines() -> None:
     # -D is also a cpp macro (as with rpcgen): the preprocessor substituted it.
     header = Path(__import__("tempfile").mkdtemp()) / "consts.h"
     header.write_text("#define UUID_LEN (8 << 1)\nenum { FLAG_A = 1, FLAG_B };\n")
-    module = _load_text("typedef opaque uuid[UUID_LEN];\nconst F = FLAG_B;\n", FrontendOptions(constants_from=(header,)))
+    module = _load_text(
+        "typedef opaque uuid[UUID_LEN];\nconst F = FLAG_B;\n", FrontendOptions(constants_from=(header,))
+    )
     assert module.external_constants == {"FLAG_B": 2, "UUID_LEN": 16}
     assert module.constants["F"].value == 2
     with pytest.raises(XdrgenError, match="undefined constant 'UUID_LEN'"):

@@ -69,7 +69,8 @@ def test_call_headers_match_the_generated_codec(
 def test_accepted_replies(xid: int, stat: p.accept_stat, low: int, high: int, results: bytes, verf: p.opaque_auth) -> None:
     value = p.mismatch_info(low=low, high=high) if stat == p.PROG_MISMATCH else None
     reply = p.accepted_reply(verf=verf, reply_data=p.accepted_reply_data(stat=stat, value=value))
-    data = MSG.encode(p.rpc_msg(xid=xid, body=p.rpc_msg_body(mtype=p.REPLY, value=p.reply_body(stat=p.MSG_ACCEPTED, value=reply))))
+    body = p.rpc_msg_body(mtype=p.REPLY, value=p.reply_body(stat=p.MSG_ACCEPTED, value=reply))
+    data = MSG.encode(p.rpc_msg(xid=xid, body=body))
     if stat == p.SUCCESS:
         assert m.parse_reply(data + results, 1, 2, 3) == len(data)
         if verf.body == b"" and verf.flavor == 0:
@@ -95,7 +96,8 @@ def test_denied_replies(xid: int, why: p.auth_stat, low: int, high: int, mismatc
         rejected = p.rejected_reply(stat=p.RPC_MISMATCH, value=p.mismatch_info(low=low, high=high))
     else:
         rejected = p.rejected_reply(stat=p.AUTH_ERROR, value=why)
-    data = MSG.encode(p.rpc_msg(xid=xid, body=p.rpc_msg_body(mtype=p.REPLY, value=p.reply_body(stat=p.MSG_DENIED, value=rejected))))
+    body = p.rpc_msg_body(mtype=p.REPLY, value=p.reply_body(stat=p.MSG_DENIED, value=rejected))
+    data = MSG.encode(p.rpc_msg(xid=xid, body=body))
     with pytest.raises(CallRejected) as info:
         m.parse_reply(data, 7, 8, 9)
     error = info.value

@@ -111,7 +111,9 @@ def test_getaddr_getversaddr_getport_gettime(rpcbind: Rpcbind, transport: str) -
 
 
 @pytest.mark.parametrize("client_class", [rb.Rpcbprog4Client, rb.Rpcbprog3Client])
-def test_rpcb_set_and_unset_take_effect(test_program: int, client_class: type[rb.Rpcbprog4Client] | type[rb.Rpcbprog3Client]) -> None:
+def test_rpcb_set_and_unset_take_effect(
+    test_program: int, client_class: type[rb.Rpcbprog4Client] | type[rb.Rpcbprog3Client]
+) -> None:
     entries = [
         rb.rpcb(r_prog=test_program, r_vers=1, r_netid="tcp", r_addr="127.0.0.1.4.210", r_owner="ignored"),
         rb.rpcb(r_prog=test_program, r_vers=1, r_netid="udp", r_addr="127.0.0.1.4.211", r_owner="ignored"),

@@ -116,6 +116,15 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert os.access(CI_RUN, os.X_OK)
 
 
+def test_ci_runs_the_readme_type_check() -> None:
+    """The README's third command is the type check, and CI runs it once."""
+    check = code_blocks("sh")[2].strip()
+    assert check == "python3 -m mypy"
+    lines = [line.strip() for line in CI_RUN.read_text().splitlines()]
+    runs = [line for line in lines if line == check or line.startswith(check + " ||")]
+    assert len(runs) == 1, f"{CI_RUN} must run {check!r} exactly once"
+
+
 def copy_working_tree(dest: Path) -> None:
     """Tracked plus untracked-but-not-ignored files: what a commit of this tree would hold."""
     listed = run(
