@@ -19,12 +19,12 @@ import gc
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from engine_backends import require_engine
 from gc_invariant import untracked_problems
 from reference.harness import ProtocolUnderTest, generate_module, session_protocol
-from test_engine import PROTOCOLS
+from test_engine import PROTOCOLS, _settings
 from xdr_values import Encodings
 from xdrgen.model import (
     Declaration,
@@ -112,13 +112,7 @@ class AtomicRule:
 def _one_value(encodings: Encodings, type_name: str, codec: Any) -> Any:
     found: list[Any] = []
 
-    @settings(
-        max_examples=1,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @_settings(1)
     @given(encodings.of(type_name))
     def draw(data: bytes) -> None:
         found.append(codec.decode(data))

@@ -67,8 +67,6 @@ def check_valid_encoding(
     for ours_codec in both_backends(codec):
         for buffer in (data, bytearray(data), memoryview(data)):
             value = ours_codec.decode(buffer)
-            # What the engine left out of the cyclic GC cannot need it.
-            assert not untracked_problems(value), (data.hex(), untracked_problems(value))
             ours = ours_codec.encode(value)
             assert ours == data, (
                 "xdrgen",
@@ -77,6 +75,11 @@ def check_valid_encoding(
                 data.hex(),
                 ours.hex(),
             )
+        if backend(ours_codec) == "engine":
+            # What the engine left out of the cyclic GC cannot need it (the pure
+            # code untracks nothing; the buffer type does not change the value).
+            problems = untracked_problems(ours_codec.decode(data))
+            assert not problems, (data.hex(), problems)
 
 
 def check_value(
